@@ -1,0 +1,165 @@
+"""The `mtst` command: parses arguments and calls the library; no training or data logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtst.errors import MtstError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task sentence transformer.")
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, show_time=False, markup=False)],
+        force=True,
+    )
+    for noisy in ("transformers", "accelerate", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def friendly_errors(command):
+    """Reports mtst's own errors as one line on stderr with exit status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MtstError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Dataset folder (overrides the config; env MTST_DATA_DIR).")
+]
+
+
+@app.command()
+@friendly_errors
+def train(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
+    max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", help="Local HF encoder folder.")] = None,
+) -> None:
+    """Train one joint model; writes best/, metrics.jsonl, curves.png and summary.json."""
+    from mtst.config import load_config
+    from mtst.train import train as run_training
+
+    _setup_logging()
+    settings = load_config(
+        config,
+        **{
+            "data.dir": str(data_dir) if data_dir else None,
+            "output_dir": str(output_dir) if output_dir else None,
+            "train.epochs": epochs,
+            "train.max_train_examples": max_train_examples,
+            "train.seed": seed,
+            "encoder.name_or_path": encoder,
+        },
+    )
+    summary = run_training(settings)
+    typer.echo(json.dumps({"output_dir": settings.output_dir, "best_epoch": summary["best_epoch"], "test": summary["test"]}, indent=2))
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
+    data_dir: DataDirOption = None,
+    split: Annotated[str, typer.Option("--split")] = "test",
+    data_format: Annotated[str, typer.Option("--format")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print full metrics as JSON.")] = False,
+) -> None:
+    """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report."""
+    import os
+
+    from mtst.data.readers import find_split, read_path
+    from mtst.evaluate import evaluate as run_evaluation
+    from mtst.evaluate import headline
+    from mtst.model import MultiTaskModel
+
+    _setup_logging()
+    folder = data_dir or os.environ.get("MTST_DATA_DIR")
+    if not folder:
+        raise MtstError("no data directory: pass --data-dir or set MTST_DATA_DIR")
+    examples = read_path(find_split(folder, split), data_format)
+    metrics, _ = run_evaluation(MultiTaskModel.from_pretrained(checkpoint), examples)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    for key, value in headline(metrics).items():
+        typer.echo(f"{key:<28} {value:.4f}")
+    for name, value in metrics.items():
+        if isinstance(value, dict) and "report" in value:
+            typer.echo(f"\n{name} per label (precision / recall / f1 / support)")
+            for label, row in value["report"].items():
+                if isinstance(row, dict):
+                    typer.echo(
+                        f"  {label:<30} {row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f} {int(row['support'])}"
+                    )
+
+
+@app.command()
+@friendly_errors
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Sentences; or use --file, or standard input.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="One sentence per line.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Predict the label and the entities (character spans) of raw sentences."""
+    from mtst.predict import Predictor
+
+    sentences = list(texts or [])
+    if file is not None:
+        try:
+            sentences += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            raise MtstError(f"{file}: cannot read ({error})") from None
+    if not sentences and not sys.stdin.isatty():
+        sentences = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not sentences:
+        raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
+    results = Predictor.from_checkpoint(checkpoint).predict(sentences)
+    for result in results:
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False))
+        else:
+            spans = ", ".join(f"{e['text']} [{e['label']} {e['score']:.2f}]" for e in result.get("entities", []))
+            typer.echo(f"{result['text']}\n  -> {result.get('label', '')} ({result.get('score', 0):.2f})  {spans}")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("runs/demo"),
+    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
+) -> None:
+    """Train on the bundled corpus with the packaged encoder, then predict six held-out sentences."""
+    from mtst.demo import run_demo
+
+    _setup_logging()
+    run_demo(output_dir, epochs)
+
+
+def main() -> None:
+    app()

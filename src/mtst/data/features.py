@@ -1,0 +1,82 @@
+"""Turning examples into model inputs: sub-word tokenisation and label alignment."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mtst.data.example import Example
+from mtst.data.labels import IGNORE_ID
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskLabels:
+    """What the encoder needs to know of one task: its field, kind and label ids."""
+
+    name: str
+    type: str
+    annotation: str
+    label_to_id: dict[str, int]
+
+
+@dataclass
+class Features:
+    input_ids: list[int]
+    # Position of each word's first sub-token; words cut off by truncation are absent.
+    word_starts: list[int]
+    labels: dict[str, int | list[int]]
+
+
+def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[int]:
+    """Per sub-token label ids: a word's first sub-token carries its tag, every other position is ignored."""
+    aligned, previous = [], None
+    for word in word_ids:
+        aligned.append(IGNORE_ID if word is None or word == previous else tag_ids[word])
+        previous = word
+    return aligned
+
+
+def first_subtokens(word_ids: Sequence[int | None]) -> list[int]:
+    starts, previous = [], None
+    for position, word in enumerate(word_ids):
+        if word is not None and word != previous:
+            starts.append(position)
+        previous = word
+    return starts
+
+
+def encode_examples(examples: Sequence[Example], tokenizer, tasks: Sequence[TaskLabels], max_length: int) -> list[Features]:
+    """Tokenise pre-split words with the fast tokenizer and attach every task's label ids."""
+    if not examples:
+        return []
+    encoded = tokenizer(
+        [list(example.words) for example in examples],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+    )
+    features, truncated = [], 0
+    for index, example in enumerate(examples):
+        word_ids = encoded.word_ids(index)
+        starts = first_subtokens(word_ids)
+        truncated += len(starts) < len(example.words)
+        labels: dict[str, int | list[int]] = {}
+        for task in tasks:
+            value = example.annotations.get(task.annotation)
+            if value is None:
+                continue
+            if task.type == "sentence":
+                labels[task.name] = task.label_to_id.get(value, IGNORE_ID)
+            else:
+                tag_ids = [task.label_to_id.get(tag, IGNORE_ID) for tag in value]
+                labels[task.name] = align_tags(word_ids, tag_ids)
+        features.append(Features(encoded["input_ids"][index], starts, labels))
+    if truncated:
+        logger.warning(
+            "%d of %d sentences exceed %d sub-tokens and were truncated; their cut-off words get no prediction",
+            truncated, len(examples), max_length,
+        )
+    return features

@@ -1,0 +1,53 @@
+"""`mtst demo`: train on the bundled corpus, then show predictions for sentences it never saw."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mtst.config import Config, DataConfig, TaskConfig, TrainConfig
+from mtst.predict import Predictor
+from mtst.train import train
+
+HELD_OUT = [
+    "Fetch Rewards is awesome and is America's number one app.",
+    "Alice went to Paris last summer.",
+    "Google announced a new AI-driven feature.",
+    "President Biden visited Wall Street on Monday.",
+    "The Yellowstone National Park sees over four million visitors.",
+    "Tesla's CEO Elon Musk unveiled the Cybertruck at the event.",
+]
+
+
+def demo_config(output_dir: Path, epochs: int | None = None) -> Config:
+    corpus = resources.files("mtst") / "resources" / "demo"
+    return Config(
+        data=DataConfig(dir=str(corpus), format="jsonl"),
+        tasks=[TaskConfig(name="topic", type="sentence"), TaskConfig(name="entities", type="token")],
+        # A few hundred sentences: a higher encoder LR and more epochs than the big-corpus defaults.
+        train=TrainConfig(epochs=epochs or 20, batch_size=16, encoder_lr=1e-4, patience=6, num_sample_predictions=2),
+        output_dir=str(output_dir),
+    )
+
+
+def prediction_table(results: list[dict]) -> Table:
+    table = Table(title="held-out sentences", show_lines=True)
+    for column in ("sentence", "topic", "entities"):
+        table.add_column(column)
+    for result in results:
+        found = "\n".join(f"{e['text']} → {e['label']} ({e['score']:.2f})" for e in result["entities"]) or "-"
+        table.add_row(result["text"], f"{result['label']} ({result['score']:.2f})", found)
+    return table
+
+
+def run_demo(output_dir: Path, epochs: int | None = None) -> list[dict]:
+    config = demo_config(output_dir, epochs)
+    summary = train(config)
+    results = Predictor.from_checkpoint(Path(config.output_dir) / "best").predict(HELD_OUT)
+    console = Console()
+    console.print(prediction_table(results))
+    console.print(f"test split of the demo corpus: {summary['test']}")
+    return results

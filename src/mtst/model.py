@@ -1,0 +1,129 @@
+"""The multi-task model: one encoder pass feeds every head. Saved as JSON + safetensors, no pickle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from mtst.checkpoint import atomic_directory
+from mtst.data.features import TaskLabels
+from mtst.errors import CheckpointError
+from mtst.heads import HEADS, mean_pool
+
+CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    type: str
+    field: str
+    labels: tuple[str, ...]
+    dropout: float = 0.1
+
+    @property
+    def as_labels(self) -> TaskLabels:
+        return TaskLabels(self.name, self.type, self.field, {label: i for i, label in enumerate(self.labels)})
+
+
+@dataclass
+class ModelOutput:
+    logits: dict[str, torch.Tensor]
+    losses: dict[str, torch.Tensor]
+    sentence_embedding: torch.Tensor
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, encoder: nn.Module, tokenizer, tasks: Sequence[TaskSpec], max_length: int = 128):
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.tasks = {task.name: task for task in tasks}
+        self.max_length = max_length
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleDict(
+            {task.name: HEADS[task.type](hidden, len(task.labels), task.dropout) for task in tasks}
+        )
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        token_embeddings = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return {
+            "token_embeddings": token_embeddings,
+            "sentence_embedding": mean_pool(token_embeddings, attention_mask),
+        }
+
+    def forward(self, input_ids, attention_mask, labels: dict | None = None) -> ModelOutput:
+        features = self.embed(input_ids, attention_mask)
+        labels = labels or {}
+        logits, losses = {}, {}
+        for name, head in self.heads.items():
+            logits[name], loss = head(features, labels.get(name))
+            if loss is not None:
+                losses[name] = loss
+        return ModelOutput(logits, losses, features["sentence_embedding"])
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """L2-normalised sentence embeddings: the encoder still works as a sentence embedder."""
+        device = next(self.parameters()).device
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(device)
+            embedding = self.embed(batch["input_ids"], batch["attention_mask"])["sentence_embedding"]
+            chunks.append(F.normalize(embedding.float(), dim=-1))
+        return torch.cat(chunks) if chunks else torch.empty(0, self.encoder.config.hidden_size)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Writes config.json, model.safetensors, encoder/config.json and the tokenizer, atomically."""
+        with atomic_directory(directory) as tmp:
+            config = {
+                "format_version": FORMAT_VERSION,
+                "max_length": self.max_length,
+                "pooling": "mean",
+                "tasks": [asdict(task) for task in self.tasks.values()],
+            }
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
+            self.tokenizer.save_pretrained(tmp)
+            save_model(self, str(tmp / WEIGHTS_FILE))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise CheckpointError(f"{directory}: not an mtst checkpoint (no {CONFIG_FILE})")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            tasks = [TaskSpec(**{**task, "labels": tuple(task["labels"])}) for task in config["tasks"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
+        encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
+        encoder = AutoModel.from_config(encoder_config)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        model = cls(encoder, tokenizer, tasks, config.get("max_length", 128))
+        try:
+            missing, unexpected = load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=str(device))
+        except (FileNotFoundError, OSError, RuntimeError) as error:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(error).splitlines()[0]})") from None
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{directory / WEIGHTS_FILE}: weights do not match config.json "
+                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        return model.to(device).eval()

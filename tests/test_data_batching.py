@@ -1,0 +1,54 @@
+from collections import Counter
+
+import pytest
+import torch
+
+from mtst.data.batching import Collator, entity_sampler, entity_sampling_weights, token_class_weights
+from mtst.data.features import Features
+from mtst.data.labels import IGNORE_ID
+
+
+def test_collate_pads_to_longest_in_batch():
+    batch = [
+        Features([101, 5, 102], [1], {"slots": [IGNORE_ID, 1, IGNORE_ID], "intent": 0}),
+        Features([101, 5, 6, 7, 102], [1, 2], {"slots": [IGNORE_ID, 0, 2, IGNORE_ID, IGNORE_ID], "intent": 1}),
+    ]
+    out = Collator(pad_token_id=0, task_types={"slots": "token", "intent": "sentence"})(batch)
+    assert out["input_ids"].tolist() == [[101, 5, 102, 0, 0], [101, 5, 6, 7, 102]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert out["labels"]["slots"].tolist() == [
+        [IGNORE_ID, 1, IGNORE_ID, IGNORE_ID, IGNORE_ID],
+        [IGNORE_ID, 0, 2, IGNORE_ID, IGNORE_ID],
+    ]
+    assert out["labels"]["intent"].tolist() == [0, 1]
+
+
+def test_collate_drops_a_task_missing_from_the_batch():
+    batch = [Features([101, 102], [], {"intent": 0}), Features([101, 102], [], {"intent": 1})]
+    out = Collator(0, {"slots": "token", "intent": "sentence"})(batch)
+    assert set(out["labels"]) == {"intent"}
+
+
+def test_sampler_weights_and_upsampling():
+    assert entity_sampling_weights([True, False, True], 3.0).tolist() == [3.0, 1.0, 3.0]
+    flags = [True] * 100 + [False] * 100
+    sampler = entity_sampler(flags, 3.0, seed=1)
+    drawn = Counter(flags[i] for _ in range(50) for i in sampler)
+    assert drawn[True] / drawn[False] == pytest.approx(3.0, rel=0.1)
+
+
+def test_sampler_is_seeded():
+    flags = [True, False] * 10
+    assert list(entity_sampler(flags, 2.0, seed=5)) == list(entity_sampler(flags, 2.0, seed=5))
+
+
+def test_token_class_weights_by_hand():
+    # tag 0 seen 3 times, tag 1 once; K=2.
+    features = [Features([], [], {"s": [IGNORE_ID, 0, 0, 1, IGNORE_ID]}), Features([], [], {"s": [0]})]
+    inverse = token_class_weights(features, "s", 2, "inverse")
+    # raw 1/(K f): [1/(2*.75), 1/(2*.25)] = [2/3, 2]; mean over tokens .75*2/3+.25*2 = 1 already.
+    assert inverse.tolist() == pytest.approx([2 / 3, 2.0])
+    sqrt = token_class_weights(features, "s", 2, "inverse_sqrt")
+    raw = torch.tensor([(2 / 3) ** 0.5, 2**0.5])
+    assert sqrt.tolist() == pytest.approx((raw / (raw * torch.tensor([0.75, 0.25])).sum()).tolist())
+    assert token_class_weights(features, "s", 2, "none").tolist() == [1.0, 1.0]

@@ -1,0 +1,141 @@
+import json
+
+import pytest
+
+from mtst.data.example import Example, split_words
+from mtst.data.readers import detect_format, find_split, read_conll, read_csv, read_jointbert, read_jsonl, read_path
+from mtst.errors import DataError
+
+
+def test_split_words_offsets_slice_the_text():
+    text = "Tesla's CEO Elon Musk, in São Paulo!"
+    for word, start, end in split_words(text):
+        assert text[start:end] == word
+    assert [w for w, _, _ in split_words(text)][:4] == ["Tesla", "'", "s", "CEO"]
+
+
+def test_jointbert_reads_words_tags_and_labels(toy_data_dir):
+    examples = read_jointbert(toy_data_dir / "train")
+    assert len(examples) == 8
+    first = examples[0]
+    assert first.words[-2:] == ("the", "beatles")
+    assert first.annotations["tags"][-2:] == ("B-artist", "I-artist")
+    assert first.annotations["label"] == "PlayMusic"
+    assert first.origin.endswith("seq.in:1")
+
+
+def test_jointbert_wrong_tag_count_names_file_and_line(tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    (folder / "seq.in").write_text("a b c\nd e\n")
+    (folder / "seq.out").write_text("O O O\nO\n")
+    with pytest.raises(DataError, match=r"seq\.out:2: 1 tags for 2 words"):
+        read_jointbert(folder)
+
+
+def test_jointbert_line_count_mismatch(tmp_path):
+    (tmp_path / "seq.in").write_text("a b\nc\n")
+    (tmp_path / "label").write_text("x\n")
+    with pytest.raises(DataError, match="label: 1 lines, but seq.in has 2"):
+        read_jointbert(tmp_path)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_conll_any_line_ending_and_docstart(tmp_path, newline):
+    lines = ["-DOCSTART- -X- O O", "", "EU NNP B-ORG", "rejects VBZ O", "", "Peter NNP B-PER", "Blackburn NNP I-PER", ""]
+    path = tmp_path / "train.txt"
+    path.write_bytes(newline.join(lines).encode())
+    examples = read_conll(path)
+    assert [e.words for e in examples] == [("EU", "rejects"), ("Peter", "Blackburn")]
+    assert examples[1].annotations["tags"] == ("B-PER", "I-PER")
+    assert examples[1].origin.endswith("train.txt:6")
+
+
+def test_conll_line_without_tag(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("EU B-ORG\nrejects\n")
+    with pytest.raises(DataError, match=r"bad\.txt:2: expected a word and a tag"):
+        read_conll(path)
+
+
+def test_jsonl_tokens_and_extra_fields(tmp_path):
+    path = tmp_path / "d.jsonl"
+    record = {"tokens": ["book", "a", "table"], "tags": ["O", "O", "B-obj"], "label": "Book", "domain": "food"}
+    path.write_text(json.dumps(record) + "\n")
+    [example] = read_jsonl(path)
+    assert example.annotations == {"tags": ("O", "O", "B-obj"), "label": "Book", "domain": "food"}
+
+
+def test_jsonl_spans_become_bio_tags(tmp_path):
+    path = tmp_path / "d.jsonl"
+    text = "Elon Musk visited New York."
+    entities = [{"start": 18, "end": 26, "label": "LOC"}, {"start": 0, "end": 9, "label": "PER"}]
+    path.write_text(json.dumps({"text": text, "label": "travel", "entities": entities}) + "\n")
+    [example] = read_jsonl(path)
+    assert example.words == ("Elon", "Musk", "visited", "New", "York", ".")
+    assert example.annotations["tags"] == ("B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O")
+    assert example.text == text
+
+
+@pytest.mark.parametrize(
+    ("entities", "problem"),
+    [
+        ([{"start": 0, "end": 99, "label": "X"}], "out of range"),
+        ([{"start": 0, "end": 3, "label": "X"}], "word boundaries"),
+        ([{"start": 0, "end": 9, "label": "X"}, {"start": 5, "end": 9, "label": "Y"}], "overlaps"),
+        ([{"start": 0, "label": "X"}], "integer start, end and a label"),
+    ],
+)
+def test_jsonl_bad_spans(tmp_path, entities, problem):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "ok"}\n' + json.dumps({"text": "Elon Musk visited", "entities": entities}) + "\n")
+    with pytest.raises(DataError, match=rf"d\.jsonl:2: .*{problem}"):
+        read_jsonl(path)
+
+
+def test_jsonl_invalid_json_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": \n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: not valid JSON"):
+        read_jsonl(path)
+
+
+def test_csv_named_columns_and_wrong_column_count(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('label,content\n1,"Stocks fell, again"\n2,"multi\nline cell"\n3,a,b\n')
+    with pytest.raises(DataError, match=r"t\.csv:5: 3 columns, header has 2"):
+        read_csv(path, text_column="content", label_column="label")
+    path.write_text('label,content\n1,"Stocks fell, again"\n')
+    [example] = read_csv(path, text_column="content", label_column="label")
+    assert example.annotations["label"] == "1" and example.text == "Stocks fell, again"
+
+
+def test_empty_file_and_invalid_utf8(tmp_path):
+    empty = tmp_path / "e.txt"
+    empty.write_text("\n  \n")
+    with pytest.raises(DataError, match=r"e\.txt: empty file"):
+        read_conll(empty)
+    broken = tmp_path / "b.txt"
+    broken.write_bytes(b"ok O\n\xff\xfe O\n")
+    with pytest.raises(DataError, match=r"b\.txt:2: invalid UTF-8"):
+        read_conll(broken)
+
+
+def test_unknown_format_and_missing_split(tmp_path):
+    odd = tmp_path / "train.parquet"
+    odd.write_text("x")
+    with pytest.raises(DataError, match="unknown data format"):
+        detect_format(odd)
+    with pytest.raises(DataError, match="no 'dev' split found"):
+        find_split(tmp_path, "dev")
+
+
+def test_read_path_detects_each_format(tmp_path, toy_data_dir):
+    assert len(read_path(toy_data_dir / "train")) == 8
+    (tmp_path / "x.jsonl").write_text('{"text": "hello world", "label": "greet"}\n')
+    assert read_path(tmp_path / "x.jsonl")[0].annotations["label"] == "greet"
+
+
+def test_example_from_words_offsets():
+    example = Example.from_words(["new", "york"])
+    assert example.text == "new york" and example.offsets == ((0, 3), (4, 8))

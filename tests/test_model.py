@@ -1,0 +1,112 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from mtst.errors import CheckpointError
+from mtst.model import MultiTaskModel, TaskSpec
+
+
+def _batch(model, texts):
+    return model.tokenizer(texts, padding=True, return_tensors="pt")
+
+
+def test_forward_shapes_and_losses(tiny_model):
+    batch = _batch(tiny_model, ["play queen", "weather in paris today"])
+    labels = {"intent": torch.tensor([0, 1]), "slots": torch.full(batch["input_ids"].shape, -100)}
+    labels["slots"][:, 1] = 0
+    output = tiny_model(batch["input_ids"], batch["attention_mask"], labels)
+    width = batch["input_ids"].shape[1]
+    assert output.logits["intent"].shape == (2, len(tiny_model.tasks["intent"].labels))
+    assert output.logits["slots"].shape == (2, width, len(tiny_model.tasks["slots"].labels))
+    assert set(output.losses) == {"intent", "slots"}
+    assert output.sentence_embedding.shape == (2, 32)
+
+
+def test_no_labels_means_no_loss(tiny_model):
+    batch = _batch(tiny_model, ["play queen"])
+    assert tiny_model(batch["input_ids"], batch["attention_mask"]).losses == {}
+
+
+def test_mean_pooling_ignores_padding(tiny_model):
+    tiny_model.eval()
+    alone = tiny_model.encode(["play queen"])
+    padded = tiny_model.encode(["play queen", "a much longer sentence about the weather in paris"])[:1]
+    assert torch.allclose(alone, padded, atol=1e-5)
+    assert torch.allclose(alone.norm(dim=-1), torch.ones(1))
+
+
+def test_save_load_round_trip_predicts_identically(tiny_model, tmp_path):
+    tiny_model.eval()
+    tiny_model.heads["slots"].class_weights.fill_(2.0)
+    tiny_model.save_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) >= ["config.json", "encoder", "model.safetensors"]
+    loaded = MultiTaskModel.from_pretrained(tmp_path / "ckpt")
+    batch = _batch(tiny_model, ["play the beatles", "rain in berlin tomorrow"])
+    before = tiny_model(batch["input_ids"], batch["attention_mask"])
+    after = loaded(batch["input_ids"], batch["attention_mask"])
+    for name in before.logits:
+        assert torch.equal(before.logits[name], after.logits[name])
+    assert loaded.tasks == tiny_model.tasks
+    assert torch.equal(loaded.heads["slots"].class_weights, torch.full_like(loaded.heads["slots"].class_weights, 2.0))
+
+
+def test_encoder_weights_are_saved_once(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "ckpt")
+    keys = load_file(tmp_path / "ckpt" / "model.safetensors").keys()
+    assert sum(k.endswith("word_embeddings.weight") for k in keys) == 1
+
+
+def test_saving_over_an_existing_checkpoint_replaces_it(tiny_model, tmp_path):
+    target = tmp_path / "models" / "ckpt"
+    tiny_model.save_pretrained(target)
+    (target / "stale.txt").write_text("old")
+    tiny_model.save_pretrained(target)
+    assert not (target / "stale.txt").exists()
+    assert [p.name for p in target.parent.iterdir()] == ["ckpt"]  # no temporary folder left behind
+
+
+def test_mismatched_checkpoint_is_refused(tiny_model, tmp_path):
+    target = tmp_path / "ckpt"
+    tiny_model.save_pretrained(target)
+    config = json.loads((target / "config.json").read_text())
+    config["tasks"][0]["labels"].append("ExtraIntent")
+    (target / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        MultiTaskModel.from_pretrained(target)
+
+
+def test_truncated_weights_are_refused(tiny_model, tmp_path):
+    target = tmp_path / "ckpt"
+    tiny_model.save_pretrained(target)
+    data = (target / "model.safetensors").read_bytes()
+    (target / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cannot load weights"):
+        MultiTaskModel.from_pretrained(target)
+
+
+def test_missing_weights_are_refused(tiny_model, tmp_path):
+    target = tmp_path / "ckpt"
+    tiny_model.save_pretrained(target)
+    weights = load_file(target / "model.safetensors")
+    weights.pop("heads.intent.classifier.weight")
+    save_file(weights, target / "model.safetensors")
+    with pytest.raises(CheckpointError, match="missing"):
+        MultiTaskModel.from_pretrained(target)
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not an mtst checkpoint"):
+        MultiTaskModel.from_pretrained(tmp_path)
+
+
+def test_more_tasks_need_no_new_code(tiny_model):
+    specs = list(tiny_model.tasks.values()) + [
+        TaskSpec("domain", "sentence", "domain", ("music", "weather", "other")),
+        TaskSpec("pos", "token", "pos", ("NOUN", "VERB")),
+    ]
+    model = MultiTaskModel(tiny_model.encoder, tiny_model.tokenizer, specs)
+    batch = _batch(model, ["play queen"])
+    output = model(batch["input_ids"], batch["attention_mask"])
+    assert output.logits["domain"].shape == (1, 3) and output.logits["pos"].shape[-1] == 2

@@ -1,0 +1,67 @@
+import json
+
+from mtst.config import load_config
+from mtst.model import MultiTaskModel
+from mtst.optim import parameter_groups
+from mtst.predict import Predictor
+from mtst.train import EarlyStopping, train
+
+
+def test_parameter_groups_exact_sets(tiny_model):
+    groups = {g["name"]: g for g in parameter_groups(tiny_model, 5e-5, 1e-3, 0.01)}
+    assert set(groups) == {"encoder", "encoder.no_decay", "heads", "heads.no_decay"}
+    names = {id(p): n for n, p in tiny_model.named_parameters()}
+    named = {k: {names[id(p)] for p in g["params"]} for k, g in groups.items()}
+    assert named["heads"] == {"heads.intent.classifier.weight", "heads.slots.classifier.weight"}
+    assert named["heads.no_decay"] == {"heads.intent.classifier.bias", "heads.slots.classifier.bias"}
+    assert all(n.endswith("bias") or "LayerNorm" in n for n in named["encoder.no_decay"])
+    assert all(not n.endswith("bias") and "LayerNorm" not in n for n in named["encoder"])
+    assert sum(len(v) for v in named.values()) == len(names)
+    assert (groups["encoder"]["lr"], groups["heads"]["lr"]) == (5e-5, 1e-3)
+    assert (groups["encoder"]["weight_decay"], groups["encoder.no_decay"]["weight_decay"]) == (0.01, 0.0)
+
+
+def test_early_stopping_patience():
+    stopper = EarlyStopping(patience=2)
+    assert stopper.update(0.5, 1) and not stopper.update(0.5, 2) and not stopper.should_stop
+    assert not stopper.update(0.4, 3) and stopper.should_stop and stopper.best_epoch == 1
+
+
+def test_train_writes_every_artifact_and_predicts(tiny_config, tmp_path):
+    summary = train(tiny_config)
+    out = tmp_path / "run"
+    for name in ("best/config.json", "best/model.safetensors", "metrics.jsonl", "curves.png", "summary.json", "config.yaml"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert set(rows[0]["train_loss"]) == {"intent", "slots"}
+    assert {"intent.accuracy", "slots.f1", "sentence_accuracy", "score"} <= set(rows[0]["dev"])
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["best_epoch"] == summary["best_epoch"] and "slots.f1" in saved["test"]
+    assert saved["parameters"]["trainable"] == saved["parameters"]["total"]
+    [result] = Predictor(MultiTaskModel.from_pretrained(out / "best")).predict(["play music by queen"])
+    assert result["label"] in ("PlayMusic", "GetWeather")
+
+
+def test_training_is_reproducible_with_a_seed(tiny_config, tmp_path):
+    first = train(tiny_config)
+    second = train(load_config(None, **{**_flat(tiny_config), "output_dir": str(tmp_path / "again")}))
+    assert first["test"] == second["test"]
+
+
+def test_losses_fall_on_the_toy_set(tiny_config):
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 6, "head_lr": 5e-3})})
+    train(config)
+    rows = [json.loads(line) for line in open(f"{config.output_dir}/metrics.jsonl")]
+    for task in ("intent", "slots"):
+        assert rows[-1]["train_loss"][task] < rows[0]["train_loss"][task]
+
+
+def _flat(config):
+    return {
+        "encoder.name_or_path": config.encoder.name_or_path,
+        "encoder.max_length": config.encoder.max_length,
+        "data.dir": config.data.dir,
+        "train.epochs": config.train.epochs,
+        "train.batch_size": config.train.batch_size,
+    }

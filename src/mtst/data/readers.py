@@ -219,6 +219,9 @@ def find_split(data_dir: str | Path, split: str) -> Path:
         candidate = data_dir / f"{split}{suffix}"
         if candidate.exists():
             return candidate
+    others = sorted(data_dir.glob(f"{split}.*"))
+    if others:
+        detect_format(others[0])  # names the unknown suffix and the known ones
     raise DataError(data_dir, None, f"no {split!r} split found (looked for {split}/, {split}.jsonl, {split}.csv, {split}.txt ...)")
 
 

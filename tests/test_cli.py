@@ -1,0 +1,93 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mtst.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_encoder_dir):
+    from tests.conftest import TOY_SENTENCES, write_jointbert
+
+    root = tmp_path_factory.mktemp("cli")
+    for split in ("train", "dev", "test"):
+        write_jointbert(root / "data" / split, TOY_SENTENCES)
+    config = root / "config.yaml"
+    config.write_text(f"encoder: {{name_or_path: {tiny_encoder_dir}}}\ntrain: {{epochs: 5, batch_size: 4}}\n")
+    result = runner.invoke(
+        app,
+        ["train", "--config", str(config), "--data-dir", str(root / "data"), "--output-dir", str(root / "run"),
+         "--epochs", "1", "--seed", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_train_flags_override_config(trained):
+    rows = (trained / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1  # --epochs 1 beat the config's 5
+    assert "seed: 3" in (trained / "run" / "config.yaml").read_text()
+
+
+def test_evaluate_prints_metrics_and_json(trained):
+    checkpoint = str(trained / "run" / "best")
+    result = runner.invoke(app, ["evaluate", checkpoint, "--data-dir", str(trained / "data"), "--split", "test"])
+    assert result.exit_code == 0, result.output
+    assert "slots.f1" in result.output and "per label" in result.output
+    result = runner.invoke(app, ["evaluate", checkpoint, "--data-dir", str(trained / "data"), "--json"])
+    metrics = json.loads(result.output)
+    assert 0 <= metrics["intent"]["accuracy"] <= 1 and "report" in metrics["slots"]
+
+
+def test_predict_json_lines_from_args_and_file(trained, tmp_path):
+    checkpoint = str(trained / "run" / "best")
+    texts = tmp_path / "in.txt"
+    texts.write_text("weather in berlin\n\nplay queen\n")
+    result = runner.invoke(app, ["predict", checkpoint, "play the beatles", "--file", str(texts), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["text"] for r in rows] == ["play the beatles", "weather in berlin", "play queen"]
+    assert all({"label", "score", "entities"} <= set(r) for r in rows)
+
+
+def test_bad_data_is_one_line_naming_file_and_line(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "seq.in").write_text("a b\nc d e\n")
+    (tmp_path / "train" / "seq.out").write_text("O O\nO O\n")
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "seq.out:2: 2 tags for 3 words" in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"train.txt": ""}, "train.txt: empty file"),
+        ({"train.parquet": "x"}, "unknown data format"),
+    ],
+)
+def test_empty_and_unknown_files(tmp_path, files, message):
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_and_missing_checkpoint(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {epochs: 0}\n")
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 2 and "train.epochs" in result.stderr
+    result = runner.invoke(app, ["predict", str(tmp_path), "hello"])
+    assert result.exit_code == 2 and "not an mtst checkpoint" in result.stderr
+
+
+def test_env_var_sets_the_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTST_DATA_DIR", str(tmp_path / "nowhere"))
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 2 and "nowhere" in result.stderr

@@ -19,8 +19,19 @@ def trained(tmp_path_factory, tiny_encoder_dir):
     config.write_text(f"encoder: {{name_or_path: {tiny_encoder_dir}}}\ntrain: {{epochs: 5, batch_size: 4}}\n")
     result = runner.invoke(
         app,
-        ["train", "--config", str(config), "--data-dir", str(root / "data"), "--output-dir", str(root / "run"),
-         "--epochs", "1", "--seed", "3"],
+        [
+            "train",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(root / "data"),
+            "--output-dir",
+            str(root / "run"),
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+        ],
     )
     assert result.exit_code == 0, result.output
     return root

@@ -2,10 +2,10 @@ import logging
 
 from transformers import AutoTokenizer
 
+from mtst.config import TaskConfig
 from mtst.data.example import Example
 from mtst.data.features import TaskLabels, align_tags, encode_examples, first_subtokens
 from mtst.data.labels import IGNORE_ID, build_labels
-from mtst.config import TaskConfig
 
 
 def test_align_tags_labels_first_subtoken_only():

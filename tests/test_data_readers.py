@@ -42,7 +42,16 @@ def test_jointbert_line_count_mismatch(tmp_path):
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_conll_any_line_ending_and_docstart(tmp_path, newline):
-    lines = ["-DOCSTART- -X- O O", "", "EU NNP B-ORG", "rejects VBZ O", "", "Peter NNP B-PER", "Blackburn NNP I-PER", ""]
+    lines = [
+        "-DOCSTART- -X- O O",
+        "",
+        "EU NNP B-ORG",
+        "rejects VBZ O",
+        "",
+        "Peter NNP B-PER",
+        "Blackburn NNP I-PER",
+        "",
+    ]
     path = tmp_path / "train.txt"
     path.write_bytes(newline.join(lines).encode())
     examples = read_conll(path)

@@ -17,8 +17,8 @@ def _example(tags, label):
 
 def test_metrics_against_hand_computed_values():
     examples = [
-        _example(["B-x", "I-x", "O"], "A"),   # all right
-        _example(["B-x", "O", "B-y"], "B"),   # intent wrong, y missed
+        _example(["B-x", "I-x", "O"], "A"),  # all right
+        _example(["B-x", "O", "B-y"], "B"),  # intent wrong, y missed
         _example(["O", "B-y", "O"], "Unseen"),  # gold label not in train: always wrong
     ]
     predictions = [

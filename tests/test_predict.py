@@ -5,7 +5,10 @@ from mtst.predict import Predictor, entities, tag_spans
 
 def test_tag_spans_bio_and_stray_inside_tags():
     assert tag_spans(["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC", "I-ORG"]) == [
-        (0, 1, "PER"), (3, 4, "LOC"), (5, 5, "LOC"), (6, 6, "ORG"),
+        (0, 1, "PER"),
+        (3, 4, "LOC"),
+        (5, 5, "LOC"),
+        (6, 6, "ORG"),
     ]
 
 

@@ -30,7 +30,14 @@ def test_early_stopping_patience():
 def test_train_writes_every_artifact_and_predicts(tiny_config, tmp_path):
     summary = train(tiny_config)
     out = tmp_path / "run"
-    for name in ("best/config.json", "best/model.safetensors", "metrics.jsonl", "curves.png", "summary.json", "config.yaml"):
+    for name in (
+        "best/config.json",
+        "best/model.safetensors",
+        "metrics.jsonl",
+        "curves.png",
+        "summary.json",
+        "config.yaml",
+    ):
         assert (out / name).is_file(), name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -50,7 +57,9 @@ def test_training_is_reproducible_with_a_seed(tiny_config, tmp_path):
 
 
 def test_losses_fall_on_the_toy_set(tiny_config):
-    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 6, "head_lr": 5e-3})})
+    config = tiny_config.model_copy(
+        update={"train": tiny_config.train.model_copy(update={"epochs": 6, "head_lr": 5e-3})}
+    )
     train(config)
     rows = [json.loads(line) for line in open(f"{config.output_dir}/metrics.jsonl")]
     for task in ("intent", "slots"):

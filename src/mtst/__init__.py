@@ -7,5 +7,12 @@ from mtst.predict import Predictor
 
 __version__ = "0.1.0"
 __all__ = [
-    "CheckpointError", "Config", "ConfigError", "DataError", "MtstError", "MultiTaskModel", "Predictor", "load_config",
+    "CheckpointError",
+    "Config",
+    "ConfigError",
+    "DataError",
+    "MtstError",
+    "MultiTaskModel",
+    "Predictor",
+    "load_config",
 ]

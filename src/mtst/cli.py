@@ -77,7 +77,11 @@ def train(
         },
     )
     summary = run_training(settings)
-    typer.echo(json.dumps({"output_dir": settings.output_dir, "best_epoch": summary["best_epoch"], "test": summary["test"]}, indent=2))
+    typer.echo(
+        json.dumps(
+            {"output_dir": settings.output_dir, "best_epoch": summary["best_epoch"], "test": summary["test"]}, indent=2
+        )
+    )
 
 
 @app.command()
@@ -113,9 +117,8 @@ def evaluate(
             typer.echo(f"\n{name} per label (precision / recall / f1 / support)")
             for label, row in value["report"].items():
                 if isinstance(row, dict):
-                    typer.echo(
-                        f"  {label:<30} {row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f} {int(row['support'])}"
-                    )
+                    scores = f"{row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f}"
+                    typer.echo(f"  {label:<30} {scores} {int(row['support'])}")
 
 
 @app.command()

@@ -55,7 +55,7 @@ def compute_metrics(tasks: dict, examples: Sequence[Example], predictions: Seque
         else:
             predicted = [predictions[i][name].tags for i in rows]
             metrics[name] = token_task_metrics(gold, predicted)
-        for i, g, p in zip(rows, gold, predicted):
+        for i, g, p in zip(rows, gold, predicted, strict=True):
             all_right[i] &= tuple(g) == tuple(p) if task.type == "token" else g == p
     metrics["sentence_accuracy"] = sum(all_right) / len(all_right) if all_right else 0.0
     main = [metrics[n][MAIN_METRIC[t.type]] for n, t in tasks.items() if n in metrics]

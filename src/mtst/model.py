@@ -121,7 +121,9 @@ class MultiTaskModel(nn.Module):
         try:
             missing, unexpected = load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=str(device))
         except (OSError, RuntimeError, SafetensorError) as error:
-            raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(error).splitlines()[0]})") from None
+            raise CheckpointError(
+                f"{directory / WEIGHTS_FILE}: cannot load weights ({str(error).splitlines()[0]})"
+            ) from None
         if missing or unexpected:
             raise CheckpointError(
                 f"{directory / WEIGHTS_FILE}: weights do not match config.json "

@@ -16,10 +16,12 @@ def parameter_groups(model: nn.Module, encoder_lr: float, head_lr: float, weight
         for decay in (True, False):
             params = [p for n, p in named if _no_decay(n, p) != decay]
             if params:
-                groups.append({
-                    "params": params,
-                    "lr": lr,
-                    "weight_decay": weight_decay if decay else 0.0,
-                    "name": f"{prefix.rstrip('.')}{'' if decay else '.no_decay'}",
-                })
+                groups.append(
+                    {
+                        "params": params,
+                        "lr": lr,
+                        "weight_decay": weight_decay if decay else 0.0,
+                        "name": f"{prefix.rstrip('.')}{'' if decay else '.no_decay'}",
+                    }
+                )
     return groups

@@ -16,10 +16,14 @@ def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for name, task in tasks.items():
         loss_axis.plot(epochs, [row["train_loss"].get(name) for row in history], marker="o", label=f"{name} train")
-        loss_axis.plot(epochs, [row["dev"].get(f"{name}.loss") for row in history], marker="s", ls="--", label=f"{name} dev")
+        loss_axis.plot(
+            epochs, [row["dev"].get(f"{name}.loss") for row in history], marker="s", ls="--", label=f"{name} dev"
+        )
         key = f"{name}.accuracy" if task.type == "sentence" else f"{name}.f1"
         metric_axis.plot(epochs, [row["dev"].get(key) for row in history], marker="o", label=f"dev {key}")
-    metric_axis.plot(epochs, [row["dev"].get("sentence_accuracy") for row in history], marker="^", label="dev sentence_accuracy")
+    metric_axis.plot(
+        epochs, [row["dev"].get("sentence_accuracy") for row in history], marker="^", label="dev sentence_accuracy"
+    )
     loss_axis.set(title="loss", xlabel="epoch")
     metric_axis.set(title="dev metrics", xlabel="epoch", ylim=(0, 1.02))
     for axis in (loss_axis, metric_axis):

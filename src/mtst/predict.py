@@ -30,7 +30,9 @@ def entities(example: Example, tokens: TokenPrediction) -> list[dict]:
     for first, last, kind in tag_spans(tokens.tags):
         start, end = example.offsets[first][0], example.offsets[last][1]
         score = sum(tokens.scores[first : last + 1]) / (last - first + 1)
-        found.append({"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)})
+        found.append(
+            {"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)}
+        )
     return found
 
 
@@ -70,4 +72,4 @@ class Predictor:
         examples = [Example.from_text(text) for text in texts]
         # A text with no word at all (empty, only spaces) still gets a sentence label, from [CLS] [SEP].
         predictions, _ = run_model(self.model, examples, self.batch_size)
-        return [to_json(self.model, ex, pred) for ex, pred in zip(examples, predictions)]
+        return [to_json(self.model, ex, pred) for ex, pred in zip(examples, predictions, strict=True)]

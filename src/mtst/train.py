@@ -26,10 +26,10 @@ from mtst.data.labels import build_labels
 from mtst.encoder import load_encoder
 from mtst.errors import ConfigError
 from mtst.evaluate import evaluate, headline
+from mtst.inference import TokenPrediction
 from mtst.model import MultiTaskModel, TaskSpec
 from mtst.optim import parameter_groups
 from mtst.plots import plot_curves
-from mtst.inference import TokenPrediction
 from mtst.predict import entities, to_json
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,9 @@ class Trainer:
         )
         for task in config.tasks:
             if task.type == "token":
-                weights = token_class_weights(features, task.name, len(model.tasks[task.name].labels), task.class_weights)
+                weights = token_class_weights(
+                    features, task.name, len(model.tasks[task.name].labels), task.class_weights
+                )
                 model.heads[task.name].class_weights.copy_(weights)
         token_fields = [t.annotation for t in config.tasks if t.type == "token"]
         has_entities = [any(ex.has_entities(f) for f in token_fields) for ex in splits.train]
@@ -134,12 +136,14 @@ class Trainer:
 
 def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> None:
     """A few dev sentences, gold next to predicted, so a run can be judged by eye as it goes."""
-    for example, prediction in list(zip(examples, predictions))[:count]:
+    for example, prediction in list(zip(examples, predictions, strict=True))[:count]:
         gold_as_prediction = {}
         for name, task in model.tasks.items():
             value = example.annotations.get(task.field)
             if task.type == "token" and value is not None:
-                gold_as_prediction[name] = [(e["text"], e["label"]) for e in entities(example, TokenPrediction(list(value), [1.0] * len(value)))]
+                gold_as_prediction[name] = [
+                    (e["text"], e["label"]) for e in entities(example, TokenPrediction(list(value), [1.0] * len(value)))
+                ]
             elif value is not None:
                 gold_as_prediction[name] = value
         predicted = to_json(model, example, prediction)
@@ -165,19 +169,26 @@ def train(config: Config, splits: Splits | None = None) -> dict:
     parameters = count_parameters(trainer.unwrapped)
     logger.info(
         "training on %s: %d train / %d dev sentences, %s trainable of %s parameters",
-        trainer.accelerator.device, len(splits.train), len(splits.dev),
-        f"{parameters['trainable']:,}", f"{parameters['total']:,}",
+        trainer.accelerator.device,
+        len(splits.train),
+        len(splits.dev),
+        f"{parameters['trainable']:,}",
+        f"{parameters['total']:,}",
     )
     stopper, history = EarlyStopping(cfg.patience), []
     for epoch in range(1, cfg.epochs + 1):
         epoch_started = time.perf_counter()
         train_loss = trainer.train_epoch(cfg, epoch)
-        dev_metrics, dev_predictions = evaluate(trainer.unwrapped, splits.dev, cfg.eval_batch_size) if splits.dev else ({}, [])
+        dev_metrics, dev_predictions = (
+            evaluate(trainer.unwrapped, splits.dev, cfg.eval_batch_size) if splits.dev else ({}, [])
+        )
         dev = headline(dev_metrics)
         if splits.dev and cfg.early_stopping_metric not in dev:
             raise ConfigError(f"train.early_stopping_metric {cfg.early_stopping_metric!r} is not one of {sorted(dev)}")
         score = dev[cfg.early_stopping_metric] if splits.dev else float(epoch)  # no dev: the latest is best
-        history.append({"epoch": epoch, "train_loss": train_loss, "dev": dev, "seconds": time.perf_counter() - epoch_started})
+        history.append(
+            {"epoch": epoch, "train_loss": train_loss, "dev": dev, "seconds": time.perf_counter() - epoch_started}
+        )
         logger.info("epoch %d  train loss %s  dev %s", epoch, _fmt(train_loss), _fmt(dev))
         log_samples(trainer.unwrapped, splits.dev, dev_predictions, cfg.num_sample_predictions)
         if trainer.accelerator.is_main_process:

@@ -48,7 +48,9 @@ def first_subtokens(word_ids: Sequence[int | None]) -> list[int]:
     return starts
 
 
-def encode_examples(examples: Sequence[Example], tokenizer, tasks: Sequence[TaskLabels], max_length: int) -> list[Features]:
+def encode_examples(
+    examples: Sequence[Example], tokenizer, tasks: Sequence[TaskLabels], max_length: int
+) -> list[Features]:
     """Tokenise pre-split words with the fast tokenizer and attach every task's label ids."""
     if not examples:
         return []
@@ -77,6 +79,8 @@ def encode_examples(examples: Sequence[Example], tokenizer, tasks: Sequence[Task
     if truncated:
         logger.warning(
             "%d of %d sentences exceed %d sub-tokens and were truncated; their cut-off words get no prediction",
-            truncated, len(examples), max_length,
+            truncated,
+            len(examples),
+            max_length,
         )
     return features

@@ -43,9 +43,7 @@ def read_jointbert(folder: str | Path) -> list[Example]:
     present = {name: _read_lines(path) for name, path in columns.items() if path.exists()}
     for name, lines in present.items():
         if len(lines) != len(sentences):
-            raise DataError(
-                columns[name], None, f"{len(lines)} lines, but {words_file.name} has {len(sentences)}"
-            )
+            raise DataError(columns[name], None, f"{len(lines)} lines, but {words_file.name} has {len(sentences)}")
     examples = []
     for index, sentence in enumerate(sentences):
         line = index + 1
@@ -116,7 +114,9 @@ def _spans_to_tags(text: str, entities, path: Path, line: int) -> tuple[tuple[st
         if start < previous_end:
             raise DataError(path, line, f"entity span {start}-{end} overlaps the previous entity")
         if start not in starts or end not in ends:
-            raise DataError(path, line, f"entity span {start}-{end} ({text[start:end]!r}) does not fall on word boundaries")
+            raise DataError(
+                path, line, f"entity span {start}-{end} ({text[start:end]!r}) does not fall on word boundaries"
+            )
         first, last = starts[start], ends[end]
         tags[first] = f"B-{label}"
         for i in range(first + 1, last + 1):
@@ -222,10 +222,14 @@ def find_split(data_dir: str | Path, split: str) -> Path:
     others = sorted(data_dir.glob(f"{split}.*"))
     if others:
         detect_format(others[0])  # names the unknown suffix and the known ones
-    raise DataError(data_dir, None, f"no {split!r} split found (looked for {split}/, {split}.jsonl, {split}.csv, {split}.txt ...)")
+    raise DataError(
+        data_dir, None, f"no {split!r} split found (looked for {split}/, {split}.jsonl, {split}.csv, {split}.txt ...)"
+    )
 
 
-def read_path(path: str | Path, fmt: str = "auto", text_column: str = "text", label_column: str = "label") -> list[Example]:
+def read_path(
+    path: str | Path, fmt: str = "auto", text_column: str = "text", label_column: str = "label"
+) -> list[Example]:
     path = Path(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "jointbert":

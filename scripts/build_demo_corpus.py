@@ -5,7 +5,7 @@ grouped under ``## train`` / ``## dev`` / ``## test`` headers (its header commen
 This script strips the markup, computes character offsets and checks every rule before writing anything:
 known topics and entity types, offsets that slice back to the entity text, spans on whole tokens of
 ``\\w+|[^\\w\\s]``, no overlaps, 5-30 words, no duplicate sentences (ignoring case and punctuation),
-and none of the held-out demo sentences (``mtst.demo.HELD_OUT``, repeated here to stay stdlib-only)
+and none of the held-out demo sentences (``held_out.txt`` beside the corpus)
 nor a near-copy of one.
 Any violation exits with ``corpus.txt:LINE: reason``. Output is deterministic (file order, UTF-8).
 
@@ -29,14 +29,8 @@ MARKUP = re.compile(r"\[([^\[\]]+)\]\(([^()]*)\)")
 TOKEN = re.compile(r"\w+|[^\w\s]")
 MIN_WORDS, MAX_WORDS = 5, 30
 NEAR_COPY = 0.75  # difflib ratio of normalised texts at or above which a sentence counts as a near-copy
-HELD_OUT = [  # keep in sync with mtst.demo.HELD_OUT
-    "Fetch Rewards is awesome and is America's number one app.",
-    "Alice went to Paris last summer.",
-    "Google announced a new AI-driven feature.",
-    "President Biden visited Wall Street on Monday.",
-    "The Yellowstone National Park sees over four million visitors.",
-    "Tesla's CEO Elon Musk unveiled the Cybertruck at the event.",
-]
+# The sentences `mtst demo` predicts after training; they must never appear in the corpus.
+HELD_OUT = (DEMO / "held_out.txt").read_text(encoding="utf-8").splitlines()
 
 
 def normalise(text: str) -> str:

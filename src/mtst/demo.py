@@ -12,20 +12,14 @@ from mtst.config import Config, DataConfig, TaskConfig, TrainConfig
 from mtst.predict import Predictor
 from mtst.train import train
 
-HELD_OUT = [
-    "Fetch Rewards is awesome and is America's number one app.",
-    "Alice went to Paris last summer.",
-    "Google announced a new AI-driven feature.",
-    "President Biden visited Wall Street on Monday.",
-    "The Yellowstone National Park sees over four million visitors.",
-    "Tesla's CEO Elon Musk unveiled the Cybertruck at the event.",
-]
+DEMO_DIR = resources.files("mtst") / "resources" / "demo"
+# Held out from the corpus (scripts/build_demo_corpus.py checks): the demo shows how the model generalises.
+HELD_OUT = (DEMO_DIR / "held_out.txt").read_text(encoding="utf-8").splitlines()
 
 
 def demo_config(output_dir: Path, epochs: int | None = None) -> Config:
-    corpus = resources.files("mtst") / "resources" / "demo"
     return Config(
-        data=DataConfig(dir=str(corpus), format="jsonl"),
+        data=DataConfig(dir=str(DEMO_DIR), format="jsonl"),
         tasks=[TaskConfig(name="topic", type="sentence"), TaskConfig(name="entities", type="token")],
         # A few hundred sentences: a higher encoder LR and more epochs than the big-corpus defaults.
         train=TrainConfig(epochs=epochs or 20, batch_size=16, encoder_lr=1e-4, patience=6, num_sample_predictions=2),

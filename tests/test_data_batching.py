@@ -29,6 +29,16 @@ def test_collate_drops_a_task_missing_from_the_batch():
     assert set(out["labels"]) == {"intent"}
 
 
+def test_collate_ignores_rows_without_a_task_but_keeps_the_others():
+    batch = [
+        Features([101, 5, 102], [1], {"slots": [IGNORE_ID, 1, IGNORE_ID]}),
+        Features([101, 102], [], {"intent": 1}),
+    ]
+    out = Collator(0, {"slots": "token", "intent": "sentence"})(batch)
+    assert out["labels"]["intent"].tolist() == [IGNORE_ID, 1]
+    assert out["labels"]["slots"].tolist() == [[IGNORE_ID, 1, IGNORE_ID], [IGNORE_ID] * 3]
+
+
 def test_sampler_weights_and_upsampling():
     assert entity_sampling_weights([True, False, True], 3.0).tolist() == [3.0, 1.0, 3.0]
     flags = [True] * 100 + [False] * 100

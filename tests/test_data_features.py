@@ -12,7 +12,7 @@ def test_align_tags_labels_first_subtoken_only():
     # [CLS] play(0) beat(1) ##les(1) [SEP]
     word_ids = [None, 0, 1, 1, None]
     assert align_tags(word_ids, [5, 7]) == [IGNORE_ID, 5, 7, IGNORE_ID, IGNORE_ID]
-    assert first_subtokens(word_ids) == [1, 2]
+    assert first_subtokens(word_ids, 2) == [1, 2]
 
 
 def test_encode_examples_with_real_tokenizer(tiny_encoder_dir):
@@ -46,7 +46,20 @@ def test_truncation_is_counted_in_a_warning(tiny_encoder_dir, caplog):
     with caplog.at_level(logging.WARNING):
         features = encode_examples([long, short, long], tokenizer, [slots], max_length=10)
     assert "2 of 3 sentences exceed 10 sub-tokens" in caplog.text
-    assert len(features[0].input_ids) == 10 and len(features[0].word_starts) == 8
+    assert len(features[0].input_ids) == 10 and len(features[0].word_starts) == 40
+    assert features[0].word_starts[:8] == list(range(1, 9)) and set(features[0].word_starts[8:]) == {None}
+
+
+def test_a_word_without_subtokens_does_not_shift_later_words(tiny_encoder_dir, caplog):
+    # U+FE0F (emoji variation selector) is dropped by the tokenizer: the word has no sub-token at all.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
+    example = Example.from_words(["I", "\ufe0f", "Paris"], {"tags": ("O", "O", "B-LOC")})
+    slots = TaskLabels("slots", "token", "tags", {"O": 0, "B-LOC": 1})
+    with caplog.at_level(logging.WARNING):
+        [features] = encode_examples([example], tokenizer, [slots], max_length=16)
+    assert features.word_starts == [1, None, 2]
+    assert features.labels["slots"] == [IGNORE_ID, 0, 1, IGNORE_ID]
+    assert "1 words have no sub-tokens" in caplog.text and "truncated" not in caplog.text
 
 
 def test_build_labels_puts_o_first():

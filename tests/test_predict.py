@@ -1,5 +1,5 @@
 from mtst.data.example import Example
-from mtst.inference import TokenPrediction
+from mtst.inference import TokenPrediction, run_model
 from mtst.predict import Predictor, entities, tag_spans
 
 
@@ -37,3 +37,13 @@ def test_predictor_output_shape_and_offsets(tiny_model):
         for entity in result["entities"]:
             assert result["text"][entity["start"] : entity["end"]] == entity["text"]
             assert entity["label"] and 0 <= entity["score"] <= 1
+
+
+def test_a_word_without_subtokens_gets_o_and_later_words_keep_their_own_scores(tiny_model):
+    example = Example.from_text("I ❤️ Paris")  # words: I, ❤, U+FE0F (no sub-token), Paris
+    assert example.words == ("I", "❤", "\ufe0f", "Paris")
+    [prediction], _ = run_model(tiny_model, [example])
+    slots = prediction["slots"]
+    assert len(slots.tags) == 4
+    assert (slots.tags[2], slots.scores[2]) == ("O", 0.0)
+    assert all(score > 0 for i, score in enumerate(slots.scores) if i != 2)

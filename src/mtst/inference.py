@@ -24,14 +24,14 @@ class SentencePrediction:
 
 @dataclass
 class TokenPrediction:
-    tags: list[str]  # one per word; words cut off by truncation get "O" with score 0
+    tags: list[str]  # one per word; a word without sub-tokens (e.g. cut off by truncation) gets "O", score 0
     scores: list[float]
 
 
 Prediction = dict[str, SentencePrediction | TokenPrediction]
 
 
-def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[int], num_words: int) -> Prediction:
+def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[int | None]) -> Prediction:
     prediction: Prediction = {}
     for name, task in model.tasks.items():
         if task.type == "sentence":
@@ -39,13 +39,13 @@ def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[
             score, index = probs.max(-1)
             prediction[name] = SentencePrediction(task.labels[int(index)], float(score))
         else:
-            probs = logits[name][row, word_starts].float().softmax(-1)
-            scores, indices = probs.max(-1)
-            missing = num_words - len(word_starts)
-            prediction[name] = TokenPrediction(
-                [task.labels[int(i)] for i in indices] + ["O"] * missing,
-                [float(s) for s in scores] + [0.0] * missing,
-            )
+            kept = [word for word, start in enumerate(word_starts) if start is not None]
+            positions = [word_starts[word] for word in kept]
+            scores, indices = logits[name][row, positions].float().softmax(-1).max(-1)
+            tags, tag_scores = ["O"] * len(word_starts), [0.0] * len(word_starts)
+            for word, index, score in zip(kept, indices.tolist(), scores.tolist(), strict=True):
+                tags[word], tag_scores[word] = task.labels[index], score
+            prediction[name] = TokenPrediction(tags, tag_scores)
     return prediction
 
 
@@ -75,8 +75,6 @@ def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple
             loss_sums[name] += float(loss) * len(indices)
             loss_counts[name] += len(indices)
         for row, index in enumerate(indices):
-            predictions[index] = _decode(
-                model, output.logits, row, features[index].word_starts, len(examples[index].words)
-            )
+            predictions[index] = _decode(model, output.logits, row, features[index].word_starts)
     model.train(was_training)
     return predictions, {name: loss_sums[name] / loss_counts[name] for name in loss_sums}

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_model(config: Config, splits: Splits) -> MultiTaskModel:
-    tokenizer, encoder = load_encoder(config.encoder.name_or_path)
+    tokenizer, encoder = load_encoder(config.encoder.name_or_path, config.encoder.max_length)
     specs = [
         TaskSpec(task.name, task.type, task.annotation, tuple(build_labels(task, splits.train)), task.dropout)
         for task in config.tasks
@@ -121,6 +121,8 @@ class Trainer:
         progress = tqdm(self.loader, desc=f"epoch {epoch}", leave=False, disable=quiet)
         for batch in progress:
             output = self.model(**batch)
+            if not output.losses:
+                continue  # no example in this batch is labelled for any task
             loss = sum(output.losses.values())
             self.accelerator.backward(loss)
             self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)

@@ -27,14 +27,16 @@ class Collator:
             attention_mask[row, : len(feature.input_ids)] = 1
         labels = {}
         for name, kind in self.task_types.items():
-            if not all(name in f.labels for f in batch):
+            if not any(name in f.labels for f in batch):
                 continue  # a task without labels in this batch contributes no loss
+            # Rows that lack this task's labels are ignored rather than dropping the task for the whole batch.
             if kind == "sentence":
-                labels[name] = torch.tensor([f.labels[name] for f in batch], dtype=torch.long)
+                labels[name] = torch.tensor([f.labels.get(name, IGNORE_ID) for f in batch], dtype=torch.long)
             else:
                 padded = torch.full((len(batch), width), IGNORE_ID, dtype=torch.long)
                 for row, feature in enumerate(batch):
-                    padded[row, : len(feature.labels[name])] = torch.tensor(feature.labels[name])
+                    tags = feature.labels.get(name, [])
+                    padded[row, : len(tags)] = torch.tensor(tags, dtype=torch.long)
                 labels[name] = padded
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 

@@ -25,8 +25,9 @@ class TaskLabels:
 @dataclass
 class Features:
     input_ids: list[int]
-    # Position of each word's first sub-token; words cut off by truncation are absent.
-    word_starts: list[int]
+    # Position of each word's first sub-token, one entry per word; None for a word with no sub-token
+    # (cut off by truncation, or made only of characters the tokenizer drops, such as U+FE0F).
+    word_starts: list[int | None]
     labels: dict[str, int | list[int]]
 
 
@@ -39,12 +40,12 @@ def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[i
     return aligned
 
 
-def first_subtokens(word_ids: Sequence[int | None]) -> list[int]:
-    starts, previous = [], None
+def first_subtokens(word_ids: Sequence[int | None], num_words: int) -> list[int | None]:
+    """Per word, the position of its first sub-token, or None when the word has none."""
+    starts: list[int | None] = [None] * num_words
     for position, word in enumerate(word_ids):
-        if word is not None and word != previous:
-            starts.append(position)
-        previous = word
+        if word is not None and starts[word] is None:
+            starts[word] = position
     return starts
 
 
@@ -60,11 +61,13 @@ def encode_examples(
         truncation=True,
         max_length=max_length,
     )
-    features, truncated = [], 0
+    features, truncated, empty_words = [], 0, 0
     for index, example in enumerate(examples):
         word_ids = encoded.word_ids(index)
-        starts = first_subtokens(word_ids)
-        truncated += len(starts) < len(example.words)
+        starts = first_subtokens(word_ids, len(example.words))
+        last_kept = max((word for word in word_ids if word is not None), default=-1)
+        truncated += last_kept < len(example.words) - 1 and len(word_ids) >= max_length
+        empty_words += sum(start is None for start in starts[: last_kept + 1])
         labels: dict[str, int | list[int]] = {}
         for task in tasks:
             value = example.annotations.get(task.annotation)
@@ -82,5 +85,9 @@ def encode_examples(
             truncated,
             len(examples),
             max_length,
+        )
+    if empty_words:
+        logger.warning(
+            "%d words have no sub-tokens (the tokenizer drops all their characters); they are tagged O", empty_words
         )
     return features

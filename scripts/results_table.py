@@ -1,6 +1,6 @@
 """Prints a Markdown table of finished runs from their summary.json files.
 
-    python scripts/results_table.py runs/atis runs/snips
+python scripts/results_table.py runs/atis runs/snips
 """
 
 from __future__ import annotations

@@ -102,3 +102,41 @@ def test_env_var_sets_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MTST_DATA_DIR", str(tmp_path / "nowhere"))
     result = runner.invoke(app, ["train"])
     assert result.exit_code == 2 and "nowhere" in result.stderr
+
+
+def test_evaluate_reads_csv_columns_from_the_run_config(tmp_path, tiny_encoder_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "label,content\n" + "".join(
+        f"{label},{text}\n" for label, text in [("1", "stocks fell"), ("2", "the team won")] * 4
+    )
+    for split in ("train", "dev", "test"):
+        (data / f"{split}.csv").write_text(rows)
+    config = tmp_path / "topics.yaml"
+    config.write_text(
+        f"encoder: {{name_or_path: {tiny_encoder_dir}}}\ndata: {{text_column: content}}\n"
+        "tasks: [{name: topic, type: sentence}]\ntrain: {epochs: 1, batch_size: 4}\n"
+    )
+    result = runner.invoke(app, ["train", "-c", str(config), "--data-dir", str(data), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run" / "best"), "--data-dir", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    assert 0 <= json.loads(result.output)["topic"]["accuracy"] <= 1
+
+
+def test_predict_file_with_bom_and_unknown_format(trained, tmp_path):
+    checkpoint = str(trained / "run" / "best")
+    texts = tmp_path / "in.txt"
+    texts.write_bytes("\ufeffplay queen\r\n".encode())
+    result = runner.invoke(app, ["predict", checkpoint, "--file", str(texts), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["text"] == "play queen"
+    result = runner.invoke(app, ["evaluate", checkpoint, "--data-dir", str(trained / "data"), "--format", "xml"])
+    assert result.exit_code == 2 and "unknown data format 'xml'" in result.stderr
+
+
+def test_empty_config_section_with_a_flag(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n")
+    result = runner.invoke(app, ["train", "--config", str(config), "--epochs", "1", "--data-dir", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "no 'train' split found" in result.stderr

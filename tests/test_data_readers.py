@@ -93,6 +93,9 @@ def test_jsonl_spans_become_bio_tags(tmp_path):
         ([{"start": 0, "end": 3, "label": "X"}], "word boundaries"),
         ([{"start": 0, "end": 9, "label": "X"}, {"start": 5, "end": 9, "label": "Y"}], "overlaps"),
         ([{"start": 0, "label": "X"}], "integer start, end and a label"),
+        ([[0, 4, "PER"]], "integer start, end and a label"),  # spaCy-style triples
+        ([{"start": "0", "end": 4, "label": "PER"}, {"start": 5, "end": 9, "label": "PER"}], "integer start"),
+        ("PER", "must be a list"),
     ],
 )
 def test_jsonl_bad_spans(tmp_path, entities, problem):
@@ -100,6 +103,26 @@ def test_jsonl_bad_spans(tmp_path, entities, problem):
     path.write_text('{"text": "ok"}\n' + json.dumps({"text": "Elon Musk visited", "entities": entities}) + "\n")
     with pytest.raises(DataError, match=rf"d\.jsonl:2: .*{problem}"):
         read_jsonl(path)
+
+
+def test_jsonl_integer_labels_kept_and_text_without_entities_has_no_tags(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [{"tokens": ["a", "b"], "tags": [0, 1], "label": 3}, {"text": "just a topic", "label": 2}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    first, second = read_jsonl(path)
+    assert first.annotations == {"tags": ("0", "1"), "label": "3"}
+    assert second.annotations == {"label": "2"}
+
+
+def test_only_cr_and_lf_end_lines_and_no_break_space_stays_in_its_word(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"text": "para\u2028graph \x85 ok", "label": "x"}, ensure_ascii=False) + "\r\n")
+    [example] = read_jsonl(path)
+    assert example.text == "para\u2028graph \x85 ok"
+    conll = tmp_path / "train.txt"
+    conll.write_text("New\xa0York B-LOC\nis O\n", encoding="utf-8")
+    [sentence] = read_conll(conll)
+    assert sentence.words == ("New\xa0York", "is") and sentence.annotations["tags"] == ("B-LOC", "O")
 
 
 def test_jsonl_invalid_json_line(tmp_path):

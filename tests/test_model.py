@@ -110,3 +110,29 @@ def test_more_tasks_need_no_new_code(tiny_model):
     batch = _batch(model, ["play queen"])
     output = model(batch["input_ids"], batch["attention_mask"])
     assert output.logits["domain"].shape == (1, 3) and output.logits["pos"].shape[-1] == 2
+
+
+def test_checkpoint_without_encoder_config_is_refused(tiny_model, tmp_path):
+    target = tmp_path / "ckpt"
+    tiny_model.save_pretrained(target)
+    (target / "encoder" / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="incomplete checkpoint"):
+        MultiTaskModel.from_pretrained(target)
+
+
+def test_checkpoint_files_are_readable_like_any_folder(tiny_model, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        tiny_model.save_pretrained(tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ckpt").stat().st_mode) == 0o755
+
+
+def test_encode_ignores_training_mode(tiny_model):
+    tiny_model.train()
+    first, second = tiny_model.encode(["play queen"]), tiny_model.encode(["play queen"])
+    assert torch.equal(first, second) and tiny_model.training

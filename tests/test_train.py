@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from mtst.config import load_config
 from mtst.model import MultiTaskModel
 from mtst.optim import parameter_groups
@@ -74,3 +76,13 @@ def _flat(config):
         "train.epochs": config.train.epochs,
         "train.batch_size": config.train.batch_size,
     }
+
+
+def test_max_length_beyond_the_encoder_window_is_refused(tiny_config):
+    from mtst.data import load_splits
+    from mtst.errors import ConfigError
+    from mtst.train import build_model
+
+    config = tiny_config.model_copy(update={"encoder": tiny_config.encoder.model_copy(update={"max_length": 512})})
+    with pytest.raises(ConfigError, match="exceeds the encoder's 128 positions"):
+        build_model(config, load_splits(config.data))

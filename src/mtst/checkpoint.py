@@ -1,4 +1,8 @@
-"""Atomic writes: a reader sees the old complete folder or the new complete one, never half of one."""
+"""Atomic writes: a reader sees the old complete folder or the new complete one, never half of one.
+
+A folder cannot be swapped in one rename, so for an instant between the two renames the target is
+absent (the old copy sits in `.NAME.old-*` beside it); it is never a partly written folder.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -22,6 +32,7 @@ def atomic_directory(target: str | Path):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); a checkpoint is shared like any folder
     try:
         yield tmp
         _fsync_tree(tmp)
@@ -37,16 +48,25 @@ def atomic_directory(target: str | Path):
         raise
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_file(path: str | Path):
+    """Yields a temporary path beside `path`; on success it is fsynced and renamed over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
+        yield tmp
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

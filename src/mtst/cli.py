@@ -90,22 +90,35 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
     data_dir: DataDirOption = None,
     split: Annotated[str, typer.Option("--split")] = "test",
-    data_format: Annotated[str, typer.Option("--format")] = "auto",
+    data_format: Annotated[str | None, typer.Option("--format", help="auto, jointbert, conll, jsonl or csv.")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="CSV text column.")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="CSV label column.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print full metrics as JSON.")] = False,
 ) -> None:
-    """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report."""
+    """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report.
+
+    Data settings not given as options come from the training run's config.yaml beside the checkpoint.
+    """
     import os
 
+    from mtst.config import DataConfig, load_config
     from mtst.data.readers import find_split, read_path
     from mtst.evaluate import evaluate as run_evaluation
     from mtst.evaluate import headline
     from mtst.model import MultiTaskModel
 
     _setup_logging()
+    run_config = checkpoint.parent / "config.yaml"
+    data = load_config(run_config).data if run_config.is_file() else DataConfig()
     folder = data_dir or os.environ.get("MTST_DATA_DIR")
     if not folder:
         raise MtstError("no data directory: pass --data-dir or set MTST_DATA_DIR")
-    examples = read_path(find_split(folder, split), data_format)
+    examples = read_path(
+        find_split(folder, split),
+        data_format or data.format,
+        text_column or data.text_column,
+        label_column or data.label_column,
+    )
     metrics, _ = run_evaluation(MultiTaskModel.from_pretrained(checkpoint), examples)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
@@ -130,16 +143,14 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
+    from mtst.data.readers import LINE_BREAK, read_text_lines
     from mtst.predict import Predictor
 
     sentences = list(texts or [])
     if file is not None:
-        try:
-            sentences += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as error:
-            raise MtstError(f"{file}: cannot read ({error})") from None
+        sentences += read_text_lines(file)
     if not sentences and not sys.stdin.isatty():
-        sentences = [line for line in sys.stdin.read().splitlines() if line.strip()]
+        sentences = [line for line in LINE_BREAK.split(sys.stdin.read().removeprefix("\ufeff")) if line.strip()]
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
     results = Predictor.from_checkpoint(checkpoint).predict(sentences)

@@ -122,7 +122,11 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         *parents, leaf = dotted.split(".")
         node = raw
         for key in parents:
-            node = node.setdefault(key, {})
+            if node.get(key) is None:  # absent, or an empty YAML section
+                node[key] = {}
+            if not isinstance(node[key], dict):
+                raise ConfigError(f"{path or 'config'}: `{key}` must be a mapping")
+            node = node[key]
         node[leaf] = value
     try:
         return Config.model_validate(raw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from mtst.errors import ConfigError
 
@@ -25,11 +25,28 @@ def resolve_encoder_path(name_or_path: str | None) -> Path:
     return path
 
 
-def load_encoder(name_or_path: str | None):
-    """(tokenizer, encoder) from local files only."""
-    path = resolve_encoder_path(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+# Byte-level BPE tokenizers must be told that pre-split words are preceded by a space, or the first
+# word of a sentence and every later word are encoded differently (transformers' RoBERTa docs).
+PREFIX_SPACE_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "bart", "gpt2", "deberta", "mpnet"}
+
+
+def load_tokenizer(path: str | Path, model_type: str):
+    extra = {"add_prefix_space": True} if model_type in PREFIX_SPACE_MODELS else {}
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
     if not tokenizer.is_fast:
         raise ConfigError(f"encoder {path} has no fast tokenizer; sub-word alignment needs word_ids()")
+    if tokenizer.pad_token_id is None:
+        raise ConfigError(f"encoder {path}: the tokenizer has no padding token, which batching needs")
+    return tokenizer
+
+
+def load_encoder(name_or_path: str | None, max_length: int):
+    """(tokenizer, encoder) from local files only."""
+    path = resolve_encoder_path(name_or_path)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    window = getattr(config, "max_position_embeddings", None)
+    if window is not None and max_length > window:
+        raise ConfigError(f"encoder.max_length {max_length} exceeds the encoder's {window} positions")
+    tokenizer = load_tokenizer(path, config.model_type)
     encoder = AutoModel.from_pretrained(path, local_files_only=True)
     return tokenizer, encoder

@@ -12,10 +12,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel
 
 from mtst.checkpoint import atomic_directory
 from mtst.data.features import TaskLabels
+from mtst.encoder import load_tokenizer
 from mtst.errors import CheckpointError
 from mtst.heads import HEADS, mean_pool
 
@@ -75,6 +76,8 @@ class MultiTaskModel(nn.Module):
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """L2-normalised sentence embeddings: the encoder still works as a sentence embedder."""
+        was_training = self.training
+        self.eval()  # no dropout, whatever mode the model was left in
         device = next(self.parameters()).device
         chunks = []
         for start in range(0, len(texts), batch_size):
@@ -87,6 +90,7 @@ class MultiTaskModel(nn.Module):
             ).to(device)
             embedding = self.embed(batch["input_ids"], batch["attention_mask"])["sentence_embedding"]
             chunks.append(F.normalize(embedding.float(), dim=-1))
+        self.train(was_training)
         return torch.cat(chunks) if chunks else torch.empty(0, self.encoder.config.hidden_size)
 
     def save_pretrained(self, directory: str | Path) -> None:
@@ -114,9 +118,12 @@ class MultiTaskModel(nn.Module):
             tasks = [TaskSpec(**{**task, "labels": tuple(task["labels"])}) for task in config["tasks"]]
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
-        encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
+        try:
+            encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
+            tokenizer = load_tokenizer(directory, encoder_config.model_type)
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"{directory}: incomplete checkpoint ({str(error).splitlines()[0]})") from None
         encoder = AutoModel.from_config(encoder_config)
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         model = cls(encoder, tokenizer, tasks, config.get("max_length", 128))
         try:
             missing, unexpected = load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=str(device))

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from mtst.checkpoint import atomic_file  # noqa: E402
+
 
 def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
     """Left: per-task train and dev loss; right: per-task dev main metric and sentence accuracy."""
@@ -32,5 +34,6 @@ def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, dpi=110)
     plt.close(figure)

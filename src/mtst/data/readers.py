@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 from mtst.data.example import Example, split_words
 from mtst.errors import DataError
 
 CONLL_SUFFIXES = (".txt", ".conll", ".iob", ".bio", ".tsv")
+# Only these end a line: str.splitlines() would also split on U+2028, \x85 or \x0c inside a text.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Words are separated by spaces or tabs only, so a no-break space stays inside its word.
+COLUMN_BREAK = re.compile(r"[ \t]+")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", **{s: "conll" for s in CONLL_SUFFIXES}}
 
 
@@ -31,7 +36,13 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(path, line, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
     if not text.strip():
         raise DataError(path, None, "empty file")
-    return text.splitlines()
+    lines = LINE_BREAK.split(text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def _columns(line: str) -> list[str]:
+    stripped = line.strip(" \t")
+    return COLUMN_BREAK.split(stripped) if stripped else []
 
 
 def read_jointbert(folder: str | Path) -> list[Example]:
@@ -47,12 +58,12 @@ def read_jointbert(folder: str | Path) -> list[Example]:
     examples = []
     for index, sentence in enumerate(sentences):
         line = index + 1
-        words = sentence.split()
+        words = _columns(sentence)
         if not words:
             raise DataError(words_file, line, "empty sentence")
         annotations = {}
         if "tags" in present:
-            tags = tuple(present["tags"][index].split())
+            tags = tuple(_columns(present["tags"][index]))
             if len(tags) != len(words):
                 raise DataError(columns["tags"], line, f"{len(tags)} tags for {len(words)} words")
             annotations["tags"] = tags
@@ -80,7 +91,7 @@ def read_conll(path: str | Path) -> list[Example]:
             tags.clear()
 
     for number, line in enumerate(_read_lines(path), start=1):
-        columns = line.split()
+        columns = _columns(line)
         if not columns:
             flush()
             continue
@@ -98,17 +109,30 @@ def read_conll(path: str | Path) -> list[Example]:
     return examples
 
 
+def _entity_spans(entities, path: Path, line: int) -> list[tuple[int, int, str]]:
+    if not isinstance(entities, list):
+        raise DataError(path, line, "`entities` must be a list of {start, end, label} objects")
+    spans = []
+    for entity in entities:
+        valid = (
+            isinstance(entity, dict)
+            and all(type(entity.get(key)) is int for key in ("start", "end"))
+            and isinstance(entity.get("label"), str)
+            and entity["label"].strip()
+        )
+        if not valid:
+            raise DataError(path, line, f"entity needs integer start, end and a label: {json.dumps(entity)[:80]}")
+        spans.append((entity["start"], entity["end"], entity["label"].strip()))
+    return sorted(spans)
+
+
 def _spans_to_tags(text: str, entities, path: Path, line: int) -> tuple[tuple[str, ...], Example]:
     example = Example.from_text(text)
     starts = {start: i for i, (start, _) in enumerate(example.offsets)}
     ends = {end: i for i, (_, end) in enumerate(example.offsets)}
     tags = ["O"] * len(example.words)
     previous_end = -1
-    for entity in sorted(entities, key=lambda e: (e.get("start", 0), e.get("end", 0))):
-        try:
-            start, end, label = int(entity["start"]), int(entity["end"]), str(entity["label"])
-        except (KeyError, TypeError, ValueError):
-            raise DataError(path, line, f"entity needs integer start, end and a label: {entity}") from None
+    for start, end, label in _entity_spans(entities, path, line):
         if not 0 <= start < end <= len(text):
             raise DataError(path, line, f"entity span {start}-{end} out of range for text of {len(text)} characters")
         if start < previous_end:
@@ -137,8 +161,11 @@ def _jsonl_example(record: dict, path: Path, line: int) -> Example:
         text = record["text"]
         if not isinstance(text, str) or not text.strip():
             raise DataError(path, line, "`text` must be a non-empty string")
-        tags, example = _spans_to_tags(text, record.get("entities") or [], path, line)
-        example = Example(example.words, text, example.offsets, {"tags": tags}, origin)
+        if "entities" in record:
+            tags, example = _spans_to_tags(text, record["entities"], path, line)
+            example = Example(example.words, text, example.offsets, {"tags": tags}, origin)
+        else:  # a sentence-classification record: no token annotation rather than all-O tags
+            example = Example.from_text(text, origin=origin)
         skip = {"text", "entities"}
     else:
         raise DataError(path, line, "each record needs `tokens` (with `tags`) or `text` (with `entities`)")
@@ -146,13 +173,17 @@ def _jsonl_example(record: dict, path: Path, line: int) -> Example:
     for key, value in record.items():
         if key in skip:
             continue
-        if isinstance(value, str):
-            annotations[key] = value
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if _is_label(value):
+            annotations[key] = str(value)  # integer class ids are labels too
+        elif isinstance(value, list) and all(_is_label(v) for v in value):
             if len(value) != len(example.words):
                 raise DataError(path, line, f"`{key}` has {len(value)} tags for {len(example.words)} tokens")
-            annotations[key] = tuple(value)
+            annotations[key] = tuple(str(v) for v in value)
     return Example(example.words, example.text, example.offsets, annotations, origin)
+
+
+def _is_label(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def read_jsonl(path: str | Path) -> list[Example]:
@@ -238,4 +269,11 @@ def read_path(
         return read_conll(path)
     if fmt == "jsonl":
         return read_jsonl(path)
-    return read_csv(path, text_column, label_column)
+    if fmt == "csv":
+        return read_csv(path, text_column, label_column)
+    raise DataError(path, None, f"unknown data format {fmt!r}; choose one of auto, jointbert, conll, jsonl, csv")
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """Non-blank lines of a plain text file (for prediction), with the same UTF-8 and line-ending rules."""
+    return [line for line in _read_lines(Path(path)) if line.strip()]

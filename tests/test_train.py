@@ -48,6 +48,10 @@ def test_train_writes_every_artifact_and_predicts(tiny_config, tmp_path):
     saved = json.loads((out / "summary.json").read_text())
     assert saved["best_epoch"] == summary["best_epoch"] and "slots.f1" in saved["test"]
     assert saved["parameters"]["trainable"] == saved["parameters"]["total"]
+    imbalance = saved["imbalance"]
+    assert imbalance["entity_bearing_train_sentences"] == 6 and imbalance["entity_sampler_weight"] == 2.0
+    weights = imbalance["slots.class_weights"]
+    assert weights["scheme"] == "inverse_sqrt" and weights["O"] == weights["min"] < weights["max"]
     [result] = Predictor(MultiTaskModel.from_pretrained(out / "best")).predict(["play music by queen"])
     assert result["label"] in ("PlayMusic", "GetWeather")
 

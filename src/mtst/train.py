@@ -51,6 +51,25 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
+def imbalance_settings(config: Config, model: MultiTaskModel, splits: Splits) -> dict:
+    """How the run counters class imbalance, logged and kept in summary.json (the `O` tag dominates)."""
+    token_tasks = [task for task in config.tasks if task.type == "token"]
+    with_entities = sum(any(ex.has_entities(t.annotation) for t in token_tasks) for ex in splits.train)
+    settings: dict = {
+        "entity_sampler_weight": config.train.entity_sampler_weight,
+        "entity_bearing_train_sentences": with_entities,
+    }
+    for task in token_tasks:
+        weights = model.heads[task.name].class_weights
+        settings[f"{task.name}.class_weights"] = {
+            "scheme": task.class_weights,
+            "min": round(float(weights.min()), 4),
+            "max": round(float(weights.max()), 4),
+            "O": round(float(weights[0]), 4),
+        }
+    return settings
+
+
 class EarlyStopping:
     """Tracks the best dev score; `should_stop` once `patience` epochs pass without improvement."""
 
@@ -169,6 +188,7 @@ def train(config: Config, splits: Splits | None = None) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
     parameters = count_parameters(trainer.unwrapped)
+    imbalance = imbalance_settings(config, trainer.unwrapped, splits)
     logger.info(
         "training on %s: %d train / %d dev sentences, %s trainable of %s parameters",
         trainer.accelerator.device,
@@ -177,6 +197,7 @@ def train(config: Config, splits: Splits | None = None) -> dict:
         f"{parameters['trainable']:,}",
         f"{parameters['total']:,}",
     )
+    logger.info("class imbalance: %s", json.dumps(imbalance))
     stopper, history = EarlyStopping(cfg.patience), []
     for epoch in range(1, cfg.epochs + 1):
         epoch_started = time.perf_counter()
@@ -212,6 +233,7 @@ def train(config: Config, splits: Splits | None = None) -> dict:
         "test": headline(test_metrics),
         "test_report": {name: value["report"] for name, value in test_metrics.items() if isinstance(value, dict)},
         "parameters": parameters,
+        "imbalance": imbalance,
         "train_examples": len(splits.train),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }

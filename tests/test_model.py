@@ -136,3 +136,54 @@ def test_encode_ignores_training_mode(tiny_model):
     tiny_model.train()
     first, second = tiny_model.encode(["play queen"]), tiny_model.encode(["play queen"])
     assert torch.equal(first, second) and tiny_model.training
+
+
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_labels_that_disagree_with_the_weights_are_named(tiny_model, tmp_path, change):
+    target = tmp_path / "ckpt"
+    tiny_model.save_pretrained(target)
+    config = json.loads((target / "config.json").read_text())
+    labels = config["tasks"][1]["labels"]
+    labels.append("B-extra") if change == "add" else labels.pop()
+    (target / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as error:
+        MultiTaskModel.from_pretrained(target)
+    message = str(error.value)
+    assert "heads.slots." in message and f"lists {len(labels)} slots labels" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "tasks, problem",
+    [
+        ([{"name": "x", "type": "span", "field": "f", "labels": ["a"]}], "unknown type"),
+        ([{"name": "x", "type": "sentence", "field": "f", "labels": []}], "non-empty label"),
+        ([{"name": "x", "type": "sentence", "field": "f", "labels": ["a", "a"]}], "twice"),
+        ([{"name": "x", "type": "sentence"}], "unreadable"),
+    ],
+)
+def test_invalid_task_lists_are_refused(tiny_model, tmp_path, tasks, problem):
+    target = tmp_path / "ckpt"
+    tiny_model.save_pretrained(target)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, "tasks": tasks}))
+    with pytest.raises(CheckpointError, match=problem):
+        MultiTaskModel.from_pretrained(target)
+
+
+def test_the_package_never_unpickles():
+    """Checkpoints and training states load from safetensors and JSON only: no pickle, no torch.load."""
+    import re
+    from pathlib import Path
+
+    import mtst
+
+    package = Path(mtst.__file__).parent
+    pattern = re.compile(r"^\s*(import|from)\s+(c?pickle|cloudpickle|dill|joblib)\b|\bpickle\.\w+\(|torch\.load\(")
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []

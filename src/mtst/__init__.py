@@ -2,8 +2,6 @@
 
 from mtst.config import Config, load_config
 from mtst.errors import CheckpointError, ConfigError, DataError, MtstError
-from mtst.model import MultiTaskModel
-from mtst.predict import Predictor
 
 __version__ = "0.1.0"
 __all__ = [
@@ -16,3 +14,14 @@ __all__ = [
     "Predictor",
     "load_config",
 ]
+
+# The model classes pull in torch and transformers (seconds); `mtst data check` and `--help` need neither.
+_LAZY = {"MultiTaskModel": "mtst.model", "Predictor": "mtst.predict"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mtst' has no attribute {name!r}")

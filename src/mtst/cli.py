@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -59,12 +60,30 @@ def train(
     max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     encoder: Annotated[str | None, typer.Option("--encoder", help="Local HF encoder folder.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the interrupted run in this output folder.")
+    ] = None,
 ) -> None:
-    """Train one joint model; writes best/, metrics.jsonl, curves.png and summary.json."""
+    """Train one joint model; writes best/, metrics.jsonl, curves.png, summary.json and training_state/."""
     from mtst.config import load_config
     from mtst.train import train as run_training
 
     _setup_logging()
+    if resume is not None:
+        settings_given = {
+            "--config": config,
+            "--output-dir": output_dir,
+            "--epochs": epochs,
+            "--max-train-examples": max_train_examples,
+            "--seed": seed,
+            "--encoder": encoder,
+        }
+        clashing = [flag for flag, value in settings_given.items() if value is not None]
+        if clashing:
+            raise MtstError(f"--resume continues with the run's own config.yaml; drop {', '.join(clashing)}")
+        if not (resume / "config.yaml").is_file():
+            raise MtstError(f"{resume}: nothing to resume (no config.yaml)")
+        config, output_dir = resume / "config.yaml", resume
     settings = load_config(
         config,
         **{
@@ -76,7 +95,9 @@ def train(
             "encoder.name_or_path": encoder,
         },
     )
-    summary = run_training(settings)
+    summary = run_training(settings, resume=resume is not None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # in a multi-process run (torchrun, accelerate launch) the main process reports
     typer.echo(
         json.dumps(
             {"output_dir": settings.output_dir, "best_epoch": summary["best_epoch"], "test": summary["test"]}, indent=2
@@ -99,7 +120,6 @@ def evaluate(
 
     Data settings not given as options come from the training run's config.yaml beside the checkpoint.
     """
-    import os
 
     from mtst.config import DataConfig, load_config
     from mtst.data.readers import find_split, read_path

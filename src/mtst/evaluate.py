@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from seqeval.metrics import classification_report as entity_report
@@ -63,8 +64,29 @@ def compute_metrics(tasks: dict, examples: Sequence[Example], predictions: Seque
     return metrics
 
 
-def evaluate(model, examples: Sequence[Example], batch_size: int = 128) -> tuple[dict, list[Prediction]]:
-    predictions, losses = run_model(model, examples, batch_size)
+def run_sharded(model, examples: Sequence[Example], batch_size: int, accelerator=None):
+    """`run_model` split across the processes of a multi-process run; every process gets all results, in order."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return run_model(model, examples, batch_size)
+    from accelerate.utils import gather_object
+
+    share = list(range(accelerator.process_index, len(examples), accelerator.num_processes))
+    predictions, losses = run_model(model, [examples[i] for i in share], batch_size)
+    ordered: list = [None] * len(examples)
+    loss_sums, loss_counts = defaultdict(float), defaultdict(int)
+    for indices, shard_predictions, shard_losses in gather_object([(share, predictions, losses)]):
+        for index, prediction in zip(indices, shard_predictions, strict=True):
+            ordered[index] = prediction
+        for name, loss in shard_losses.items():
+            loss_sums[name] += loss * len(indices)
+            loss_counts[name] += len(indices)
+    return ordered, {name: loss_sums[name] / loss_counts[name] for name in loss_sums}
+
+
+def evaluate(
+    model, examples: Sequence[Example], batch_size: int = 128, accelerator=None
+) -> tuple[dict, list[Prediction]]:
+    predictions, losses = run_sharded(model, examples, batch_size, accelerator)
     metrics = compute_metrics(model.tasks, examples, predictions)
     for name, loss in losses.items():
         metrics[name]["loss"] = loss

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
@@ -116,8 +116,9 @@ class MultiTaskModel(nn.Module):
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
             tasks = [TaskSpec(**{**task, "labels": tuple(task["labels"])}) for task in config["tasks"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
             raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
+        _check_tasks(tasks, config_path)
         try:
             encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
             tokenizer = load_tokenizer(directory, encoder_config.model_type)
@@ -125,8 +126,11 @@ class MultiTaskModel(nn.Module):
             raise CheckpointError(f"{directory}: incomplete checkpoint ({str(error).splitlines()[0]})") from None
         encoder = AutoModel.from_config(encoder_config)
         model = cls(encoder, tokenizer, tasks, config.get("max_length", 128))
+        _check_weight_shapes(model, directory / WEIGHTS_FILE)
         try:
-            missing, unexpected = load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=str(device))
+            # safetensors wants "cpu", not the "cpu:0" that a multi-process run's device reads as.
+            target = "cpu" if torch.device(device).type == "cpu" else str(device)
+            missing, unexpected = load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=target)
         except (OSError, RuntimeError, SafetensorError) as error:
             raise CheckpointError(
                 f"{directory / WEIGHTS_FILE}: cannot load weights ({str(error).splitlines()[0]})"
@@ -137,3 +141,32 @@ class MultiTaskModel(nn.Module):
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
         return model.to(device).eval()
+
+
+def _check_tasks(tasks: Sequence[TaskSpec], config_path: Path) -> None:
+    for task in tasks:
+        if task.type not in HEADS:
+            raise CheckpointError(f"{config_path}: task {task.name!r} has unknown type {task.type!r}")
+        if not task.labels or not all(isinstance(label, str) and label for label in task.labels):
+            raise CheckpointError(f"{config_path}: task {task.name!r} needs a list of non-empty label strings")
+        if len(set(task.labels)) != len(task.labels):
+            raise CheckpointError(f"{config_path}: task {task.name!r} lists a label twice")
+
+
+def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
+    """Reads only the safetensors header, so a mismatch is named before anything is loaded."""
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            shapes = {name: list(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{weights_path}: missing") from None
+    except (OSError, SafetensorError) as error:
+        raise CheckpointError(f"{weights_path}: cannot load weights ({str(error).splitlines()[0]})") from None
+    for name, tensor in model.state_dict().items():
+        if name in shapes and shapes[name] != list(tensor.shape):
+            task = name.split(".")[1] if name.startswith("heads.") else None
+            why = f"; config.json lists {len(model.tasks[task].labels)} {task} labels" if task in model.tasks else ""
+            raise CheckpointError(
+                f"{weights_path}: weights do not match config.json: {name} is {shapes[name]} in the file, "
+                f"the model needs {list(tensor.shape)}{why}"
+            )

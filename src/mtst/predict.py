@@ -10,6 +10,7 @@ import torch
 from mtst.data.example import Example
 from mtst.inference import Prediction, SentencePrediction, TokenPrediction, run_model
 from mtst.model import MultiTaskModel
+from mtst.windows import merge_windows, windows_of
 
 
 def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
@@ -57,11 +58,16 @@ def to_json(model: MultiTaskModel, example: Example, prediction: Prediction) -> 
 
 
 class Predictor:
-    """Loads a checkpoint once and predicts raw sentences."""
+    """Loads a checkpoint once and predicts raw sentences of any length.
 
-    def __init__(self, model: MultiTaskModel, batch_size: int = 64):
+    A text longer than the model's window (`max_length` sub-tokens) is read in windows that overlap by
+    `window_overlap` sub-tokens: every word gets a tag, and the sentence label comes from the first window.
+    """
+
+    def __init__(self, model: MultiTaskModel, batch_size: int = 64, window_overlap: int = 32):
         self.model = model.eval()
         self.batch_size = batch_size
+        self.window_overlap = window_overlap
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, device: str | None = None, batch_size: int = 64) -> Predictor:
@@ -70,6 +76,16 @@ class Predictor:
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
         examples = [Example.from_text(text) for text in texts]
+        windows = windows_of(examples, self.model.tokenizer, self.model.max_length, self.window_overlap)
         # A text with no word at all (empty, only spaces) still gets a sentence label, from [CLS] [SEP].
-        predictions, _ = run_model(self.model, examples, self.batch_size)
-        return [to_json(self.model, ex, pred) for ex, pred in zip(examples, predictions, strict=True)]
+        flat = [window.example for group in windows for window in group]
+        predictions, _ = run_model(self.model, flat, self.batch_size)
+        results, position = [], 0
+        for example, group in zip(examples, windows, strict=True):
+            merged = merge_windows(self.model.tasks, group, predictions[position : position + len(group)])
+            position += len(group)
+            result = to_json(self.model, example, merged)
+            if len(group) > 1:
+                result["windows"] = {"count": len(group), "sentence_label_from": "first window"}
+            results.append(result)
+        return results

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -24,13 +27,14 @@ from mtst.data.batching import Collator, entity_sampler, token_class_weights
 from mtst.data.features import encode_examples
 from mtst.data.labels import build_labels
 from mtst.encoder import load_encoder
-from mtst.errors import ConfigError
+from mtst.errors import CheckpointError, ConfigError
 from mtst.evaluate import evaluate, headline
 from mtst.inference import TokenPrediction
 from mtst.model import MultiTaskModel, TaskSpec
 from mtst.optim import parameter_groups
 from mtst.plots import plot_curves
 from mtst.predict import entities, to_json
+from mtst.train_state import Progress, has_training_state, load_training_state, save_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +77,8 @@ def imbalance_settings(config: Config, model: MultiTaskModel, splits: Splits) ->
 class EarlyStopping:
     """Tracks the best dev score; `should_stop` once `patience` epochs pass without improvement."""
 
-    def __init__(self, patience: int):
-        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, float("-inf"), 0, 0
+    def __init__(self, patience: int, best: float = float("-inf"), best_epoch: int = 0, bad_epochs: int = 0):
+        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, best, best_epoch, bad_epochs
 
     def update(self, score: float, epoch: int) -> bool:
         if score > self.best:
@@ -87,21 +91,43 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.bad_epochs >= self.patience
 
+    @property
+    def state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+
+def weights_checksum(model: torch.nn.Module) -> str:
+    """A digest of every weight, to show that the replicas of a multi-process run hold the same model."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
 
 @dataclass
 class Trainer:
-    """The pieces a training run needs, prepared for the accelerator's device."""
+    """The pieces a training run needs, prepared for the accelerator's device(s)."""
 
     model: MultiTaskModel
     loader: DataLoader
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     accelerator: Accelerator
+    sampler_generator: torch.Generator
+    epoch_start_sampler_state: torch.Tensor
 
     @classmethod
-    def setup(cls, config: Config, splits: Splits) -> Trainer:
+    def setup(cls, config: Config, splits: Splits, resume_from: Path | None = None) -> tuple[Trainer, Progress]:
         cfg = config.train
-        accelerator = Accelerator(mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no")
+        several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        accelerator = Accelerator(
+            mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no",
+            # torchrun on CPU: accelerate must be told, or each process trains alone (gloo backend otherwise).
+            cpu=several_cpu_processes,
+            # The encoder's pooler (and a head whose task is absent from a batch) gets no gradient.
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
         model = build_model(config, splits)
         features = encode_examples(
             splits.train, model.tokenizer, [t.as_labels for t in model.tasks.values()], model.max_length
@@ -114,45 +140,76 @@ class Trainer:
                 model.heads[task.name].class_weights.copy_(weights)
         token_fields = [t.annotation for t in config.tasks if t.type == "token"]
         has_entities = [any(ex.has_entities(f) for f in token_fields) for ex in splits.train]
+        sampler = entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed)
         loader = DataLoader(
             features,
             batch_size=cfg.batch_size,
-            sampler=entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed),
+            sampler=sampler,
             collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in config.tasks}),
             num_workers=cfg.num_workers,
+            # Its own generator, so that starting an epoch's iterator draws nothing from the global RNG
+            # (which drives dropout): a resumed run then replays the same random stream.
+            generator=torch.Generator().manual_seed(cfg.seed),
         )
         optimizer = torch.optim.AdamW(parameter_groups(model, cfg.encoder_lr, cfg.head_lr, cfg.weight_decay))
         total_steps = cfg.epochs * len(loader)
         scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+        progress = Progress()
+        if resume_from is not None:
+            progress = load_training_state(resume_from, model, optimizer, scheduler, sampler.generator)
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-        return cls(model, loader, optimizer, scheduler, accelerator)
+        trainer = cls(model, loader, optimizer, scheduler, accelerator, sampler.generator, torch.empty(0))
+        return trainer, progress
 
     @property
     def unwrapped(self) -> MultiTaskModel:
         return self.accelerator.unwrap_model(self.model)
 
-    def train_epoch(self, cfg: TrainConfig, epoch: int) -> dict[str, float]:
-        """One pass over the sampled train set; returns each task's mean training loss."""
+    def train_epoch(self, cfg: TrainConfig, progress: Progress, save_state: Callable[[], None]) -> dict[str, float]:
+        """One pass over the sampled train set (the rest of it, when resumed); each task's mean training loss."""
         self.model.train()
-        sums, counts = defaultdict(float), defaultdict(int)
+        self.epoch_start_sampler_state = self.sampler_generator.get_state()
+        sums, counts = defaultdict(float, progress.epoch_loss_sums), defaultdict(int, progress.epoch_loss_counts)
+        done = progress.step_in_epoch
         # disable=None: a bar on a terminal, none in a log file; only the main process draws one.
         quiet = None if self.accelerator.is_main_process else True
-        progress = tqdm(self.loader, desc=f"epoch {epoch}", leave=False, disable=quiet)
-        for batch in progress:
+        bar = tqdm(self.loader, desc=f"epoch {progress.epoch}", leave=False, disable=quiet, initial=0)
+        for step, batch in enumerate(bar, start=1):
+            if step <= done:
+                continue  # taken before the run was interrupted
             output = self.model(**batch)
-            if not output.losses:
-                continue  # no example in this batch is labelled for any task
-            loss = sum(output.losses.values())
-            self.accelerator.backward(loss)
-            self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            for name, task_loss in output.losses.items():
-                sums[name] += task_loss.item()
-                counts[name] += 1
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-        return {name: sums[name] / counts[name] for name in sums}
+            if output.losses:  # else no example in this batch is labelled for any task
+                loss = sum(output.losses.values())
+                self.accelerator.backward(loss)
+                self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                progress.global_step += 1
+                for name, task_loss in output.losses.items():
+                    sums[name] += task_loss.item()
+                    counts[name] += 1
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            progress.step_in_epoch = step
+            progress.epoch_loss_sums, progress.epoch_loss_counts = dict(sums), dict(counts)
+            if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
+                save_state()
+        return self._mean_over_processes(sums, counts)
+
+    def _mean_over_processes(self, sums: dict[str, float], counts: dict[str, int]) -> dict[str, float]:
+        names = list(self.unwrapped.tasks)
+        totals = torch.tensor(
+            [[sums.get(n, 0.0), float(counts.get(n, 0))] for n in names], device=self.accelerator.device
+        )
+        totals = self.accelerator.reduce(totals, reduction="sum")
+        return {n: float(s / c) for n, (s, c) in zip(names, totals.tolist(), strict=True) if c > 0}
+
+    def save_state(self, output: Path, progress: Progress) -> None:
+        """The whole training state, written by the main process only."""
+        if self.accelerator.is_main_process:
+            save_training_state(
+                output, self.unwrapped, self.optimizer, self.scheduler, self.epoch_start_sampler_state, progress
+            )
 
 
 def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> None:
@@ -177,33 +234,53 @@ def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> Non
         )
 
 
-def train(config: Config, splits: Splits | None = None) -> dict:
-    """Trains, keeps the best checkpoint by dev score in OUTPUT/best, and writes the run's records."""
+def train(config: Config, splits: Splits | None = None, resume: bool = False) -> dict:
+    """Trains, keeps the best checkpoint by dev score in OUTPUT/best, and writes the run's records.
+
+    With `resume`, continues from OUTPUT/training_state exactly where the interrupted run stood.
+    """
     cfg = config.train
     started = time.perf_counter()
     set_seed(cfg.seed)
-    splits = splits or load_splits(config.data, cfg.max_train_examples, cfg.seed)
-    trainer = Trainer.setup(config, splits)
     output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
+    if resume and not has_training_state(output):
+        raise CheckpointError(f"{output}: nothing to resume (no {output / 'training_state'})")
+    splits = splits or load_splits(config.data, cfg.max_train_examples, cfg.seed)
+    trainer, progress = Trainer.setup(config, splits, output if resume else None)
+    accelerator, elapsed_before = trainer.accelerator, progress.elapsed_s
+    main = accelerator.is_main_process
+    if not main:
+        logging.getLogger("mtst").setLevel(logging.WARNING)  # one process reports
+    if main:
+        write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
     parameters = count_parameters(trainer.unwrapped)
     imbalance = imbalance_settings(config, trainer.unwrapped, splits)
     logger.info(
-        "training on %s: %d train / %d dev sentences, %s trainable of %s parameters",
-        trainer.accelerator.device,
+        "training on %s x%d: %d train / %d dev sentences, %s trainable of %s parameters%s",
+        accelerator.device,
+        accelerator.num_processes,
         len(splits.train),
         len(splits.dev),
         f"{parameters['trainable']:,}",
         f"{parameters['total']:,}",
+        f"; resumed at epoch {progress.epoch}, batch {progress.step_in_epoch}" if resume else "",
     )
     logger.info("class imbalance: %s", json.dumps(imbalance))
-    stopper, history = EarlyStopping(cfg.patience), []
-    for epoch in range(1, cfg.epochs + 1):
+    stopper, history = EarlyStopping(cfg.patience, **progress.early_stopping), progress.history
+
+    def save_state() -> None:
+        progress.elapsed_s = elapsed_before + time.perf_counter() - started
+        progress.early_stopping = stopper.state
+        trainer.save_state(output, progress)
+
+    for epoch in range(progress.epoch, cfg.epochs + 1):
+        if stopper.should_stop:
+            break
         epoch_started = time.perf_counter()
-        train_loss = trainer.train_epoch(cfg, epoch)
+        progress.epoch = epoch
+        train_loss = trainer.train_epoch(cfg, progress, save_state)
         dev_metrics, dev_predictions = (
-            evaluate(trainer.unwrapped, splits.dev, cfg.eval_batch_size) if splits.dev else ({}, [])
+            evaluate(trainer.unwrapped, splits.dev, cfg.eval_batch_size, accelerator) if splits.dev else ({}, [])
         )
         dev = headline(dev_metrics)
         if splits.dev and cfg.early_stopping_metric not in dev:
@@ -214,17 +291,21 @@ def train(config: Config, splits: Splits | None = None) -> dict:
         )
         logger.info("epoch %d  train loss %s  dev %s", epoch, _fmt(train_loss), _fmt(dev))
         log_samples(trainer.unwrapped, splits.dev, dev_predictions, cfg.num_sample_predictions)
-        if trainer.accelerator.is_main_process:
+        if main:
             write_text_atomic(output / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
             plot_curves(history, trainer.unwrapped.tasks, output / "curves.png")
-        if stopper.update(score, epoch) and trainer.accelerator.is_main_process:
+        if stopper.update(score, epoch) and main:
             trainer.unwrapped.save_pretrained(output / "best")
             logger.info("new best %s = %.4f, saved %s", cfg.early_stopping_metric, score, output / "best")
+        progress.epoch, progress.step_in_epoch = epoch + 1, 0
+        progress.epoch_loss_sums, progress.epoch_loss_counts = {}, {}
+        trainer.epoch_start_sampler_state = trainer.sampler_generator.get_state()
+        save_state()
         if stopper.should_stop:
             logger.info("no dev improvement for %d epochs: stopping early", cfg.patience)
-            break
-    best = MultiTaskModel.from_pretrained(output / "best", device=trainer.accelerator.device)
-    test_metrics = evaluate(best, splits.test, cfg.eval_batch_size)[0] if splits.test else {}
+    accelerator.wait_for_everyone()
+    best = MultiTaskModel.from_pretrained(output / "best", device=accelerator.device)
+    test_metrics = evaluate(best, splits.test, cfg.eval_batch_size, accelerator)[0] if splits.test else {}
     summary = {
         "best_epoch": stopper.best_epoch,
         "epochs_run": len(history),
@@ -235,10 +316,14 @@ def train(config: Config, splits: Splits | None = None) -> dict:
         "parameters": parameters,
         "imbalance": imbalance,
         "train_examples": len(splits.train),
-        "wall_time_s": round(time.perf_counter() - started, 1),
+        "processes": accelerator.num_processes,
+        "final_weight_checksums": gather_object([weights_checksum(trainer.unwrapped)]),
+        "wall_time_s": round(elapsed_before + time.perf_counter() - started, 1),
     }
-    write_text_atomic(output / "summary.json", json.dumps(summary, indent=2))
+    if main:
+        write_text_atomic(output / "summary.json", json.dumps(summary, indent=2))
     logger.info("best epoch %d; test %s; %.0f s", stopper.best_epoch, _fmt(summary["test"]), summary["wall_time_s"])
+    accelerator.wait_for_everyone()
     return summary
 
 

@@ -153,7 +153,7 @@ def _distribution(field: str, what: str, per_split: dict[str, dict], key: str, t
         row = [value]
         for stats in per_split.values():
             count, total = stats[key].get(value, 0), stats[total_key]
-            row.append(f"{count} ({100 * count / total:.1f}%)" if total else "0")
+            row.append(f"{count} ({100 * count / total:.1f}%)" if count else "-")
         rows.append(row)
     more = f"; top {TOP} shown" if len(totals) > TOP else ""
     return [f"{field}: {len(totals)} {what}{more}", *_table(rows)]

@@ -345,8 +345,8 @@ def test_iob1_file_is_named_as_such(tmp_path, caplog):
     assert [e.annotations["tags"] for e in examples] == [("B-ORG", "O", "B-MISC", "B-MISC"), ("B-PER", "I-PER")]
     [warning] = warnings_of(caplog)
     assert warning == (
-        f"{path}:1: 3 I- tags did not continue an entity of their type; repaired to B-; "
-        "the file looks like IOB1 (I- opens entities), read as IOB2 (first here)"
+        f"{path}:1: 3 I- tags did not continue an entity of their type; repaired to B- (first here); "
+        "the file looks like IOB1 (I- opens entities), read as IOB2"
     )
 
 

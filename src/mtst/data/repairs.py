@@ -33,4 +33,4 @@ class Repair:
     def report(self, hint: str = "") -> None:
         if self.count:
             summary = self.summary.format(n=self.count)
-            logger.warning("%s:%d: %s%s (first here)", self.path, self.first_line, summary, hint)
+            logger.warning("%s:%d: %s (first here)%s", self.path, self.first_line, summary, hint)

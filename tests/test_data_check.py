@@ -70,7 +70,7 @@ def test_render_aligns_splits_distributions_and_warnings(dataset):
         "train         4          2    5    5    5",
         "dev           2          3    3    3    3",
     ]
-    assert "label: 4 labels" in lines
+    assert "label: 4 labels in all splits" in lines
     assert lines[7:12] == [
         "               train        dev",
         "  Play     2 (50.0%)          -",
@@ -79,7 +79,7 @@ def test_render_aligns_splits_distributions_and_warnings(dataset):
         "  Book             -  1 (50.0%)",
     ]
     assert "tags: sentences with an entity: train 75.0%, dev 100.0%" in lines
-    assert "  dev label (1): Book" in lines and "  dev tags (1): object" in lines
+    assert "  dev label (1 labels): Book" in lines and "  dev tags (1 entity types): object" in lines
     assert lines[-2:] == [
         "warnings: 1",
         f"  {dataset / 'dev.jsonl'}:2: 1 I- tags did not continue an entity of their type; repaired to B- (first here)",

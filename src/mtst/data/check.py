@@ -156,7 +156,7 @@ def _distribution(field: str, what: str, per_split: dict[str, dict], key: str, t
             row.append(f"{count} ({100 * count / total:.1f}%)" if count else "-")
         rows.append(row)
     more = f"; top {TOP} shown" if len(totals) > TOP else ""
-    return [f"{field}: {len(totals)} {what}{more}", *_table(rows)]
+    return [f"{field}: {len(totals)} {what} in all splits{more}", *_table(rows)]
 
 
 def render(report: dict) -> list[str]:
@@ -183,7 +183,8 @@ def render(report: dict) -> list[str]:
         lines += ["", "not in train:"]
         for name, fields in report["unseen_in_train"].items():
             for field, values in fields.items():
+                what = "entity types" if field in splits[name]["entities"] else "labels"
                 shown = ", ".join(values[:TOP]) + (f" (+{len(values) - TOP} more)" if len(values) > TOP else "")
-                lines.append(f"  {name} {field} ({len(values)}): {shown}")
+                lines.append(f"  {name} {field} ({len(values)} {what}): {shown}")
     lines += ["", f"warnings: {len(report['warnings'])}", *(f"  {w}" for w in report["warnings"])]
     return lines

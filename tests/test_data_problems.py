@@ -311,6 +311,8 @@ def test_missing_dev_split_is_named_when_the_config_asks_for_it(tmp_path):
     write(tmp_path, {"train.jsonl": b'{"text": "a"}\n'})
     with pytest.raises(DataError, match=r"no 'dev' split found \(looked for dev/, dev\.jsonl"):
         load_splits(DataConfig(dir=str(tmp_path)))
+    with pytest.raises(DataError, match=r"nowhere: no 'train' split found: the folder does not exist"):
+        load_splits(DataConfig(dir=str(tmp_path / "nowhere")))
 
 
 def test_forced_format_on_the_wrong_kind_of_path(tmp_path):

@@ -369,7 +369,8 @@ def find_split(data_dir: str | Path, split: str) -> Path:
     """The file or folder holding a split: `DIR/split` as given, or with a known suffix."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(data_dir, None, "data folder not found" if not data_dir.exists() else "not a folder")
+        problem = "the folder does not exist" if not data_dir.exists() else "this is a file, not a folder"
+        raise DataError(data_dir, None, f"no {split!r} split found: {problem}")
     direct = data_dir / split
     if direct.exists():
         return direct

@@ -47,6 +47,7 @@ CASES = [
     ("conll-empty", {"train.txt": b"\n  \r\n"}, "train.txt", None, "empty file", []),
     ("conll-docstart-only", {"train.txt": b"-DOCSTART- O\n\n"}, "train.txt", None, "no sentences found", []),
     ("conll-utf8", {"train.txt": b"EU B-ORG\r\n\xff O\r\n"}, "train.txt", 2, "invalid UTF-8 (byte 0xff)", []),
+    ("conll-utf8-cr", {"train.txt": b"EU B-ORG\r\rx O\r\xc3 O\r"}, "train.txt", 4, "invalid UTF-8 (byte 0xc3)", []),
     (
         "conll-bom-strict",
         {"train.txt": b"\xef\xbb\xbfEU B-ORG\n"},

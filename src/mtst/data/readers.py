@@ -40,8 +40,9 @@ def _decode(path: Path) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + raw[: error.start].count(b"\r") - raw[: error.start].count(b"\r\n")
-        raise DataError(path, line + 1, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
+        head = raw[: error.start]  # lines end at \n, \r\n or \r, as everywhere else
+        line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+        raise DataError(path, line, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
 
 
 def _split_lines(text: str) -> list[str]:

@@ -36,7 +36,10 @@ def test_jointbert_wrong_tag_count_names_file_and_line(tmp_path):
 def test_jointbert_line_count_mismatch(tmp_path):
     (tmp_path / "seq.in").write_text("a b\nc\n")
     (tmp_path / "label").write_text("x\n")
-    with pytest.raises(DataError, match="label: 1 lines, but seq.in has 2"):
+    with pytest.raises(DataError, match=r"seq\.in:2: no matching line in label \(label has 1 lines, seq\.in has 2\)"):
+        read_jointbert(tmp_path)
+    (tmp_path / "label").write_text("x\ny\nz\n")
+    with pytest.raises(DataError, match=r"label:3: extra line: seq\.in has only 2 lines"):
         read_jointbert(tmp_path)
 
 
@@ -90,7 +93,7 @@ def test_jsonl_spans_become_bio_tags(tmp_path):
     ("entities", "problem"),
     [
         ([{"start": 0, "end": 99, "label": "X"}], "out of range"),
-        ([{"start": 0, "end": 3, "label": "X"}], "word boundaries"),
+        ([{"start": 0, "end": 3, "label": "X"}], "ends inside the word 'Elon'"),
         ([{"start": 0, "end": 9, "label": "X"}, {"start": 5, "end": 9, "label": "Y"}], "overlaps"),
         ([{"start": 0, "label": "X"}], "integer start, end and a label"),
         ([[0, 4, "PER"]], "integer start, end and a label"),  # spaCy-style triples
@@ -107,11 +110,18 @@ def test_jsonl_bad_spans(tmp_path, entities, problem):
 
 def test_jsonl_integer_labels_kept_and_text_without_entities_has_no_tags(tmp_path):
     path = tmp_path / "d.jsonl"
-    lines = [{"tokens": ["a", "b"], "tags": [0, 1], "label": 3}, {"text": "just a topic", "label": 2}]
+    lines = [
+        {"tokens": ["a", "b"], "tags": ["O", "B-x"], "label": 3, "ids": [0, 1]},
+        {"text": "just a topic", "label": 2},
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     first, second = read_jsonl(path)
-    assert first.annotations == {"tags": ("0", "1"), "label": "3"}
+    assert first.annotations == {"tags": ("O", "B-x"), "label": "3", "ids": ("0", "1")}
     assert second.annotations == {"label": "2"}
+    # Integer tag ids name no entity type, so `tags` (BIO by definition) refuses them.
+    path.write_text(json.dumps({"tokens": ["a", "b"], "tags": [0, 1]}) + "\n")
+    with pytest.raises(DataError, match=r"d\.jsonl:1: `tags` must be a list of BIO tag strings"):
+        read_jsonl(path)
 
 
 def test_only_cr_and_lf_end_lines_and_no_break_space_stays_in_its_word(tmp_path):

@@ -48,6 +48,8 @@ class DataConfig(_Strict):
     test: str | None = "test"
     text_column: str = "text"
     label_column: str = "label"
+    # Refuse repairable problems (a BOM, mixed column separators, I- opening an entity) instead of warning.
+    strict: bool = False
 
     @field_validator("format")
     @classmethod

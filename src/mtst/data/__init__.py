@@ -28,7 +28,8 @@ def load_splits(config: DataConfig, max_train_examples: int | None = None, seed:
     def read(split: str | None) -> list[Example]:
         if split is None:
             return []
-        return read_path(find_split(config.dir, split), config.format, config.text_column, config.label_column)
+        path = find_split(config.dir, split)
+        return read_path(path, config.format, config.text_column, config.label_column, config.strict)
 
     train = read(config.train)
     if max_train_examples is not None and max_train_examples < len(train):

@@ -138,6 +138,7 @@ def evaluate(
         data_format or data.format,
         text_column or data.text_column,
         label_column or data.label_column,
+        data.strict,
     )
     metrics, _ = run_evaluation(MultiTaskModel.from_pretrained(checkpoint), examples)
     if as_json:

@@ -3,7 +3,7 @@
 
 // displaCy's colours for the common types; other types take the next free colour of the palette.
 const KNOWN = { PER: "#aa9cfc", PERSON: "#aa9cfc", ORG: "#7aecec", LOC: "#ff9561", GPE: "#feca74", MISC: "#bfe1d9" };
-const PALETTE = ["#e4e7d2", "#c887fb", "#9cc9cc", "#ffeb80", "#ff8197", "#f0d0ff", "#bfeeb7", "#e5a9a0", "#ddd"];
+const PALETTE = ["#feca74", "#c887fb", "#9cc9cc", "#ff8197", "#bfeeb7", "#ffeb80", "#e4e7d2", "#f0d0ff", "#e5a9a0", "#ddd"];
 const colours = new Map(Object.entries(KNOWN));
 
 function colourOf(label) {

@@ -1,8 +1,8 @@
 """Load benchmark of `mtst serve` on loopback: latency percentiles, throughput, errors and server memory.
 
-Starts the server in a subprocess twice, with micro-batching (the default settings) and without it
+Starts two servers in subprocesses, one with micro-batching (the default settings) and one without it
 (--max-batch-sentences 1), and drives each with N requests of a few sentences at 1, 8 and 32 concurrent
-clients. Writes benchmarks/results/serve_load.json and prints a markdown table.
+clients, one server at a time. Writes benchmarks/results/serve_load.json and prints a markdown table.
 
     python benchmarks/serve_load.py runs/demo/best --requests 1000 --sentences 4
 """
@@ -46,10 +46,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(checkpoint: str, extra: list[str], log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(checkpoint: str, extra: list[str], log: Path, threads: int | None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "mtst", "serve", checkpoint, "--port", str(port), *extra]
-    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -103,24 +104,38 @@ async def drive(url: str, requests: list[list[str]], concurrency: int) -> dict:
     }
 
 
-def run_mode(checkpoint: str, extra: list[str], requests: list[list[str]], levels: list[int], log: Path) -> dict:
-    process, url = start_server(checkpoint, extra, log)
+def measure(url: str, requests: list[list[str]], concurrency: int) -> dict:
+    before = httpx.get(f"{url}/health").json()
+    row = asyncio.run(drive(url, requests, concurrency))
+    after = httpx.get(f"{url}/health").json()
+    batches = after["batches"] - before["batches"]
+    row["mean_batch_sentences"] = round((after["sentences"] - before["sentences"]) / max(batches, 1), 1)
+    return {"concurrency": concurrency, **row}
+
+
+def run(checkpoint: str, requests: list[list[str]], levels: list[int], logs: Path, threads: int | None) -> dict:
+    """Both servers up at once (an idle one costs no CPU) and measured in turn at each level, so a machine
+    whose load drifts during the run treats both alike."""
+    servers = {
+        mode: start_server(checkpoint, extra, logs / f"serve_load.{mode.replace(' ', '_')}.log", threads)
+        for mode, extra in MODES.items()
+    }
     try:
-        asyncio.run(drive(url, requests[:20], 4))  # warm-up, not counted
-        rss_before = rss_mib(process.pid)
-        rows = []
+        results = {}
+        for mode, (process, url) in servers.items():
+            asyncio.run(drive(url, requests[:20], 4))  # warm-up, not counted
+            results[mode] = {"server_args": MODES[mode], "rss_mib_before": rss_mib(process.pid), "runs": []}
         for concurrency in levels:
-            before = httpx.get(f"{url}/health").json()
-            row = asyncio.run(drive(url, requests, concurrency))
-            after = httpx.get(f"{url}/health").json()
-            batches = after["batches"] - before["batches"]
-            row["mean_batch_sentences"] = round((after["sentences"] - before["sentences"]) / max(batches, 1), 1)
-            rows.append({"concurrency": concurrency, **row})
-            print(json.dumps(rows[-1]), flush=True)
-        return {"server_args": extra, "rss_mib_before": rss_before, "rss_mib_after": rss_mib(process.pid), "runs": rows}
+            for mode, (_, url) in servers.items():
+                results[mode]["runs"].append(measure(url, requests, concurrency))
+                print(mode, json.dumps(results[mode]["runs"][-1]), flush=True)
+        for mode, (process, _) in servers.items():
+            results[mode]["rss_mib_after"] = rss_mib(process.pid)
+        return results
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def machine() -> dict:
@@ -162,6 +177,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per concurrency level")
     parser.add_argument("--sentences", type=int, default=4, help="sentences per request")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the servers (default: torch's choice)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/serve_load.json"))
     args = parser.parse_args()
 
@@ -175,12 +191,11 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "checkpoint": args.checkpoint,
-        "modes": {},
+        "server_threads": args.threads or "torch default",
+        "load_average_before": os.getloadavg(),
     }
-    for mode, extra in MODES.items():
-        print(f"# {mode}", flush=True)
-        log = args.output.with_name(f"serve_load.{mode.replace(' ', '_')}.log")
-        results["modes"][mode] = run_mode(args.checkpoint, extra, requests, args.concurrency, log)
+    results["modes"] = run(args.checkpoint, requests, args.concurrency, args.output.parent, args.threads)
+    results["load_average_after"] = os.getloadavg()
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
 

@@ -85,3 +85,21 @@ def tiny_model(tiny_config):
     from mtst.train import build_model
 
     return build_model(tiny_config, load_splits(tiny_config.data))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """The tiny random model, untrained, saved as a checkpoint: arbitrary but well-formed predictions."""
+    from mtst.encoder import load_encoder
+    from mtst.model import MultiTaskModel, TaskSpec
+
+    tokenizer, encoder = load_encoder(str(tiny_encoder_dir), 64)
+    tags = ("O", "B-city", "I-city", "B-artist", "I-artist")
+    tasks = [
+        TaskSpec("intent", "sentence", "label", ("GetWeather", "PlayMusic")),
+        TaskSpec("slots", "token", "tags", tags),
+    ]
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-checkpoint") / "best"
+    MultiTaskModel(encoder, tokenizer, tasks, max_length=64).save_pretrained(folder)
+    return folder

@@ -140,3 +140,38 @@ def test_empty_config_section_with_a_flag(tmp_path):
     config.write_text("train:\n")
     result = runner.invoke(app, ["train", "--config", str(config), "--epochs", "1", "--data-dir", str(tmp_path / "x")])
     assert result.exit_code == 2 and "no 'train' split found" in result.stderr
+
+
+def test_serve_builds_the_app_on_loopback_and_hands_it_to_uvicorn(tiny_checkpoint, monkeypatch):
+    import uvicorn
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app, **options))
+    result = runner.invoke(app, ["serve", str(tiny_checkpoint), "--port", "8123", "--max-texts", "3"])
+    assert result.exit_code == 0, result.output
+    assert (started["host"], started["port"]) == ("127.0.0.1", 8123)
+    from fastapi.testclient import TestClient
+
+    with TestClient(started["app"]) as client:
+        assert client.get("/info").json()["limits"]["max_texts"] == 3
+        assert client.post("/predict", json={"texts": ["weather in paris"]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--max-texts", "0"], "--max-texts: Input should be greater than or equal to 1"),
+        (["--max-wait-ms", "-1"], "--max-wait-ms: Input should be greater than or equal to 0"),
+        (["--backend", "onnx"], "backend 'onnx' is not available"),
+    ],
+)
+def test_serve_refuses_bad_options_in_one_line(tiny_checkpoint, arguments, message):
+    result = runner.invoke(app, ["serve", str(tiny_checkpoint), *arguments])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_serve_a_folder_that_is_no_checkpoint(tmp_path):
+    result = runner.invoke(app, ["serve", str(tmp_path)])
+    assert result.exit_code == 2 and "not an mtst checkpoint" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from mtst.errors import MtstError
+from mtst.errors import ConfigError, MtstError
+from mtst.serve.config import Backend, ServeConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task sentence transformer.")
 
@@ -215,6 +217,55 @@ def data_check(
 
     report = check_dataset(path, data_format, text_column, label_column, strict)
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else "\n".join(render(report)))
+
+
+_SERVE = ServeConfig()  # the serve options' defaults
+
+
+@app.command()
+@friendly_errors
+def serve(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
+    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 opens it to the network.")] = _SERVE.host,
+    port: Annotated[int, typer.Option()] = _SERVE.port,
+    backend: Annotated[Backend, typer.Option(help="Inference backend.")] = _SERVE.backend,
+    max_texts: Annotated[int, typer.Option(help="Texts per request.")] = _SERVE.max_texts,
+    max_chars: Annotated[int, typer.Option(help="Characters per text.")] = _SERVE.max_chars,
+    max_body_bytes: Annotated[int, typer.Option(help="Request body size.")] = _SERVE.max_body_bytes,
+    max_batch_sentences: Annotated[
+        int, typer.Option(help="Sentences per model call, over requests; 1 turns micro-batching off.")
+    ] = _SERVE.max_batch_sentences,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more requests.")] = _SERVE.max_wait_ms,
+) -> None:
+    """Serve a checkpoint over HTTP: POST /predict, GET /health and /info, OpenAPI at /docs, a page at /."""
+    try:
+        config = ServeConfig(
+            host=host,
+            port=port,
+            backend=backend,
+            max_texts=max_texts,
+            max_chars=max_chars,
+            max_body_bytes=max_body_bytes,
+            max_batch_sentences=max_batch_sentences,
+            max_wait_ms=max_wait_ms,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    try:
+        import uvicorn
+
+        from mtst.serve.app import create_app
+        from mtst.serve.loading import describe_checkpoint, load_predictor
+    except ImportError as error:
+        raise MtstError(f"serving needs the serve extra ({error.name} is missing): pip install 'mtst[serve]'") from None
+
+    _setup_logging()
+    predictor = load_predictor(checkpoint, config.backend)
+    server = create_app(predictor.predict, describe_checkpoint(checkpoint, config.backend), config)
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger(__name__).warning("listening on %s: anyone who can reach it can use the model", host)
+    uvicorn.run(server, host=config.host, port=config.port, log_config=None)
 
 
 def main() -> None:

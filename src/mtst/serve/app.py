@@ -1,0 +1,109 @@
+"""The FastAPI application: `/predict` through the micro-batcher, `/health`, `/info`, and the page at `/`."""
+
+# No `from __future__ import annotations` here: FastAPI reads the request model built at run time from
+# the endpoint's annotation, which must be the class itself, not a string.
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from mtst.serve.batching import MicroBatcher, PredictFn
+from mtst.serve.config import ServeConfig
+from mtst.serve.limits import BodySizeLimit
+from mtst.serve.schemas import ErrorResponse, Health, SentenceResult, predict_request_model
+
+STATIC_DIR = Path(__file__).parent / "static"
+ERROR_RESPONSES = {
+    code: {"model": ErrorResponse, "description": why}
+    for code, why in {
+        400: "malformed JSON",
+        413: "request body larger than max_body_bytes",
+        415: "body not sent as application/json",
+        422: "the body breaks a rule: texts missing, empty, too many, too long, not strings",
+    }.items()
+}
+EXAMPLE = '{"texts": ["a sentence"]}'
+
+
+def _where(location) -> str:
+    return ".".join(str(part) for part in location if part != "body") or "body"
+
+
+def validation_message(error: dict) -> str:
+    """One readable line for the first thing wrong with a request body."""
+    where, kind = _where(error["loc"]), error["type"]
+    if kind == "missing" and where == "body":
+        return f"the request needs a JSON body: {EXAMPLE}"
+    if kind in ("model_attributes_type", "dict_type") and where == "body":
+        return f"the body must be a JSON object: {EXAMPLE}"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field; the body holds only `texts`"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = error.errors()
+    first = problems[0]
+    if first["type"] == "json_invalid":
+        return _error(400, f"malformed JSON: {first['ctx']['error']} at character {first['loc'][-1]}")
+    if isinstance(error.body, bytes):  # FastAPI parses a body as JSON only when its Content-Type says JSON
+        return _error(415, f"send the body as JSON with the header Content-Type: application/json, e.g. {EXAMPLE}")
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return _error(422, validation_message(first) + more)
+
+
+def create_app(predict: PredictFn, info: dict, config: ServeConfig | None = None) -> FastAPI:
+    """An app answering with `predict` (texts -> per-sentence dicts); `info` is what `/info` reports."""
+    config = config or ServeConfig()
+    batcher = MicroBatcher(predict, config.max_batch_sentences, config.max_wait_ms)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="mtst",
+        version=info.get("version", ""),
+        description="Sentence label and entities from one multi-task encoder. Page at `/`.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    PredictRequest = predict_request_model(config)  # noqa: N806 - a class, named as one
+    limits = config.model_dump(include={"max_texts", "max_chars", "max_body_bytes"})
+    batching = config.model_dump(include={"max_batch_sentences", "max_wait_ms"})
+
+    @app.post(
+        "/predict",
+        response_model=list[SentenceResult],
+        response_model_exclude_unset=True,
+        responses=ERROR_RESPONSES,
+        summary="Label each text and find its entities",
+    )
+    async def predict_texts(body: PredictRequest):
+        return await batcher.predict(body.texts)
+
+    @app.get("/health", response_model=Health)
+    async def health():
+        return {"status": "ok", "batches": batcher.stats.batches, "sentences": batcher.stats.sentences}
+
+    @app.get("/info", summary="Model, tasks and labels, encoder, version, limits")
+    async def model_info() -> dict:
+        return {**info, "limits": limits, "batching": batching}
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

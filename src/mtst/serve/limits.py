@@ -1,0 +1,37 @@
+"""A request-body size limit that answers in the API's JSON error format.
+
+Starlette's built-in limit (FastAPI's `max_body_size`) replies to a body whose Content-Length is already too
+large with a plain-text 413; clients of this API read `{"detail": ...}` from every refusal.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = f"request body larger than {max_bytes} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await JSONResponse({"detail": self.detail}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:  # a chunked body, or one longer than it declared
+                raise HTTPException(413, self.detail)
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,65 @@
+"""Loads the predictor a server answers with, and describes its checkpoint for `/info`."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from mtst.encoder import DEFAULT_ENCODER
+from mtst.errors import CheckpointError, MtstError
+from mtst.model import CONFIG_FILE, ENCODER_DIR
+from mtst.predict import Predictor
+from mtst.serve.config import Backend
+
+
+def load_predictor(checkpoint: str | Path, backend: Backend = "torch") -> Predictor:
+    """The one place a server builds its predictor; `backend` passes through once Predictor takes it."""
+    if "backend" in inspect.signature(Predictor.from_checkpoint).parameters:
+        return Predictor.from_checkpoint(checkpoint, backend=backend)
+    if backend != "torch":
+        raise MtstError(f"backend {backend!r} is not available in this mtst build; use --backend torch")
+    return Predictor.from_checkpoint(checkpoint)
+
+
+def mtst_version() -> str:
+    import mtst
+
+    return getattr(mtst, "__version__", None) or metadata.version("mtst")
+
+
+def _encoder_name(checkpoint: Path) -> str | None:
+    # The run's config.yaml beside the checkpoint names the encoder it started from; a copied checkpoint may lack it.
+    run_config = checkpoint.parent / "config.yaml"
+    if not run_config.is_file():
+        return None
+    encoder = (yaml.safe_load(run_config.read_text(encoding="utf-8")) or {}).get("encoder") or {}
+    return encoder.get("name_or_path") or DEFAULT_ENCODER
+
+
+def describe_checkpoint(checkpoint: str | Path, backend: Backend = "torch") -> dict:
+    """Model, tasks with their labels, encoder and mtst version, read from the checkpoint's files."""
+    checkpoint = Path(checkpoint).resolve()
+    try:
+        config = json.loads((checkpoint / CONFIG_FILE).read_text(encoding="utf-8"))
+        encoder = json.loads((checkpoint / ENCODER_DIR / "config.json").read_text(encoding="utf-8"))
+        name = _encoder_name(checkpoint)
+        tasks = [{key: task[key] for key in ("name", "type", "field", "labels")} for task in config["tasks"]]
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as error:
+        raise CheckpointError(f"{checkpoint}: cannot describe the checkpoint ({error})") from None
+    return {
+        "model": str(checkpoint),
+        "version": mtst_version(),
+        "backend": backend,
+        "encoder": {
+            "name": name,
+            "model_type": encoder.get("model_type"),
+            "hidden_size": encoder.get("hidden_size"),
+            "layers": encoder.get("num_hidden_layers"),
+            "max_length": config.get("max_length"),
+        },
+        "tasks": tasks,
+    }

@@ -1,0 +1,119 @@
+import asyncio
+import threading
+import time
+
+import pytest
+
+from mtst.serve.batching import MicroBatcher
+
+
+class RecordingPredictor:
+    """Answers each text with {"text": text} and records the size of every call, optionally slowly."""
+
+    def __init__(self, seconds: float = 0.0, fail_on: str | None = None):
+        self.calls: list[list[str]] = []
+        self.seconds, self.fail_on = seconds, fail_on
+        self.threads: set[str] = set()
+
+    def __call__(self, texts: list[str]) -> list[dict]:
+        self.calls.append(list(texts))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        if self.fail_on in texts:
+            raise ValueError(f"cannot predict {self.fail_on!r}")
+        return [{"text": text} for text in texts]
+
+
+async def run_requests(batcher: MicroBatcher, requests: list[list[str]]) -> list[list[dict]]:
+    await batcher.start()
+    try:
+        return await asyncio.gather(*(batcher.predict(texts) for texts in requests))
+    finally:
+        await batcher.stop()
+
+
+def requests_of(count: int, size: int) -> list[list[str]]:
+    return [[f"r{r}s{s}" for s in range(size)] for r in range(count)]
+
+
+def test_concurrent_requests_share_one_model_call_and_each_gets_its_own_results():
+    predictor = RecordingPredictor()
+    requests = requests_of(10, 2)
+    results = asyncio.run(run_requests(MicroBatcher(predictor, max_sentences=64, max_wait_ms=50), requests))
+    assert [[r["text"] for r in result] for result in results] == requests
+    assert len(predictor.calls) == 1 and len(predictor.calls[0]) == 20
+    assert threading.main_thread().name not in predictor.threads  # the model runs off the event loop's thread
+
+
+def test_a_batch_never_exceeds_max_sentences_and_never_splits_a_request():
+    predictor = RecordingPredictor()
+    requests = requests_of(6, 2) + [[f"big{s}" for s in range(7)]]
+    results = asyncio.run(run_requests(MicroBatcher(predictor, max_sentences=5, max_wait_ms=50), requests))
+    assert [[r["text"] for r in result] for result in results] == requests
+    sizes = [len(call) for call in predictor.calls]
+    assert sizes == [4, 4, 4, 7]  # 2+2 (a third request would make 6), ...; the 7-sentence request alone
+    assert sum(sizes) == 19
+
+
+def test_max_batch_one_turns_batching_off():
+    predictor = RecordingPredictor()
+    asyncio.run(run_requests(MicroBatcher(predictor, max_sentences=1, max_wait_ms=50), requests_of(5, 1)))
+    assert [len(call) for call in predictor.calls] == [1, 1, 1, 1, 1]
+
+
+def test_the_wait_for_more_requests_is_bounded():
+    predictor = RecordingPredictor()
+
+    async def two_apart() -> float:
+        batcher = MicroBatcher(predictor, max_sentences=64, max_wait_ms=20)
+        await batcher.start()
+        started = time.perf_counter()
+        await batcher.predict(["first"])
+        waited = time.perf_counter() - started
+        await asyncio.sleep(0.05)
+        await batcher.predict(["second"])
+        await batcher.stop()
+        return waited
+
+    waited = asyncio.run(two_apart())
+    assert 0.015 < waited < 1.0  # held for the 20 ms window, then run alone
+    assert predictor.calls == [["first"], ["second"]]
+
+
+def test_a_failing_batch_fails_its_requests_and_the_worker_serves_the_next_ones():
+    predictor = RecordingPredictor(fail_on="bad")
+
+    async def scenario():
+        batcher = MicroBatcher(predictor, max_sentences=64, max_wait_ms=20)
+        await batcher.start()
+        outcomes = await asyncio.gather(batcher.predict(["bad"]), batcher.predict(["ok"]), return_exceptions=True)
+        later = await batcher.predict(["later"])
+        await batcher.stop()
+        return outcomes, later
+
+    outcomes, later = asyncio.run(scenario())
+    assert all(isinstance(outcome, ValueError) for outcome in outcomes)  # same batch, same error
+    assert later == [{"text": "later"}]
+
+
+def test_the_event_loop_keeps_running_while_the_model_works():
+    predictor = RecordingPredictor(seconds=0.3)
+
+    async def scenario():
+        batcher = MicroBatcher(predictor, max_sentences=64, max_wait_ms=0)
+        await batcher.start()
+        pending = asyncio.ensure_future(batcher.predict(["slow"]))
+        await asyncio.sleep(0.02)
+        ticks_started = time.perf_counter()
+        await asyncio.sleep(0.01)  # would wait the whole 0.3 s if the model ran on the loop's thread
+        tick = time.perf_counter() - ticks_started
+        await pending
+        await batcher.stop()
+        return tick
+
+    assert asyncio.run(scenario()) < 0.15
+
+
+def test_predict_before_start_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="not running"):
+        asyncio.run(MicroBatcher(RecordingPredictor(), 8, 1).predict(["x"]))

@@ -43,9 +43,10 @@ def memorising_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
     train = {"epochs": steps, "batch_size": 8, "encoder_lr": 3e-3, "head_lr": 3e-2, "warmup_ratio": 0.0}
     config = load_config(None, **overrides, **{f"train.{key}": value for key, value in train.items()})
     set_seed(0)
-    trainer = Trainer.setup(config, load_splits(config.data))
-    for step in range(steps):
-        trainer.train_epoch(config.train, step)
+    trainer, progress = Trainer.setup(config, load_splits(config.data))
+    for epoch in range(1, steps + 1):
+        progress.epoch, progress.step_in_epoch = epoch, 0
+        trainer.train_epoch(config.train, progress, save_state=lambda: None)
     trainer.unwrapped.save_pretrained(root / "best")
     return root / "best"
 

@@ -14,4 +14,4 @@ test: setup
 	.venv/bin/python -m pytest -q
 
 lint: setup
-	.venv/bin/ruff check src tests scripts
+	.venv/bin/ruff check src tests scripts benchmarks

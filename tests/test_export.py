@@ -166,3 +166,14 @@ def test_cli_errors_are_one_line(unexported, args, message):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_unwritable_checkpoint_is_one_clear_error(unexported, monkeypatch):
+    from mtst import export
+
+    def read_only(*args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(export, "_write_files", read_only)  # root ignores chmod, so fake the refusal
+    with pytest.raises(MtstError, match="cannot write the ONNX export \\(Permission denied\\)"):
+        export.export_onnx(unexported)

@@ -105,17 +105,9 @@ def _quantize_int8(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
-    """Writes model.onnx (and model.int8.onnx) into the checkpoint folder atomically; returns the note."""
-    if quantize not in (None, *QUANTIZATIONS):
-        raise MtstError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
-    checkpoint = Path(checkpoint)
-    model = MultiTaskModel.from_pretrained(checkpoint, device="cpu")
-    clashes = sorted(set(model.tasks) & set(INPUT_NAMES))
-    if clashes:
-        raise MtstError(f"task name {clashes[0]!r} is also an input name of the ONNX graph; rename the task")
-    note_path = checkpoint / EXPORT_NOTE
-    files = json.loads(note_path.read_text(encoding="utf-8"))["files"] if note_path.is_file() else {}
+def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) -> dict:
+    """Writes and checks each file; returns what the note says about them."""
+    files = {}
     with atomic_file(checkpoint / ONNX_FILE) as tmp:
         _export_fp32(model, tmp)
         differences = _max_differences(tmp, model)
@@ -133,18 +125,43 @@ def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
             "quantization": "dynamic int8 (onnxruntime quantize_dynamic, QInt8 weights)",
             "max_abs_logit_difference": differences,
         }
-    note = {
-        "format": "onnx",
-        "opset": OPSET,
-        "exporter": "torch.onnx.export(dynamo=True)",
-        "torch": torch.__version__.split("+")[0],
-        "onnxruntime": onnxruntime.__version__,
-        "inputs": {name: "int64 [batch, sequence]" for name in INPUT_NAMES},
-        "outputs": {
-            name: "float32 [batch, labels]" if task.type == "sentence" else "float32 [batch, sequence, labels]"
-            for name, task in model.tasks.items()
-        },
-        "files": files,
-    }
-    write_text_atomic(note_path, json.dumps(note, indent=2))
+    return files
+
+
+def _previous_files(note_path: Path) -> dict:
+    """What an earlier export wrote (an int8 file stays valid when only float32 is exported again)."""
+    try:
+        return json.loads(note_path.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
+    """Writes model.onnx (and model.int8.onnx) into the checkpoint folder atomically; returns the note."""
+    if quantize not in (None, *QUANTIZATIONS):
+        raise MtstError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    checkpoint = Path(checkpoint)
+    model = MultiTaskModel.from_pretrained(checkpoint, device="cpu")
+    clashes = sorted(set(model.tasks) & set(INPUT_NAMES))
+    if clashes:
+        raise MtstError(f"task name {clashes[0]!r} is also an input name of the ONNX graph; rename the task")
+    note_path = checkpoint / EXPORT_NOTE
+    try:
+        files = {**_previous_files(note_path), **_write_files(model, checkpoint, quantize)}
+        note = {
+            "format": "onnx",
+            "opset": OPSET,
+            "exporter": "torch.onnx.export(dynamo=True)",
+            "torch": torch.__version__.split("+")[0],
+            "onnxruntime": onnxruntime.__version__,
+            "inputs": {name: "int64 [batch, sequence]" for name in INPUT_NAMES},
+            "outputs": {
+                name: "float32 [batch, labels]" if task.type == "sentence" else "float32 [batch, sequence, labels]"
+                for name, task in model.tasks.items()
+            },
+            "files": files,
+        }
+        write_text_atomic(note_path, json.dumps(note, indent=2))
+    except OSError as error:
+        raise MtstError(f"{checkpoint}: cannot write the ONNX export ({error.strerror or error})") from None
     return note

@@ -177,3 +177,31 @@ def test_unwritable_checkpoint_is_one_clear_error(unexported, monkeypatch):
     monkeypatch.setattr(export, "_write_files", read_only)  # root ignores chmod, so fake the refusal
     with pytest.raises(MtstError, match="cannot write the ONNX export \\(Permission denied\\)"):
         export.export_onnx(unexported)
+
+
+def test_parity_benchmark_script_runs_and_fp32_agrees(checkpoint, toy_data_dir, tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "onnx_parity.py"
+    spec = importlib.util.spec_from_file_location("onnx_parity", script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    output = tmp_path / "parity.json"
+    argv = [str(checkpoint), "--data-dir", str(toy_data_dir), "--batch-sizes", "1,4", "--threads", "1"]
+    monkeypatch.setattr("sys.argv", ["onnx_parity.py", *argv, "--repeats", "1", "--output", str(output)])
+    threads = torch.get_num_threads()
+    try:
+        benchmark.main()
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(output.read_text())
+    assert [(r["backend"], r["batch_size"]) for r in result["rows"]] == [
+        (backend, size) for size in (1, 4) for backend in ("torch", "onnx-fp32", "onnx-int8")
+    ]
+    for row in result["rows"]:
+        assert row["sentences_per_s"] > 0 and set(row["tasks"]) == {"intent", "slots"}
+        if row["backend"] != "onnx-int8":
+            assert row["tasks"]["intent"]["agreement"] == 1.0 and row["tasks"]["slots"]["identical_sentences"] == 1.0
+    assert set(result["target_met"]) == {"1", "4"}
+    assert "| onnx-int8 | 4 |" in capsys.readouterr().out

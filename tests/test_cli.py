@@ -157,12 +157,35 @@ def test_serve_builds_the_app_on_loopback_and_hands_it_to_uvicorn(tiny_checkpoin
         assert client.post("/predict", json={"texts": ["weather in paris"]}).status_code == 200
 
 
+def test_serve_runs_the_onnx_export(tiny_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    import uvicorn
+
+    checkpoint = tmp_path / "best"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    assert runner.invoke(app, ["export", str(checkpoint), "--format", "onnx"]).exit_code == 0
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app, **options))
+    result = runner.invoke(app, ["serve", str(checkpoint), "--backend", "onnx"])
+    assert result.exit_code == 0, result.output
+    from fastapi.testclient import TestClient
+
+    from mtst.predict import Predictor
+
+    texts = ["weather in paris", "play queen"]
+    with TestClient(started["app"]) as client:
+        assert client.get("/info").json()["backend"] == "onnx"
+        served = client.post("/predict", json={"texts": texts}).json()
+    assert served == Predictor.from_checkpoint(checkpoint, device="cpu").predict(texts)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["--max-texts", "0"], "--max-texts: Input should be greater than or equal to 1"),
         (["--max-wait-ms", "-1"], "--max-wait-ms: Input should be greater than or equal to 0"),
-        (["--backend", "onnx"], "backend 'onnx' is not available"),
+        (["--backend", "onnx"], "no ONNX export; run `mtst export"),
     ],
 )
 def test_serve_refuses_bad_options_in_one_line(tiny_checkpoint, arguments, message):

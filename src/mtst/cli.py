@@ -164,6 +164,10 @@ def predict(
     texts: Annotated[list[str] | None, typer.Argument(help="Sentences; or use --file, or standard input.")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="One sentence per line.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx (after `mtst export`).")] = "torch",
+    quantized: Annotated[
+        bool, typer.Option("--quantized", help="With --backend onnx: use model.int8.onnx (`export --quantize int8`).")
+    ] = False,
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
     from mtst.data.readers import LINE_BREAK, read_text_lines
@@ -176,13 +180,36 @@ def predict(
         sentences = [line for line in LINE_BREAK.split(sys.stdin.read().removeprefix("\ufeff")) if line.strip()]
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
-    results = Predictor.from_checkpoint(checkpoint).predict(sentences)
+    results = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).predict(sentences)
     for result in results:
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
         else:
             spans = ", ".join(f"{e['text']} [{e['label']} {e['score']:.2f}]" for e in result.get("entities", []))
             typer.echo(f"{result['text']}\n  -> {result.get('label', '')} ({result.get('score', 0):.2f})  {spans}")
+
+
+@app.command()
+@friendly_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
+    export_format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option("--quantize", help="int8: also write model.int8.onnx (dynamic quantization).")
+    ] = None,
+) -> None:
+    """Export the whole model (encoder, pooling, every head) for CPU inference into the checkpoint folder.
+
+    Writes model.onnx (and model.int8.onnx) plus onnx_export.json; use them with `predict --backend onnx`.
+    """
+    if export_format not in ("onnx",):
+        raise MtstError(f"unknown export format {export_format!r}; choose one of onnx")
+    from mtst.export import export_onnx
+
+    note = export_onnx(checkpoint, quantize)
+    for name, entry in note["files"].items():
+        difference = max(entry["max_abs_logit_difference"].values())
+        typer.echo(f"{checkpoint / name}  (max |logit - PyTorch| on a check batch: {difference:.2g})")
 
 
 @app.command()

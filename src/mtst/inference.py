@@ -5,11 +5,13 @@ Evaluation, the Predictor and the server all go through `run_model`, so they dec
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from mtst.data.batching import Collator
 from mtst.data.example import Example
@@ -49,12 +51,35 @@ def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[
     return prediction
 
 
-@torch.no_grad()
-def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple[list[Prediction], dict[str, float]]:
-    """Predictions in input order, and the mean loss of each task whose gold labels the examples carry."""
+@contextlib.contextmanager
+def _inference_forward(model):
+    """The model's forward for inference: a torch model in eval mode on its own device (restored after);
+    an ONNX model (mtst.onnx_backend.OnnxModel) is inference-only already and takes CPU tensors."""
+    if not isinstance(model, nn.Module):
+        yield model.forward
+        return
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+
+    def forward(input_ids, attention_mask, labels):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            labels = {name: value.to(device) for name, value in labels.items()}
+            return model(input_ids.to(device), attention_mask.to(device), labels)
+
+    try:
+        yield forward
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple[list[Prediction], dict[str, float]]:
+    """Predictions in input order, and the mean loss of each task whose gold labels the examples carry.
+
+    `model` is a MultiTaskModel or an OnnxModel: both have `tasks`, `tokenizer`, `max_length` and
+    `forward(input_ids, attention_mask, labels) -> ModelOutput` (the ONNX graph returns no losses).
+    """
     task_labels = [task.as_labels for task in model.tasks.values()]
     features = encode_examples(examples, model.tokenizer, task_labels, model.max_length)
     collate = Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in model.tasks.values()})
@@ -62,19 +87,14 @@ def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple
     order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
     predictions: list[Prediction | None] = [None] * len(features)
     loss_sums, loss_counts = defaultdict(float), defaultdict(int)
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
-        batch = collate([features[i] for i in indices])
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            output = model(
-                batch["input_ids"].to(device),
-                batch["attention_mask"].to(device),
-                {name: value.to(device) for name, value in batch["labels"].items()},
-            )
-        for name, loss in output.losses.items():
-            loss_sums[name] += float(loss) * len(indices)
-            loss_counts[name] += len(indices)
-        for row, index in enumerate(indices):
-            predictions[index] = _decode(model, output.logits, row, features[index].word_starts)
-    model.train(was_training)
+    with _inference_forward(model) as forward:
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            batch = collate([features[i] for i in indices])
+            output = forward(batch["input_ids"], batch["attention_mask"], batch["labels"])
+            for name, loss in output.losses.items():
+                loss_sums[name] += float(loss) * len(indices)
+                loss_counts[name] += len(indices)
+            for row, index in enumerate(indices):
+                predictions[index] = _decode(model, output.logits, row, features[index].word_starts)
     return predictions, {name: loss_sums[name] / loss_counts[name] for name in loss_sums}

@@ -41,7 +41,7 @@ class TaskSpec:
 class ModelOutput:
     logits: dict[str, torch.Tensor]
     losses: dict[str, torch.Tensor]
-    sentence_embedding: torch.Tensor
+    sentence_embedding: torch.Tensor | None  # None from the ONNX graph, which exports the logits only
 
 
 class MultiTaskModel(nn.Module):
@@ -110,22 +110,9 @@ class MultiTaskModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
         directory = Path(directory)
-        config_path = directory / CONFIG_FILE
-        if not config_path.is_file():
-            raise CheckpointError(f"{directory}: not an mtst checkpoint (no {CONFIG_FILE})")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            tasks = [TaskSpec(**{**task, "labels": tuple(task["labels"])}) for task in config["tasks"]]
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
-        _check_tasks(tasks, config_path)
-        try:
-            encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
-            tokenizer = load_tokenizer(directory, encoder_config.model_type)
-        except (OSError, ValueError) as error:
-            raise CheckpointError(f"{directory}: incomplete checkpoint ({str(error).splitlines()[0]})") from None
-        encoder = AutoModel.from_config(encoder_config)
-        model = cls(encoder, tokenizer, tasks, config.get("max_length", 128))
+        spec = read_checkpoint(directory)
+        encoder = AutoModel.from_config(spec.encoder_config)
+        model = cls(encoder, spec.tokenizer, spec.tasks, spec.max_length)
         _check_weight_shapes(model, directory / WEIGHTS_FILE)
         try:
             # safetensors wants "cpu", not the "cpu:0" that a multi-process run's device reads as.
@@ -170,3 +157,33 @@ def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
                 f"{weights_path}: weights do not match config.json: {name} is {shapes[name]} in the file, "
                 f"the model needs {list(tensor.shape)}{why}"
             )
+
+
+@dataclass
+class CheckpointSpec:
+    """Everything in a checkpoint folder but the weights: enough to tokenize and decode."""
+
+    tasks: list[TaskSpec]
+    max_length: int
+    tokenizer: object
+    encoder_config: object
+
+
+def read_checkpoint(directory: str | Path) -> CheckpointSpec:
+    """Reads config.json, encoder/config.json and the tokenizer; the ONNX backend needs no torch weights."""
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory}: not an mtst checkpoint (no {CONFIG_FILE})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        tasks = [TaskSpec(**{**task, "labels": tuple(task["labels"])}) for task in config["tasks"]]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
+    _check_tasks(tasks, config_path)
+    try:
+        encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
+        tokenizer = load_tokenizer(directory, encoder_config.model_type)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{directory}: incomplete checkpoint ({str(error).splitlines()[0]})") from None
+    return CheckpointSpec(tasks, config.get("max_length", 128), tokenizer, encoder_config)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from mtst.data.example import Example
+from mtst.errors import MtstError
 from mtst.inference import Prediction, SentencePrediction, TokenPrediction, run_model
 from mtst.model import MultiTaskModel
 from mtst.windows import merge_windows, windows_of
@@ -37,7 +38,7 @@ def entities(example: Example, tokens: TokenPrediction) -> list[dict]:
     return found
 
 
-def to_json(model: MultiTaskModel, example: Example, prediction: Prediction) -> dict:
+def to_json(model, example: Example, prediction: Prediction) -> dict:
     """One sentence's result; the first sentence task fills `label`/`score`, the first token task `entities`."""
     result: dict = {"text": example.text}
     sentence_tasks = [n for n, t in model.tasks.items() if t.type == "sentence"]
@@ -57,6 +58,9 @@ def to_json(model: MultiTaskModel, example: Example, prediction: Prediction) -> 
     return result
 
 
+BACKENDS = ("torch", "onnx")
+
+
 class Predictor:
     """Loads a checkpoint once and predicts raw sentences of any length.
 
@@ -64,13 +68,33 @@ class Predictor:
     `window_overlap` sub-tokens: every word gets a tag, and the sentence label comes from the first window.
     """
 
-    def __init__(self, model: MultiTaskModel, batch_size: int = 64, window_overlap: int = 32):
-        self.model = model.eval()
+    def __init__(self, model, batch_size: int = 64, window_overlap: int = 32):
+        self.model = model  # a MultiTaskModel or an mtst.onnx_backend.OnnxModel; run_model takes either
         self.batch_size = batch_size
         self.window_overlap = window_overlap
 
     @classmethod
-    def from_checkpoint(cls, directory: str | Path, device: str | None = None, batch_size: int = 64) -> Predictor:
+    def from_checkpoint(
+        cls,
+        directory: str | Path,
+        device: str | None = None,
+        batch_size: int = 64,
+        backend: str = "torch",
+        quantized: bool = False,
+    ) -> Predictor:
+        """`backend="torch"` loads model.safetensors on `device` (default: CUDA when available);
+        `backend="onnx"` runs model.onnx from `mtst export` on CPU with onnxruntime, or model.int8.onnx
+        with `quantized=True`."""
+        if backend not in BACKENDS:
+            raise MtstError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "onnx":
+            if device not in (None, "cpu"):
+                raise MtstError(f"the onnx backend runs on CPU only, not {device!r}")
+            from mtst.onnx_backend import OnnxModel
+
+            return cls(OnnxModel.from_checkpoint(directory, quantized), batch_size)
+        if quantized:
+            raise MtstError("a quantized model needs the onnx backend (made by `mtst export --quantize int8`)")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(MultiTaskModel.from_pretrained(directory, device=device), batch_size)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from importlib import metadata
 from pathlib import Path
@@ -10,19 +9,15 @@ from pathlib import Path
 import yaml
 
 from mtst.encoder import DEFAULT_ENCODER
-from mtst.errors import CheckpointError, MtstError
+from mtst.errors import CheckpointError
 from mtst.model import CONFIG_FILE, ENCODER_DIR
 from mtst.predict import Predictor
 from mtst.serve.config import Backend
 
 
 def load_predictor(checkpoint: str | Path, backend: Backend = "torch") -> Predictor:
-    """The one place a server builds its predictor; `backend` passes through once Predictor takes it."""
-    if "backend" in inspect.signature(Predictor.from_checkpoint).parameters:
-        return Predictor.from_checkpoint(checkpoint, backend=backend)
-    if backend != "torch":
-        raise MtstError(f"backend {backend!r} is not available in this mtst build; use --backend torch")
-    return Predictor.from_checkpoint(checkpoint)
+    """The one place a server builds its predictor; `onnx` runs the model.onnx that `mtst export` wrote."""
+    return Predictor.from_checkpoint(checkpoint, backend=backend)
 
 
 def mtst_version() -> str:

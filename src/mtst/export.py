@@ -1,0 +1,167 @@
+"""Exports a checkpoint's joint graph (encoder, pooling, every head) to ONNX for CPU inference.
+
+Inputs `input_ids` and `attention_mask` (int64, dynamic batch and sequence axes); one logits output per
+task, named after the task. `model.onnx` is float32; `--quantize int8` adds `model.int8.onnx` (dynamic
+int8 quantization of the weights, activations quantized on the fly). Both are checked against PyTorch on
+a padded batch before they replace anything, and `onnx_export.json` records what was exported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtst.checkpoint import atomic_file, write_text_atomic
+from mtst.errors import MtstError
+from mtst.model import MultiTaskModel
+from mtst.onnx_backend import EXPORT_NOTE, INPUT_NAMES, INT8_FILE, ONNX_FILE, open_session
+
+try:
+    import onnxruntime
+    import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+except ImportError:  # the optional `export` extra
+    raise MtstError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'mtst[export]'") from None
+
+OPSET = 18
+FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)
+FP32_TOLERANCE = 1e-3  # float32 kernels differ in summation order; measured ~2e-5 on all-MiniLM-L6-v2
+# Traced with one batch, checked with another of a different size and length, padding included, so a
+# shape baked into the graph by mistake shows up as a failed check rather than as wrong predictions later.
+TRACE_TEXTS = ["play the song yesterday by the beatles", "weather in paris"]
+CHECK_TEXTS = ["what will the weather be like in new york tomorrow evening", "", "play queen"]
+
+
+class JointGraph(nn.Module):
+    """The model's forward with plain tensor inputs and one logits tensor per task, in task order."""
+
+    def __init__(self, model: MultiTaskModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = self.model(input_ids, attention_mask).logits
+        return tuple(logits[name] for name in self.model.tasks)
+
+
+def _batch(model: MultiTaskModel, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    encoded = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_length, return_tensors="pt")
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+def _export_fp32(model: MultiTaskModel, path: Path) -> None:
+    # The torch.export-based exporter (dynamo=True) is the one PyTorch maintains and the default since 2.9;
+    # the TorchScript one is deprecated and only traces, baking Python branches on shapes into the graph.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notices
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter (deprecations inside torch/transformers), not ours
+        program = torch.onnx.export(
+            JointGraph(model).eval(),
+            _batch(model, TRACE_TEXTS),
+            input_names=list(INPUT_NAMES),
+            output_names=list(model.tasks),
+            dynamic_shapes=axes,
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    program.save(str(path), external_data=False)  # one self-contained file; fine below protobuf's 2 GB
+
+
+def _max_differences(path: Path, model: MultiTaskModel) -> dict[str, float]:
+    """Largest absolute logit difference per task between the ONNX file and PyTorch on CHECK_TEXTS' tokens."""
+    input_ids, attention_mask = _batch(model, CHECK_TEXTS)
+    with torch.no_grad():
+        expected = model(input_ids, attention_mask).logits
+    session = open_session(path)
+    names = list(model.tasks)
+    got = session.run(names, {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})
+    real_tokens = attention_mask.numpy().astype(bool)  # padding positions are never decoded
+    differences = {}
+    for name, value in zip(names, got, strict=True):
+        reference = expected[name].numpy()
+        if value.shape != reference.shape or not np.isfinite(value).all():
+            raise MtstError(f"{path}: output {name!r} has shape {value.shape} or non-finite values; export failed")
+        gap = np.abs(value - reference)
+        differences[name] = float((gap[real_tokens] if gap.ndim == 3 else gap).max())
+    return differences
+
+
+def _quantize_int8(source: Path, target: Path) -> None:
+    # quantize_dynamic logs advice about optional pre-processing through the root logger; keep our output clean.
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) -> dict:
+    """Writes and checks each file; returns what the note says about them."""
+    files = {}
+    with atomic_file(checkpoint / ONNX_FILE) as tmp:
+        _export_fp32(model, tmp)
+        differences = _max_differences(tmp, model)
+        worst = max(differences.values())
+        if worst > FP32_TOLERANCE:
+            raise MtstError(f"ONNX logits differ from PyTorch by {worst:.2g} (tolerance {FP32_TOLERANCE}); not written")
+    files[ONNX_FILE] = {"quantization": None, "max_abs_logit_difference": differences}
+    if quantize == "int8":
+        with atomic_file(checkpoint / INT8_FILE) as tmp:
+            _quantize_int8(checkpoint / ONNX_FILE, tmp)
+            # int8 logits cannot match float32 closely; the check is shapes and finite values, the
+            # differences are recorded, and accuracy is measured on real data (benchmarks/onnx_parity.py).
+            differences = _max_differences(tmp, model)
+        files[INT8_FILE] = {
+            "quantization": "dynamic int8 (onnxruntime quantize_dynamic, QInt8 weights)",
+            "max_abs_logit_difference": differences,
+        }
+    return files
+
+
+def _previous_files(note_path: Path) -> dict:
+    """What an earlier export wrote (an int8 file stays valid when only float32 is exported again)."""
+    try:
+        return json.loads(note_path.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
+    """Writes model.onnx (and model.int8.onnx) into the checkpoint folder atomically; returns the note."""
+    if quantize not in (None, *QUANTIZATIONS):
+        raise MtstError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    checkpoint = Path(checkpoint)
+    model = MultiTaskModel.from_pretrained(checkpoint, device="cpu")
+    clashes = sorted(set(model.tasks) & set(INPUT_NAMES))
+    if clashes:
+        raise MtstError(f"task name {clashes[0]!r} is also an input name of the ONNX graph; rename the task")
+    note_path = checkpoint / EXPORT_NOTE
+    try:
+        files = {**_previous_files(note_path), **_write_files(model, checkpoint, quantize)}
+        note = {
+            "format": "onnx",
+            "opset": OPSET,
+            "exporter": "torch.onnx.export(dynamo=True)",
+            "torch": torch.__version__.split("+")[0],
+            "onnxruntime": onnxruntime.__version__,
+            "inputs": {name: "int64 [batch, sequence]" for name in INPUT_NAMES},
+            "outputs": {
+                name: "float32 [batch, labels]" if task.type == "sentence" else "float32 [batch, sequence, labels]"
+                for name, task in model.tasks.items()
+            },
+            "files": files,
+        }
+        write_text_atomic(note_path, json.dumps(note, indent=2))
+    except OSError as error:
+        raise MtstError(f"{checkpoint}: cannot write the ONNX export ({error.strerror or error})") from None
+    return note

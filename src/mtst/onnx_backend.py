@@ -1,0 +1,74 @@
+"""Runs a checkpoint's exported ONNX graph with onnxruntime on CPU, behind the interface `run_model` uses.
+
+Tokenizer, tasks, labels and max_length come from the checkpoint's config.json and tokenizer files, so
+ONNX inference never builds the torch encoder nor reads model.safetensors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mtst.errors import CheckpointError, MtstError
+from mtst.model import ModelOutput, read_checkpoint
+
+try:
+    import onnxruntime as ort
+except ImportError:  # the optional `export` extra
+    raise MtstError("the onnx backend needs onnxruntime: pip install 'mtst[export]'") from None
+
+ONNX_FILE, INT8_FILE, EXPORT_NOTE = "model.onnx", "model.int8.onnx", "onnx_export.json"
+INPUT_NAMES = ("input_ids", "attention_mask")
+
+
+def onnx_path(directory: str | Path, quantized: bool = False) -> Path:
+    return Path(directory) / (INT8_FILE if quantized else ONNX_FILE)
+
+
+def open_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU session; `threads` sets the intra-op pool (None: onnxruntime's default, one per core)."""
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # the graph is one chain; a second pool would only compete for cores
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own exception types share no base below Exception
+        raise CheckpointError(f"{path}: cannot load ONNX model ({str(error).splitlines()[0]})") from None
+
+
+class OnnxModel:
+    """The exported graph with the MultiTaskModel surface that run_model needs: tasks, tokenizer,
+    max_length and `forward(input_ids, attention_mask, labels) -> ModelOutput` (logits only, no losses)."""
+
+    def __init__(self, session: ort.InferenceSession, tokenizer, tasks, max_length: int):
+        self.session = session
+        self.tokenizer = tokenizer
+        self.tasks = {task.name: task for task in tasks}
+        self.max_length = max_length
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, quantized: bool = False, threads: int | None = None) -> OnnxModel:
+        directory = Path(directory)
+        spec = read_checkpoint(directory)
+        path = onnx_path(directory, quantized)
+        if not path.is_file():
+            flag = " --quantize int8" if quantized else ""
+            raise CheckpointError(f"{path}: no ONNX export; run `mtst export {directory} --format onnx{flag}` first")
+        session = open_session(path, threads)
+        inputs = [node.name for node in session.get_inputs()]
+        outputs = sorted(node.name for node in session.get_outputs())
+        if inputs != list(INPUT_NAMES) or outputs != sorted(task.name for task in spec.tasks):
+            raise CheckpointError(
+                f"{path}: graph inputs {inputs} / outputs {outputs} do not match the tasks in config.json; "
+                "run `mtst export` again"
+            )
+        return cls(session, spec.tokenizer, spec.tasks, spec.max_length)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: dict | None = None) -> ModelOutput:
+        names = list(self.tasks)
+        feeds = {"input_ids": input_ids.long().numpy(), "attention_mask": attention_mask.long().numpy()}
+        outputs = self.session.run(names, feeds)
+        logits = {name: torch.from_numpy(value) for name, value in zip(names, outputs, strict=True)}
+        return ModelOutput(logits, {}, None)

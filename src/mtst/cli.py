@@ -107,6 +107,40 @@ def train(
 
 @app.command()
 @friendly_errors
+def compare(
+    strategies: Annotated[
+        str, typer.Option("--strategies", help="Comma-separated: full,frozen,discriminative,freeze-lower:N,...")
+    ],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("runs/compare"),
+    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
+    max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
+    sentences: Annotated[
+        Path | None, typer.Option("--sentences", help="Held-out sentences to predict, one per line.")
+    ] = None,
+) -> None:
+    """Train once per strategy (same seed and data); write comparison.md/.json, plots and a qualitative table."""
+    from mtst.compare import compare as run_comparison
+    from mtst.config import load_config
+    from mtst.data.readers import read_text_lines
+
+    _setup_logging()
+    settings = load_config(
+        config,
+        **{
+            "data.dir": str(data_dir) if data_dir else None,
+            "train.epochs": epochs,
+            "train.max_train_examples": max_train_examples,
+        },
+    )
+    names = [name.strip() for name in strategies.split(",") if name.strip()]
+    run_comparison(settings, names, output_dir, read_text_lines(sentences) if sentences else None)
+    typer.echo(f"wrote {output_dir / 'comparison.md'}")
+
+
+@app.command()
+@friendly_errors
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
     data_dir: DataDirOption = None,

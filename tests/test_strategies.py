@@ -132,3 +132,13 @@ def _model_parameters(config):
     from mtst.train import build_model
 
     return list(build_model(config, load_splits(config.data)).named_parameters())
+
+
+def test_train_command_refuses_a_bad_strategy_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from mtst.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--strategy", "llrd:1.5", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "strategy.name: Value error, unknown strategy 'llrd:1.5'" in result.output

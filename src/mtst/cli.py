@@ -60,6 +60,10 @@ def train(
     max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     encoder: Annotated[str | None, typer.Option("--encoder", help="Local HF encoder folder.")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="full, frozen, discriminative, freeze-lower:N, gradual or llrd:DECAY."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the interrupted run in this output folder.")
     ] = None,
@@ -77,6 +81,7 @@ def train(
             "--max-train-examples": max_train_examples,
             "--seed": seed,
             "--encoder": encoder,
+            "--strategy": strategy,
         }
         clashing = [flag for flag, value in settings_given.items() if value is not None]
         if clashing:
@@ -93,6 +98,7 @@ def train(
             "train.max_train_examples": max_train_examples,
             "train.seed": seed,
             "encoder.name_or_path": encoder,
+            "strategy.name": strategy,
         },
     )
     summary = run_training(settings, resume=resume is not None)

@@ -47,7 +47,9 @@ def test_train_writes_every_artifact_and_predicts(tiny_config, tmp_path):
     assert {"intent.accuracy", "slots.f1", "sentence_accuracy", "score"} <= set(rows[0]["dev"])
     saved = json.loads((out / "summary.json").read_text())
     assert saved["best_epoch"] == summary["best_epoch"] and "slots.f1" in saved["test"]
-    assert saved["parameters"]["trainable"] == saved["parameters"]["total"]
+    pooler = 32 * 32 + 32  # the encoder's pooler never trains: mean pooling does not use it
+    assert saved["parameters"]["trainable"] == saved["parameters"]["total"] - pooler
+    assert saved["strategy"] == "full" and saved["loss_weights_by_epoch"] == [{"intent": 1.0, "slots": 1.0}] * 2
     imbalance = saved["imbalance"]
     assert imbalance["entity_bearing_train_sentences"] == 6 and imbalance["entity_sampler_weight"] == 2.0
     weights = imbalance["slots.class_weights"]

@@ -62,6 +62,10 @@ def train(
     max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     encoder: Annotated[str | None, typer.Option("--encoder", help="Local HF encoder folder.")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="full, frozen, discriminative, freeze-lower:N, gradual or llrd:DECAY."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the interrupted run in this output folder.")
     ] = None,
@@ -79,6 +83,7 @@ def train(
             "--max-train-examples": max_train_examples,
             "--seed": seed,
             "--encoder": encoder,
+            "--strategy": strategy,
         }
         clashing = [flag for flag, value in settings_given.items() if value is not None]
         if clashing:
@@ -95,6 +100,7 @@ def train(
             "train.max_train_examples": max_train_examples,
             "train.seed": seed,
             "encoder.name_or_path": encoder,
+            "strategy.name": strategy,
         },
     )
     summary = run_training(settings, resume=resume is not None)
@@ -105,6 +111,40 @@ def train(
             {"output_dir": settings.output_dir, "best_epoch": summary["best_epoch"], "test": summary["test"]}, indent=2
         )
     )
+
+
+@app.command()
+@friendly_errors
+def compare(
+    strategies: Annotated[
+        str, typer.Option("--strategies", help="Comma-separated: full,frozen,discriminative,freeze-lower:N,...")
+    ],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("runs/compare"),
+    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
+    max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
+    sentences: Annotated[
+        Path | None, typer.Option("--sentences", help="Held-out sentences to predict, one per line.")
+    ] = None,
+) -> None:
+    """Train once per strategy (same seed and data); write comparison.md/.json, plots and a qualitative table."""
+    from mtst.compare import compare as run_comparison
+    from mtst.config import load_config
+    from mtst.data.readers import read_text_lines
+
+    _setup_logging()
+    settings = load_config(
+        config,
+        **{
+            "data.dir": str(data_dir) if data_dir else None,
+            "train.epochs": epochs,
+            "train.max_train_examples": max_train_examples,
+        },
+    )
+    names = [name.strip() for name in strategies.split(",") if name.strip()]
+    run_comparison(settings, names, output_dir, read_text_lines(sentences) if sentences else None)
+    typer.echo(f"wrote {output_dir / 'comparison.md'}")
 
 
 @app.command()

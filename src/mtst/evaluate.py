@@ -84,13 +84,40 @@ def run_sharded(model, examples: Sequence[Example], batch_size: int, accelerator
 
 
 def evaluate(
-    model, examples: Sequence[Example], batch_size: int = 128, accelerator=None
+    model, examples: Sequence[Example], batch_size: int = 128, accelerator=None, tasks: Sequence[str] | None = None
 ) -> tuple[dict, list[Prediction]]:
+    """Metrics of `tasks` (default: every task of the model) on examples labelled for them."""
     predictions, losses = run_sharded(model, examples, batch_size, accelerator)
-    metrics = compute_metrics(model.tasks, examples, predictions)
+    scored = {name: task for name, task in model.tasks.items() if tasks is None or name in tasks}
+    metrics = compute_metrics(scored, examples, predictions)
     for name, loss in losses.items():
-        metrics[name]["loss"] = loss
+        if name in metrics:
+            metrics[name]["loss"] = loss
     return metrics, predictions
+
+
+def evaluate_corpora(model, corpora, split: str, batch_size: int = 128, accelerator=None) -> tuple[dict, list]:
+    """Each task on its own corpus's `split`; [(examples, predictions)] per corpus evaluated.
+
+    With several corpora, sentence accuracy is per corpus (`sentence_accuracy.<tasks>`) and `score` is the
+    mean of every task's main metric.
+    """
+    merged: dict = {}
+    samples = []
+    for corpus in corpora:
+        examples = getattr(corpus.splits, split)
+        if not examples:
+            continue
+        metrics, predictions = evaluate(model, examples, batch_size, accelerator, corpus.tasks)
+        samples.append((examples, predictions))
+        if len(corpora) == 1:
+            return metrics, samples
+        merged.update({name: value for name, value in metrics.items() if name in corpus.tasks})
+        merged[f"sentence_accuracy.{corpus.name}"] = metrics["sentence_accuracy"]
+    main = [merged[n][MAIN_METRIC[t.type]] for n, t in model.tasks.items() if n in merged]
+    if main:
+        merged["score"] = sum(main) / len(main)
+    return merged, samples
 
 
 def headline(metrics: dict) -> dict[str, float]:

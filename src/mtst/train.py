@@ -22,27 +22,36 @@ from transformers import get_cosine_schedule_with_warmup
 
 from mtst.checkpoint import write_text_atomic
 from mtst.config import Config, TrainConfig
-from mtst.data import Splits, load_splits
+from mtst.data import Corpus, Splits, load_corpora
 from mtst.data.batching import Collator, entity_sampler, token_class_weights
 from mtst.data.features import encode_examples
 from mtst.data.labels import build_labels
+from mtst.data.sampling import TaskSampler
 from mtst.encoder import load_encoder
 from mtst.errors import CheckpointError, ConfigError
-from mtst.evaluate import evaluate, headline
+from mtst.evaluate import evaluate_corpora, headline
 from mtst.inference import TokenPrediction
+from mtst.loss_weighting import LossWeighting, build_loss_weighting
 from mtst.model import MultiTaskModel, TaskSpec
-from mtst.optim import parameter_groups
 from mtst.plots import plot_curves
 from mtst.predict import entities, to_json
+from mtst.strategies import Strategy, build_strategy, trains_encoder
 from mtst.train_state import Progress, has_training_state, load_training_state, save_training_state
 
 logger = logging.getLogger(__name__)
 
 
-def build_model(config: Config, splits: Splits) -> MultiTaskModel:
+def as_corpora(config: Config, data: Splits | list[Corpus]) -> list[Corpus]:
+    """Splits given for a single-corpus run are one corpus holding every task."""
+    return [Corpus([task.name for task in config.tasks], data)] if isinstance(data, Splits) else data
+
+
+def build_model(config: Config, data: Splits | list[Corpus]) -> MultiTaskModel:
+    """Each task's labels come from the train split of its own corpus."""
+    train_of = {name: corpus.splits.train for corpus in as_corpora(config, data) for name in corpus.tasks}
     tokenizer, encoder = load_encoder(config.encoder.name_or_path, config.encoder.max_length)
     specs = [
-        TaskSpec(task.name, task.type, task.annotation, tuple(build_labels(task, splits.train)), task.dropout)
+        TaskSpec(task.name, task.type, task.annotation, tuple(build_labels(task, train_of[task.name])), task.dropout)
         for task in config.tasks
     ]
     return MultiTaskModel(encoder, tokenizer, specs, config.encoder.max_length)
@@ -55,10 +64,18 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
-def imbalance_settings(config: Config, model: MultiTaskModel, splits: Splits) -> dict:
+def _token_fields(config: Config, corpus: Corpus) -> list[str]:
+    return [t.annotation for t in config.tasks if t.type == "token" and t.name in corpus.tasks]
+
+
+def imbalance_settings(config: Config, model: MultiTaskModel, corpora: list[Corpus]) -> dict:
     """How the run counters class imbalance, logged and kept in summary.json (the `O` tag dominates)."""
     token_tasks = [task for task in config.tasks if task.type == "token"]
-    with_entities = sum(any(ex.has_entities(t.annotation) for t in token_tasks) for ex in splits.train)
+    with_entities = sum(
+        any(ex.has_entities(field) for field in _token_fields(config, corpus))
+        for corpus in corpora
+        for ex in corpus.splits.train
+    )
     settings: dict = {
         "entity_sampler_weight": config.train.entity_sampler_weight,
         "entity_bearing_train_sentences": with_entities,
@@ -105,21 +122,54 @@ def weights_checksum(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def corpus_loader(config: Config, model: MultiTaskModel, corpus: Corpus) -> DataLoader:
+    """Batches of one corpus, labelled for its own tasks only; token tasks' class weights set from it."""
+    cfg = config.train
+    tasks = [model.tasks[name] for name in corpus.tasks]
+    features = encode_examples(corpus.splits.train, model.tokenizer, [t.as_labels for t in tasks], model.max_length)
+    for task in tasks:
+        if task.type == "token":
+            weights = token_class_weights(features, task.name, len(task.labels), _class_scheme(config, task.name))
+            model.heads[task.name].class_weights.copy_(weights)
+    fields = _token_fields(config, corpus)
+    has_entities = [any(ex.has_entities(f) for f in fields) for ex in corpus.splits.train]
+    return DataLoader(
+        features,
+        batch_size=cfg.batch_size,
+        sampler=entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed),
+        collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in tasks}),
+        num_workers=cfg.num_workers,
+        # Its own generator, so that starting an epoch's iterator draws nothing from the global RNG
+        # (which drives dropout): a resumed run then replays the same random stream.
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+
+
+def _class_scheme(config: Config, task_name: str) -> str:
+    return next(task.class_weights for task in config.tasks if task.name == task_name)
+
+
 @dataclass
 class Trainer:
     """The pieces a training run needs, prepared for the accelerator's device(s)."""
 
     model: MultiTaskModel
-    loader: DataLoader
+    loaders: list[DataLoader]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     accelerator: Accelerator
-    sampler_generator: torch.Generator
-    epoch_start_sampler_state: torch.Tensor
+    sampler_generators: list[torch.Generator]
+    epoch_start_sampler_states: list[torch.Tensor]
+    strategy: Strategy
+    loss_weighting: LossWeighting
+    task_sampler: TaskSampler
 
     @classmethod
-    def setup(cls, config: Config, splits: Splits, resume_from: Path | None = None) -> tuple[Trainer, Progress]:
+    def setup(
+        cls, config: Config, data: Splits | list[Corpus], resume_from: Path | None = None
+    ) -> tuple[Trainer, Progress]:
         cfg = config.train
+        corpora = as_corpora(config, data)
         several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         accelerator = Accelerator(
             mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no",
@@ -128,38 +178,46 @@ class Trainer:
             # The encoder's pooler (and a head whose task is absent from a batch) gets no gradient.
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
-        model = build_model(config, splits)
-        features = encode_examples(
-            splits.train, model.tokenizer, [t.as_labels for t in model.tasks.values()], model.max_length
-        )
-        for task in config.tasks:
-            if task.type == "token":
-                weights = token_class_weights(
-                    features, task.name, len(model.tasks[task.name].labels), task.class_weights
-                )
-                model.heads[task.name].class_weights.copy_(weights)
-        token_fields = [t.annotation for t in config.tasks if t.type == "token"]
-        has_entities = [any(ex.has_entities(f) for f in token_fields) for ex in splits.train]
-        sampler = entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed)
-        loader = DataLoader(
-            features,
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in config.tasks}),
-            num_workers=cfg.num_workers,
-            # Its own generator, so that starting an epoch's iterator draws nothing from the global RNG
-            # (which drives dropout): a resumed run then replays the same random stream.
-            generator=torch.Generator().manual_seed(cfg.seed),
-        )
-        optimizer = torch.optim.AdamW(parameter_groups(model, cfg.encoder_lr, cfg.head_lr, cfg.weight_decay))
-        total_steps = cfg.epochs * len(loader)
+        strategy = build_strategy(config.strategy)
+        if accelerator.num_processes > 1 and (len(corpora) > 1 or strategy.changes_during_training):
+            what = "multi-corpus training" if len(corpora) > 1 else f"strategy {strategy.spec}"
+            raise ConfigError(f"{what} runs in one process only (not yet supported with several processes)")
+        model = build_model(config, corpora)
+        loaders = [corpus_loader(config, model, corpus) for corpus in corpora]
+        generators = [loader.sampler.generator for loader in loaders]
+        loss_weighting = build_loss_weighting(config).to(accelerator.device)
+        groups = strategy.parameter_groups(model, cfg)
+        if list(loss_weighting.parameters()):
+            groups.append(
+                {
+                    "params": list(loss_weighting.parameters()),
+                    "lr": cfg.head_lr,
+                    "weight_decay": 0.0,
+                    "name": "loss_weighting",
+                }
+            )
+        optimizer = torch.optim.AdamW(groups)
+        total_steps = cfg.epochs * sum(len(loader) for loader in loaders)
         scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
         progress = Progress()
         if resume_from is not None:
-            progress = load_training_state(resume_from, model, optimizer, scheduler, sampler.generator)
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-        trainer = cls(model, loader, optimizer, scheduler, accelerator, sampler.generator, torch.empty(0))
+            progress = load_training_state(resume_from, model, optimizer, scheduler, generators, loss_weighting)
+        if not trains_encoder(strategy, model, cfg.epochs):
+            logger.warning(
+                "strategy %s trains no encoder layer: every task is a linear head over frozen features", strategy.spec
+            )
+        # Before `prepare`: a multi-process wrapper registers only the parameters that train at that point.
+        strategy.on_epoch_start(model, progress.epoch)
+        model, optimizer, scheduler, *loaders = accelerator.prepare(model, optimizer, scheduler, *loaders)
+        sampler = TaskSampler(config.task_sampling, cfg.seed)
+        trainer = cls(
+            model, loaders, optimizer, scheduler, accelerator, generators, [], strategy, loss_weighting, sampler
+        )
         return trainer, progress
+
+    @property
+    def loader(self) -> DataLoader:
+        return self.loaders[0]
 
     @property
     def unwrapped(self) -> MultiTaskModel:
@@ -168,19 +226,23 @@ class Trainer:
     def train_epoch(self, cfg: TrainConfig, progress: Progress, save_state: Callable[[], None]) -> dict[str, float]:
         """One pass over the sampled train set (the rest of it, when resumed); each task's mean training loss."""
         self.model.train()
-        self.epoch_start_sampler_state = self.sampler_generator.get_state()
+        self.strategy.on_epoch_start(self.unwrapped, progress.epoch)
+        self.epoch_start_sampler_states = [generator.get_state() for generator in self.sampler_generators]
         sums, counts = defaultdict(float, progress.epoch_loss_sums), defaultdict(int, progress.epoch_loss_counts)
         done = progress.step_in_epoch
         # disable=None: a bar on a terminal, none in a log file; only the main process draws one.
         quiet = None if self.accelerator.is_main_process else True
-        bar = tqdm(self.loader, desc=f"epoch {progress.epoch}", leave=False, disable=quiet, initial=0)
+        batches = self.task_sampler.batches(self.loaders, progress.epoch)
+        steps = sum(len(loader) for loader in self.loaders)
+        bar = tqdm(batches, total=steps, desc=f"epoch {progress.epoch}", leave=False, disable=quiet, initial=0)
         for step, batch in enumerate(bar, start=1):
             if step <= done:
                 continue  # taken before the run was interrupted
             output = self.model(**batch)
             if output.losses:  # else no example in this batch is labelled for any task
-                loss = sum(output.losses.values())
+                loss = self.loss_weighting(output.losses)
                 self.accelerator.backward(loss)
+                self._average_across_processes(self.loss_weighting)
                 self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
@@ -196,6 +258,13 @@ class Trainer:
                 save_state()
         return self._mean_over_processes(sums, counts)
 
+    def _average_across_processes(self, module: torch.nn.Module) -> None:
+        """Gradients of parameters outside the wrapped model (learned loss weights), averaged like DDP does."""
+        if self.accelerator.num_processes > 1:
+            for parameter in module.parameters():
+                if parameter.grad is not None:
+                    parameter.grad = self.accelerator.reduce(parameter.grad, reduction="mean")
+
     def _mean_over_processes(self, sums: dict[str, float], counts: dict[str, int]) -> dict[str, float]:
         names = list(self.unwrapped.tasks)
         totals = torch.tensor(
@@ -208,7 +277,13 @@ class Trainer:
         """The whole training state, written by the main process only."""
         if self.accelerator.is_main_process:
             save_training_state(
-                output, self.unwrapped, self.optimizer, self.scheduler, self.epoch_start_sampler_state, progress
+                output,
+                self.unwrapped,
+                self.optimizer,
+                self.scheduler,
+                self.epoch_start_sampler_states,
+                progress,
+                self.loss_weighting,
             )
 
 
@@ -234,7 +309,7 @@ def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> Non
         )
 
 
-def train(config: Config, splits: Splits | None = None, resume: bool = False) -> dict:
+def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: bool = False) -> dict:
     """Trains, keeps the best checkpoint by dev score in OUTPUT/best, and writes the run's records.
 
     With `resume`, continues from OUTPUT/training_state exactly where the interrupted run stood.
@@ -245,8 +320,9 @@ def train(config: Config, splits: Splits | None = None, resume: bool = False) ->
     output = Path(config.output_dir)
     if resume and not has_training_state(output):
         raise CheckpointError(f"{output}: nothing to resume (no {output / 'training_state'})")
-    splits = splits or load_splits(config.data, cfg.max_train_examples, cfg.seed)
-    trainer, progress = Trainer.setup(config, splits, output if resume else None)
+    corpora = as_corpora(config, splits) if splits is not None else load_corpora(config)
+    has_dev = any(corpus.splits.dev for corpus in corpora)
+    trainer, progress = Trainer.setup(config, corpora, output if resume else None)
     accelerator, elapsed_before = trainer.accelerator, progress.elapsed_s
     main = accelerator.is_main_process
     if not main:
@@ -254,13 +330,14 @@ def train(config: Config, splits: Splits | None = None, resume: bool = False) ->
     if main:
         write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
     parameters = count_parameters(trainer.unwrapped)
-    imbalance = imbalance_settings(config, trainer.unwrapped, splits)
+    imbalance = imbalance_settings(config, trainer.unwrapped, corpora)
     logger.info(
-        "training on %s x%d: %d train / %d dev sentences, %s trainable of %s parameters%s",
+        "training on %s x%d: %d train / %d dev sentences, strategy %s: %s trainable of %s parameters%s",
         accelerator.device,
         accelerator.num_processes,
-        len(splits.train),
-        len(splits.dev),
+        sum(len(corpus.splits.train) for corpus in corpora),
+        sum(len(corpus.splits.dev) for corpus in corpora),
+        trainer.strategy.spec,
         f"{parameters['trainable']:,}",
         f"{parameters['total']:,}",
         f"; resumed at epoch {progress.epoch}, batch {progress.step_in_epoch}" if resume else "",
@@ -279,18 +356,27 @@ def train(config: Config, splits: Splits | None = None, resume: bool = False) ->
         epoch_started = time.perf_counter()
         progress.epoch = epoch
         train_loss = trainer.train_epoch(cfg, progress, save_state)
-        dev_metrics, dev_predictions = (
-            evaluate(trainer.unwrapped, splits.dev, cfg.eval_batch_size, accelerator) if splits.dev else ({}, [])
-        )
+        trainable = count_parameters(trainer.unwrapped)["trainable"]
+        dev_metrics, dev_samples = evaluate_corpora(trainer.unwrapped, corpora, "dev", cfg.eval_batch_size, accelerator)
         dev = headline(dev_metrics)
-        if splits.dev and cfg.early_stopping_metric not in dev:
+        if has_dev and cfg.early_stopping_metric not in dev:
             raise ConfigError(f"train.early_stopping_metric {cfg.early_stopping_metric!r} is not one of {sorted(dev)}")
-        score = dev[cfg.early_stopping_metric] if splits.dev else float(epoch)  # no dev: the latest is best
+        score = dev[cfg.early_stopping_metric] if has_dev else float(epoch)  # no dev: the latest is best
+        loss_weights = trainer.loss_weighting.weights()
         history.append(
-            {"epoch": epoch, "train_loss": train_loss, "dev": dev, "seconds": time.perf_counter() - epoch_started}
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "dev": dev,
+                "seconds": time.perf_counter() - epoch_started,
+                "trainable_parameters": trainable,
+                "loss_weights": loss_weights,
+            }
         )
         logger.info("epoch %d  train loss %s  dev %s", epoch, _fmt(train_loss), _fmt(dev))
-        log_samples(trainer.unwrapped, splits.dev, dev_predictions, cfg.num_sample_predictions)
+        logger.info("  %s trainable parameters; loss weights %s", f"{trainable:,}", _fmt(loss_weights))
+        for examples, predictions in dev_samples:
+            log_samples(trainer.unwrapped, examples, predictions, cfg.num_sample_predictions)
         if main:
             write_text_atomic(output / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
             plot_curves(history, trainer.unwrapped.tasks, output / "curves.png")
@@ -299,23 +385,26 @@ def train(config: Config, splits: Splits | None = None, resume: bool = False) ->
             logger.info("new best %s = %.4f, saved %s", cfg.early_stopping_metric, score, output / "best")
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         progress.epoch_loss_sums, progress.epoch_loss_counts = {}, {}
-        trainer.epoch_start_sampler_state = trainer.sampler_generator.get_state()
+        trainer.epoch_start_sampler_states = [generator.get_state() for generator in trainer.sampler_generators]
         save_state()
         if stopper.should_stop:
             logger.info("no dev improvement for %d epochs: stopping early", cfg.patience)
     accelerator.wait_for_everyone()
     best = MultiTaskModel.from_pretrained(output / "best", device=accelerator.device)
-    test_metrics = evaluate(best, splits.test, cfg.eval_batch_size, accelerator)[0] if splits.test else {}
+    test_metrics = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, accelerator)[0]
     summary = {
+        "strategy": trainer.strategy.spec,
+        "loss_weighting": config.loss.weighting,
         "best_epoch": stopper.best_epoch,
         "epochs_run": len(history),
         "early_stopping_metric": cfg.early_stopping_metric,
         "dev": history[stopper.best_epoch - 1]["dev"],
         "test": headline(test_metrics),
         "test_report": {name: value["report"] for name, value in test_metrics.items() if isinstance(value, dict)},
-        "parameters": parameters,
+        "parameters": {**parameters, "trainable_by_epoch": [row["trainable_parameters"] for row in history]},
+        "loss_weights_by_epoch": [row["loss_weights"] for row in history],
         "imbalance": imbalance,
-        "train_examples": len(splits.train),
+        "train_examples": sum(len(corpus.splits.train) for corpus in corpora),
         "processes": accelerator.num_processes,
         "final_weight_checksums": gather_object([weights_checksum(trainer.unwrapped)]),
         "wall_time_s": round(elapsed_before + time.perf_counter() - started, 1),

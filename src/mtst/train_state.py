@@ -93,16 +93,25 @@ def _restore_rng(tensors: dict[str, torch.Tensor], meta: dict) -> None:
 
 
 def save_training_state(
-    output_dir: str | Path, model, optimizer, scheduler, sampler_state: torch.Tensor, progress: Progress
+    output_dir: str | Path,
+    model,
+    optimizer,
+    scheduler,
+    sampler_state: torch.Tensor | list[torch.Tensor],
+    progress: Progress,
+    loss_weighting: torch.nn.Module | None = None,
 ) -> None:
     """Writes the whole state atomically: a reader finds the previous complete state or this one.
 
     `sampler_state` is the sampler generator's state at the start of `progress.epoch`: a resumed run redraws
-    that epoch's order from it and skips the batches already taken.
+    that epoch's order from it and skips the batches already taken; a multi-corpus run passes one per corpus.
+    Learned loss weights (`loss_weighting`) are saved beside the model's weights.
     """
     optimizer_tensors, optimizer_meta = _optimizer_tensors(optimizer)
     rng_tensors, rng_meta = _rng_state()
-    rng_tensors["sampler"] = sampler_state
+    states = sampler_state if isinstance(sampler_state, list) else [sampler_state]
+    for index, state in enumerate(states):
+        rng_tensors["sampler" if index == 0 else f"sampler.{index}"] = state
     meta = {
         "format_version": FORMAT_VERSION,
         "progress": asdict(progress),
@@ -112,6 +121,8 @@ def save_training_state(
     }
     with atomic_directory(Path(output_dir) / STATE_DIR) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
+        if loss_weighting is not None and list(loss_weighting.parameters()):
+            save_model(loss_weighting, str(tmp / "loss_weighting.safetensors"))
         save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
         save_file(rng_tensors, str(tmp / "rng.safetensors"))
         (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -122,7 +133,12 @@ def has_training_state(output_dir: str | Path) -> bool:
 
 
 def load_training_state(
-    output_dir: str | Path, model, optimizer, scheduler, sampler_generator: torch.Generator
+    output_dir: str | Path,
+    model,
+    optimizer,
+    scheduler,
+    sampler_generator: torch.Generator | list[torch.Generator],
+    loss_weighting: torch.nn.Module | None = None,
 ) -> Progress:
     """Restores everything `save_training_state` wrote; the objects must come from the same config."""
     folder = Path(output_dir) / STATE_DIR
@@ -131,10 +147,14 @@ def load_training_state(
         missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
         if missing or unexpected:
             raise CheckpointError(f"{folder}: the saved weights do not fit this run's model ({sorted(missing)[:3]})")
+        if loss_weighting is not None and list(loss_weighting.parameters()):
+            load_model(loss_weighting, str(folder / "loss_weighting.safetensors"))
         _restore_optimizer(optimizer, load_file(str(folder / "optimizer.safetensors")), meta["optimizer"])
         scheduler.load_state_dict(meta["scheduler"])
         rng = load_file(str(folder / "rng.safetensors"))
-        sampler_generator.set_state(rng.pop("sampler"))
+        generators = sampler_generator if isinstance(sampler_generator, list) else [sampler_generator]
+        for index, generator in enumerate(generators):
+            generator.set_state(rng.pop("sampler" if index == 0 else f"sampler.{index}"))
         _restore_rng(rng, meta["rng"])
         return Progress(**meta["progress"])
     except FileNotFoundError as error:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from mtst.config import DataConfig
+from mtst.config import Config, DataConfig
 from mtst.data.example import Example, split_words
 from mtst.data.readers import find_split, read_path
 from mtst.errors import ConfigError
 
-__all__ = ["Example", "Splits", "load_splits", "split_words"]
+__all__ = ["Corpus", "Example", "Splits", "corpus_data", "load_corpora", "load_splits", "split_words"]
 
 
 @dataclass
@@ -31,7 +31,43 @@ def load_splits(config: DataConfig, max_train_examples: int | None = None, seed:
         path = find_split(config.dir, split)
         return read_path(path, config.format, config.text_column, config.label_column, config.strict)
 
-    train = read(config.train)
+    train, dev = read(config.train), read(config.dev)
+    if not dev and config.dev_from_train:
+        held_out = set(random.Random(seed).sample(range(len(train)), round(config.dev_from_train * len(train))))
+        dev = [example for i, example in enumerate(train) if i in held_out]
+        train = [example for i, example in enumerate(train) if i not in held_out]
     if max_train_examples is not None and max_train_examples < len(train):
         train = random.Random(seed).sample(train, max_train_examples)
-    return Splits(train, read(config.dev), read(config.test))
+    return Splits(train, dev, read(config.test))
+
+
+@dataclass
+class Corpus:
+    """One dataset and the tasks labelled in it; a single-corpus run has one, holding every task."""
+
+    tasks: list[str]
+    splits: Splits
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.tasks)
+
+
+def corpus_data(config: Config) -> list[tuple[list[str], DataConfig]]:
+    """Tasks grouped by dataset: a task's own `data`, else the top-level `data`, in task order."""
+    groups: list[tuple[list[str], DataConfig]] = []
+    for task in config.tasks:
+        data = task.data or config.data
+        for names, existing in groups:
+            if existing == data:
+                names.append(task.name)
+                break
+        else:
+            groups.append(([task.name], data))
+    return groups
+
+
+def load_corpora(config: Config) -> list[Corpus]:
+    """Every corpus's splits; `train.max_train_examples` applies to each corpus."""
+    cfg = config.train
+    return [Corpus(names, load_splits(data, cfg.max_train_examples, cfg.seed)) for names, data in corpus_data(config)]

@@ -1,0 +1,171 @@
+"""`mtst compare`: the same data and seed trained once per freezing strategy, then set side by side.
+
+Writes OUTPUT/<strategy>/ (each a normal run), comparison.json, comparison.md, plots/<metric>.png (one line
+per strategy) and plots/train_loss.<task>.png, and a table of the same held-out sentences as each predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from mtst.checkpoint import atomic_file, write_text_atomic  # noqa: E402
+from mtst.config import Config  # noqa: E402
+from mtst.strategies import parse_strategy  # noqa: E402
+
+logger = logging.getLogger(__name__)
+SENTENCES_PER_CORPUS = 5
+
+
+def run_folder(spec: str) -> str:
+    return spec.replace(":", "-")
+
+
+def compare(config: Config, strategies: list[str], output_dir: str | Path, sentences: list[str] | None = None) -> dict:
+    """Trains one run per strategy into OUTPUT/<strategy>/ and writes the comparison artifacts."""
+    from mtst.data import load_corpora
+    from mtst.errors import ConfigError
+    from mtst.train import train
+
+    for spec in strategies:
+        try:
+            parse_strategy(spec)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    if len(set(strategies)) != len(strategies) or not strategies:
+        raise ConfigError(f"--strategies must name distinct strategies, got {','.join(strategies)}")
+    output = Path(output_dir)
+    corpora = load_corpora(config)  # once: every strategy sees the very same examples
+    if sentences is None:
+        sentences = [ex.text for corpus in corpora for ex in corpus.splits.dev[:SENTENCES_PER_CORPUS]]
+    runs = {}
+    for spec in strategies:
+        logger.info("strategy %s", spec)
+        run_config = config.model_copy(
+            update={
+                "strategy": config.strategy.model_copy(update={"name": spec}),
+                "output_dir": str(output / run_folder(spec)),
+            }
+        )
+        summary = train(run_config, corpora)
+        history = [json.loads(line) for line in (output / run_folder(spec) / "metrics.jsonl").read_text().splitlines()]
+        runs[spec] = {"summary": summary, "history": history}
+    predictions = _predict(output, strategies, sentences)
+    result = {
+        "strategies": strategies,
+        "tasks": [task.name for task in config.tasks],
+        "runs": runs,
+        "sentences": sentences,
+        "predictions": predictions,
+    }
+    write_text_atomic(output / "comparison.json", json.dumps(result, indent=2, ensure_ascii=False))
+    write_text_atomic(output / "comparison.md", render_markdown(result, config))
+    plot_overlays(runs, [task.name for task in config.tasks], output / "plots")
+    return result
+
+
+def _predict(output: Path, strategies: list[str], sentences: list[str]) -> dict[str, list[dict]]:
+    from mtst.predict import Predictor
+
+    return {
+        spec: Predictor.from_checkpoint(output / run_folder(spec) / "best").predict(sentences) if sentences else []
+        for spec in strategies
+    }
+
+
+def _headline_keys(runs: dict) -> list[str]:
+    """Main metric per task, sentence accuracy and score: the columns worth comparing."""
+    keys: list[str] = []
+    for run in runs.values():
+        for key in [*run["summary"]["dev"], *run["summary"]["test"]]:
+            if key not in keys and not key.endswith((".loss", ".precision", ".recall")):
+                keys.append(key)
+    return keys
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
+
+
+def render_markdown(result: dict, config: Config) -> str:
+    runs = result["runs"]
+    keys = _headline_keys(runs)
+    first = next(iter(runs.values()))["summary"]
+    lines = [
+        "# Strategy comparison",
+        "",
+        f"Same data and seed ({config.train.seed}) for every strategy; up to {config.train.epochs} epochs, "
+        f"{first['train_examples']} train sentences, early stopping on dev `{config.train.early_stopping_metric}`. "
+        "Test numbers are from each run's best dev epoch.",
+        "",
+        "| strategy | "
+        + " | ".join(f"dev {k}" for k in keys)
+        + " | "
+        + " | ".join(f"test {k}" for k in keys)
+        + " | best epoch | epochs run | wall time (s) | trainable parameters |",
+        "|" + "---|" * (2 * len(keys) + 5),
+    ]
+    for spec, run in runs.items():
+        summary = run["summary"]
+        trainable = summary["parameters"]["trainable_by_epoch"]
+        shown = f"{trainable[0]:,}" if len(set(trainable)) == 1 else " → ".join(f"{n:,}" for n in trainable)
+        cells = [_cell(summary["dev"].get(k)) for k in keys] + [_cell(summary["test"].get(k)) for k in keys]
+        lines.append(
+            f"| {spec} | "
+            + " | ".join(cells)
+            + f" | {summary['best_epoch']} | {summary['epochs_run']} | {summary['wall_time_s']:.0f} | {shown} |"
+        )
+    lines += ["", f"Total parameters: {first['parameters']['total']:,}.", "", "## Held-out sentences", ""]
+    tasks = result["tasks"]
+    for index, sentence in enumerate(result["sentences"]):
+        lines += [f"**{sentence}**", "", "| strategy | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+        for spec in runs:
+            prediction = result["predictions"][spec][index]
+            lines.append(f"| {spec} | " + " | ".join(_describe(prediction, task, config) for task in tasks) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _describe(prediction: dict, task: str, config: Config) -> str:
+    """A cell of the qualitative table, read from the Predictor's JSON (first task of a kind at the top level)."""
+    kind = next(t.type for t in config.tasks if t.name == task)
+    first = next(t.name for t in config.tasks if t.type == kind) == task
+    if kind == "sentence":
+        value = prediction if first else prediction[task]
+        return f"{value['label']} ({value['score']:.2f})"
+    found = prediction.get("entities", []) if first else prediction.get(task, [])
+    return ", ".join(f"{e['text']} [{e['label']}]" for e in found) or "—"
+
+
+def plot_overlays(runs: dict, tasks: list[str], folder: Path) -> None:
+    """One PNG per dev metric and one per task's training loss; one line per strategy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    series: dict[str, dict[str, tuple[list, list]]] = {}
+    for spec, run in runs.items():
+        for row in run["history"]:
+            points = {f"dev.{k}": v for k, v in row["dev"].items()}
+            points.update({f"train_loss.{t}": row["train_loss"].get(t) for t in tasks})
+            for metric, value in points.items():
+                if value is not None:
+                    xs, ys = series.setdefault(metric, {}).setdefault(spec, ([], []))
+                    xs.append(row["epoch"])
+                    ys.append(value)
+    for metric, lines in series.items():
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for spec, (xs, ys) in lines.items():
+            axis.plot(xs, ys, marker="o", label=spec)
+        axis.set(title=metric, xlabel="epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        with atomic_file(folder / f"{metric}.png") as tmp:
+            figure.savefig(tmp, dpi=100)
+        plt.close(figure)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from importlib import metadata
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import yaml
 
 from mtst.encoder import DEFAULT_ENCODER
 from mtst.errors import CheckpointError
-from mtst.model import CONFIG_FILE, ENCODER_DIR
+from mtst.model import read_checkpoint
 from mtst.predict import Predictor
 from mtst.serve.config import Backend
 
@@ -36,25 +35,27 @@ def _encoder_name(checkpoint: Path) -> str | None:
 
 
 def describe_checkpoint(checkpoint: str | Path, backend: Backend = "torch") -> dict:
-    """Model, tasks with their labels, encoder and mtst version, read from the checkpoint's files."""
+    """Model, tasks with their labels, encoder and mtst version, read by the same reader that loads the model."""
     checkpoint = Path(checkpoint).resolve()
+    spec = read_checkpoint(checkpoint)
     try:
-        config = json.loads((checkpoint / CONFIG_FILE).read_text(encoding="utf-8"))
-        encoder = json.loads((checkpoint / ENCODER_DIR / "config.json").read_text(encoding="utf-8"))
         name = _encoder_name(checkpoint)
-        tasks = [{key: task[key] for key in ("name", "type", "field", "labels")} for task in config["tasks"]]
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as error:
+    except (OSError, ValueError, yaml.YAMLError) as error:
         raise CheckpointError(f"{checkpoint}: cannot describe the checkpoint ({error})") from None
+    encoder = spec.encoder_config
     return {
         "model": str(checkpoint),
         "version": mtst_version(),
         "backend": backend,
         "encoder": {
             "name": name,
-            "model_type": encoder.get("model_type"),
-            "hidden_size": encoder.get("hidden_size"),
-            "layers": encoder.get("num_hidden_layers"),
-            "max_length": config.get("max_length"),
+            "model_type": encoder.model_type,
+            "hidden_size": getattr(encoder, "hidden_size", None),
+            "layers": getattr(encoder, "num_hidden_layers", None),
+            "max_length": spec.max_length,
         },
-        "tasks": tasks,
+        "tasks": [
+            {"name": task.name, "type": task.type, "field": task.field, "labels": list(task.labels)}
+            for task in spec.tasks
+        ],
     }

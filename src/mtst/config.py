@@ -57,6 +57,18 @@ class TaskConfig(_Strict):
     # Token tasks only: how the cross-entropy weights each tag, from train tag frequencies.
     class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    # Token tasks only: a CRF layer over the words (its own loss; class_weights and smoothing do not apply).
+    crf: bool = False
+    # Token tasks only: the name of a sentence task; decoding then allows only the tags seen in train
+    # together with the sentence label that task predicts (e.g. no `artist` slot in a GetWeather query).
+    condition_on: str | None = None
+
+    @model_validator(mode="after")
+    def _token_options(self) -> TaskConfig:
+        if self.type != "token" and (self.crf or self.condition_on):
+            raise ValueError(f"task {self.name!r}: crf and condition_on apply to token tasks only")
+        return self
 
     @property
     def annotation(self) -> str:
@@ -145,6 +157,9 @@ class Config(_Strict):
             raise ValueError("at least one task is needed")
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")
+        for task in self.tasks:
+            if task.condition_on is not None:
+                _check_condition(task, {t.name: t for t in self.tasks})
         if self.loss.weighting == "static":
             unknown = sorted(set(self.loss.weights) - set(names))
             if unknown:
@@ -155,6 +170,14 @@ class Config(_Strict):
 
         parse_task_sampling(self.task_sampling)
         return self
+
+
+def _check_condition(task: TaskConfig, by_name: dict[str, TaskConfig]) -> None:
+    condition = by_name.get(task.condition_on)
+    if condition is None or condition.type != "sentence":
+        raise ValueError(f"task {task.name!r}: condition_on must name a sentence task, got {task.condition_on!r}")
+    if task.data is not None or condition.data is not None:
+        raise ValueError(f"task {task.name!r}: condition_on needs both tasks labelled on the same corpus")
 
 
 def load_config(path: str | Path | None = None, **overrides) -> Config:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mtst.crf import CRF
 from mtst.data.labels import IGNORE_ID
+
+if TYPE_CHECKING:
+    from mtst.model import TaskSpec
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -18,36 +24,74 @@ def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> t
 class SentenceHead(nn.Module):
     """Classifies the pooled sentence embedding."""
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float):
+    def __init__(self, hidden_size: int, task: TaskSpec):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
+        self.dropout = nn.Dropout(task.dropout)
+        self.classifier = nn.Linear(hidden_size, len(task.labels))
+        self.label_smoothing = task.label_smoothing
 
     def forward(self, features: dict, labels: torch.Tensor | None = None):
         logits = self.classifier(self.dropout(features["sentence_embedding"]))
         loss = None
         if labels is not None and (labels != IGNORE_ID).any():
-            loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_ID)
+            loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_ID, label_smoothing=self.label_smoothing)
         return logits, loss
 
 
 class TokenHead(nn.Module):
-    """Tags every token state; the loss is class-weighted and skips ignored positions."""
+    """Tags every token state (the logits are per sub-token emissions either way).
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float):
+    Without a CRF the loss is class-weighted cross-entropy that skips ignored positions; with one it is
+    the CRF's negative log-likelihood over each sentence's labelled (first sub-token) positions.
+    """
+
+    def __init__(self, hidden_size: int, task: TaskSpec):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
-        self.register_buffer("class_weights", torch.ones(num_labels))
+        self.dropout = nn.Dropout(task.dropout)
+        self.classifier = nn.Linear(hidden_size, len(task.labels))
+        self.register_buffer("class_weights", torch.ones(len(task.labels)))
+        self.label_smoothing = task.label_smoothing
+        self.crf = CRF(task.labels) if task.crf else None
 
     def forward(self, features: dict, labels: torch.Tensor | None = None):
         logits = self.classifier(self.dropout(features["token_embeddings"]))
         loss = None
         if labels is not None and (labels != IGNORE_ID).any():
-            loss = F.cross_entropy(
-                logits.float().flatten(0, 1), labels.flatten(), weight=self.class_weights, ignore_index=IGNORE_ID
-            )
+            loss = self._crf_loss(logits, labels) if self.crf is not None else self._cross_entropy(logits, labels)
         return logits, loss
+
+    def _cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float().flatten(0, 1),
+            labels.flatten(),
+            weight=self.class_weights,
+            ignore_index=IGNORE_ID,
+            label_smoothing=self.label_smoothing,
+        )
+
+    def _crf_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per word, so its scale matches the per-word cross-entropy."""
+        emissions, tags, mask = pack_words(logits.float(), labels)
+        return self.crf.neg_log_likelihood(emissions, tags, mask).sum() / mask.sum()
+
+
+def pack_words(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Moves each row's labelled positions to the front, in order: [B', W, T] emissions, [B', W] tags and mask.
+
+    Rows without a labelled position (another corpus's sentences in a multi-corpus batch) are dropped. In
+    dev/test a word whose gold tag never occurred in train is unlabelled too, so its row's chain skips it:
+    that changes the reported dev loss only, never the decoded tags.
+    """
+    is_word = labels != IGNORE_ID
+    keep = is_word.any(1)
+    logits, labels, is_word = logits[keep], labels[keep], is_word[keep]
+    counts = is_word.sum(1)
+    # A stable sort on "is not a word" lists word positions first, in sentence order.
+    positions = torch.sort((~is_word).to(torch.int8), dim=1, stable=True).indices[:, : int(counts.max())]
+    mask = torch.arange(positions.size(1), device=labels.device) < counts.unsqueeze(1)
+    emissions = logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
+    tags = labels.gather(1, positions).masked_fill(~mask, 0)
+    return emissions, tags, mask
 
 
 HEADS: dict[str, type[nn.Module]] = {"sentence": SentenceHead, "token": TokenHead}

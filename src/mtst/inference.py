@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mtst.crf import FORBIDDEN
 from mtst.data.batching import Collator
 from mtst.data.example import Example
 from mtst.data.features import encode_examples
@@ -35,20 +36,38 @@ Prediction = dict[str, SentencePrediction | TokenPrediction]
 
 def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[int | None]) -> Prediction:
     prediction: Prediction = {}
-    for name, task in model.tasks.items():
+    # Sentence tasks first: a token task conditioned on one needs its predicted label.
+    for name, task in sorted(model.tasks.items(), key=lambda item: item[1].type != "sentence"):
         if task.type == "sentence":
             probs = logits[name][row].float().softmax(-1)
             score, index = probs.max(-1)
             prediction[name] = SentencePrediction(task.labels[int(index)], float(score))
         else:
             kept = [word for word, start in enumerate(word_starts) if start is not None]
-            positions = [word_starts[word] for word in kept]
-            scores, indices = logits[name][row, positions].float().softmax(-1).max(-1)
+            emissions = logits[name][row, [word_starts[word] for word in kept]].float()
+            if task.condition_on is not None:
+                emissions = emissions + _condition_penalty(task, prediction[task.condition_on].label)
+            indices, scores = _tag_words(model.crfs.get(name), emissions)
             tags, tag_scores = ["O"] * len(word_starts), [0.0] * len(word_starts)
-            for word, index, score in zip(kept, indices.tolist(), scores.tolist(), strict=True):
+            for word, index, score in zip(kept, indices, scores, strict=True):
                 tags[word], tag_scores[word] = task.labels[index], score
             prediction[name] = TokenPrediction(tags, tag_scores)
-    return prediction
+    # Back to the model's task order, which the output JSON follows.
+    return {name: prediction[name] for name in model.tasks}
+
+
+def _tag_words(crf, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
+    """The tag of each word and its probability: Viterbi + marginals with a CRF, else per-word argmax."""
+    if crf is not None:
+        return crf.decode(emissions)
+    scores, indices = emissions.softmax(-1).max(-1)
+    return indices.tolist(), scores.tolist()
+
+
+def _condition_penalty(task, sentence_label: str) -> torch.Tensor:
+    """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""
+    allowed = set((task.allowed_tags or {}).get(sentence_label, ())) | {"O"}
+    return torch.tensor([0.0 if tag in allowed else FORBIDDEN for tag in task.labels])
 
 
 @contextlib.contextmanager

@@ -31,6 +31,12 @@ class TaskSpec:
     field: str
     labels: tuple[str, ...]
     dropout: float = 0.1
+    label_smoothing: float = 0.0
+    crf: bool = False  # token tasks: a CRF over the words decodes the tags
+    # Token tasks: decode only the tags seen in train with the sentence label predicted by task `condition_on`;
+    # `allowed_tags` maps each of its labels to those tags.
+    condition_on: str | None = None
+    allowed_tags: dict[str, tuple[str, ...]] | None = None
 
     @property
     def as_labels(self) -> TaskLabels:
@@ -52,9 +58,12 @@ class MultiTaskModel(nn.Module):
         self.tasks = {task.name: task for task in tasks}
         self.max_length = max_length
         hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict(
-            {task.name: HEADS[task.type](hidden, len(task.labels), task.dropout) for task in tasks}
-        )
+        self.heads = nn.ModuleDict({task.name: HEADS[task.type](hidden, task) for task in tasks})
+
+    @property
+    def crfs(self) -> dict[str, nn.Module]:
+        """The CRF of each token task that has one: decoding needs its transitions."""
+        return {name: head.crf for name, head in self.heads.items() if getattr(head, "crf", None) is not None}
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         token_embeddings = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -138,6 +147,17 @@ def _check_tasks(tasks: Sequence[TaskSpec], config_path: Path) -> None:
             raise CheckpointError(f"{config_path}: task {task.name!r} needs a list of non-empty label strings")
         if len(set(task.labels)) != len(task.labels):
             raise CheckpointError(f"{config_path}: task {task.name!r} lists a label twice")
+        if task.condition_on is not None:
+            _check_conditioning(task, {t.name: t for t in tasks}, config_path)
+
+
+def _check_conditioning(task: TaskSpec, by_name: dict[str, TaskSpec], config_path: Path) -> None:
+    condition = by_name.get(task.condition_on)
+    if condition is None or condition.type != "sentence" or task.type != "token":
+        raise CheckpointError(f"{config_path}: token task {task.name!r} must be conditioned on a sentence task")
+    allowed = task.allowed_tags or {}
+    if set(allowed) - set(condition.labels) or any(set(tags) - set(task.labels) for tags in allowed.values()):
+        raise CheckpointError(f"{config_path}: allowed_tags of {task.name!r} name unknown labels or tags")
 
 
 def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
@@ -159,6 +179,13 @@ def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
             )
 
 
+def _task_spec(task: dict) -> TaskSpec:
+    allowed = task.get("allowed_tags")
+    if allowed is not None:
+        allowed = {label: tuple(tags) for label, tags in allowed.items()}
+    return TaskSpec(**{**task, "labels": tuple(task["labels"]), "allowed_tags": allowed})
+
+
 @dataclass
 class CheckpointSpec:
     """Everything in a checkpoint folder but the weights: enough to tokenize and decode."""
@@ -177,8 +204,8 @@ def read_checkpoint(directory: str | Path) -> CheckpointSpec:
         raise CheckpointError(f"{directory}: not an mtst checkpoint (no {CONFIG_FILE})")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        tasks = [TaskSpec(**{**task, "labels": tuple(task["labels"])}) for task in config["tasks"]]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+        tasks = [_task_spec(task) for task in config["tasks"]]
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
     _check_tasks(tasks, config_path)
     try:

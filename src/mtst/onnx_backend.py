@@ -1,7 +1,7 @@
 """Runs a checkpoint's exported ONNX graph with onnxruntime on CPU, behind the interface `run_model` uses.
 
 Tokenizer, tasks, labels and max_length come from the checkpoint's config.json and tokenizer files, so
-ONNX inference never builds the torch encoder nor reads model.safetensors.
+ONNX inference never builds the torch encoder; of model.safetensors it reads only a CRF's transitions.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
+from mtst.crf import CRF
 from mtst.errors import CheckpointError, MtstError
-from mtst.model import ModelOutput, read_checkpoint
+from mtst.model import WEIGHTS_FILE, ModelOutput, read_checkpoint
 
 try:
     import onnxruntime as ort
@@ -42,11 +44,12 @@ class OnnxModel:
     """The exported graph with the MultiTaskModel surface that run_model needs: tasks, tokenizer,
     max_length and `forward(input_ids, attention_mask, labels) -> ModelOutput` (logits only, no losses)."""
 
-    def __init__(self, session: ort.InferenceSession, tokenizer, tasks, max_length: int):
+    def __init__(self, session: ort.InferenceSession, tokenizer, tasks, max_length: int, crfs: dict | None = None):
         self.session = session
         self.tokenizer = tokenizer
         self.tasks = {task.name: task for task in tasks}
         self.max_length = max_length
+        self.crfs = crfs or {}
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, quantized: bool = False, threads: int | None = None) -> OnnxModel:
@@ -64,7 +67,7 @@ class OnnxModel:
                 f"{path}: graph inputs {inputs} / outputs {outputs} do not match the tasks in config.json; "
                 "run `mtst export` again"
             )
-        return cls(session, spec.tokenizer, spec.tasks, spec.max_length)
+        return cls(session, spec.tokenizer, spec.tasks, spec.max_length, load_crfs(directory, spec.tasks))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: dict | None = None) -> ModelOutput:
         names = list(self.tasks)
@@ -72,3 +75,19 @@ class OnnxModel:
         outputs = self.session.run(names, feeds)
         logits = {name: torch.from_numpy(value) for name, value in zip(names, outputs, strict=True)}
         return ModelOutput(logits, {}, None)
+
+
+def load_crfs(directory: Path, tasks) -> dict[str, CRF]:
+    """The CRF layers of the checkpoint's token tasks, read tensor by tensor from model.safetensors."""
+    crfs = {task.name: CRF(task.labels) for task in tasks if task.crf}
+    if not crfs:
+        return crfs
+    path = directory / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            for name, crf in crfs.items():
+                prefix = f"heads.{name}.crf."
+                crf.load_state_dict({key: handle.get_tensor(prefix + key) for key in crf.state_dict()})
+    except (OSError, SafetensorError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: cannot read the CRF transitions ({str(error).splitlines()[0]})") from None
+    return crfs

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +21,12 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from mtst.checkpoint import write_text_atomic
-from mtst.config import Config, TrainConfig
+from mtst.config import Config, TaskConfig, TrainConfig
 from mtst.data import Corpus, Splits, load_corpora
 from mtst.data.batching import Collator, entity_sampler, token_class_weights
+from mtst.data.example import Example
 from mtst.data.features import encode_examples
-from mtst.data.labels import build_labels
+from mtst.data.labels import build_labels, tags_by_sentence_label
 from mtst.data.sampling import TaskSampler
 from mtst.encoder import load_encoder
 from mtst.errors import CheckpointError, ConfigError
@@ -50,11 +51,26 @@ def build_model(config: Config, data: Splits | list[Corpus]) -> MultiTaskModel:
     """Each task's labels come from the train split of its own corpus."""
     train_of = {name: corpus.splits.train for corpus in as_corpora(config, data) for name in corpus.tasks}
     tokenizer, encoder = load_encoder(config.encoder.name_or_path, config.encoder.max_length)
-    specs = [
-        TaskSpec(task.name, task.type, task.annotation, tuple(build_labels(task, train_of[task.name])), task.dropout)
-        for task in config.tasks
-    ]
+    specs = [task_spec(config, task, train_of[task.name]) for task in config.tasks]
     return MultiTaskModel(encoder, tokenizer, specs, config.encoder.max_length)
+
+
+def task_spec(config: Config, task: TaskConfig, train: Sequence[Example]) -> TaskSpec:
+    allowed = None
+    if task.condition_on is not None:
+        condition = next(t for t in config.tasks if t.name == task.condition_on)
+        allowed = tags_by_sentence_label(train, condition.annotation, task.annotation)
+    return TaskSpec(
+        task.name,
+        task.type,
+        task.annotation,
+        tuple(build_labels(task, train)),
+        task.dropout,
+        label_smoothing=task.label_smoothing,
+        crf=task.crf,
+        condition_on=task.condition_on,
+        allowed_tags=allowed,
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

@@ -32,3 +32,19 @@ def build_labels(task: TaskConfig, train: Sequence[Example]) -> list[str]:
     if task.type == "token":
         labels = ["O"] + [label for label in labels if label != "O"]
     return labels
+
+
+def tags_by_sentence_label(train: Sequence[Example], label_field: str, tag_field: str) -> dict[str, tuple[str, ...]]:
+    """For each sentence label, the token tags of the entity types seen with it in train (always `O`)."""
+    kinds: dict[str, set[str]] = {}
+    all_tags: set[str] = set()
+    for example in train:
+        label, tags = example.annotations.get(label_field), example.annotations.get(tag_field)
+        if label is None or tags is None:
+            continue
+        all_tags.update(tags)
+        kinds.setdefault(label, set()).update(tag[2:] for tag in tags if tag != "O")
+    return {
+        label: tuple(sorted(tag for tag in all_tags if tag == "O" or tag[2:] in types))
+        for label, types in sorted(kinds.items())
+    }

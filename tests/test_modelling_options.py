@@ -1,0 +1,238 @@
+"""The modelling options: CRF token head, label smoothing, intent-conditioned slot decoding."""
+
+import itertools
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from torch.nn import functional as F
+from typer.testing import CliRunner
+
+from mtst.cli import app
+from mtst.config import load_config
+from mtst.crf import CRF, FORBIDDEN, bio_constraints
+from mtst.data.example import Example
+from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
+from mtst.errors import ConfigError
+from mtst.heads import SentenceHead, TokenHead, pack_words
+from mtst.inference import _decode
+from mtst.model import MultiTaskModel, TaskSpec
+from mtst.predict import Predictor
+from mtst.train import train
+from tests.conftest import TOY_SENTENCES
+
+LABELS = ("O", "B-city", "I-city")
+
+
+def random_crf(labels=LABELS, seed=0) -> CRF:
+    torch.manual_seed(seed)
+    crf = CRF(labels)
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.normal_()
+    return crf
+
+
+def path_scores(crf: CRF, emissions: torch.Tensor) -> dict[tuple[int, ...], float]:
+    """Every tag path of one sentence with its unnormalised log score, by enumeration."""
+    start, transitions = crf._scores()
+    scores = {}
+    for path in itertools.product(range(emissions.size(1)), repeat=emissions.size(0)):
+        score = start[path[0]] + crf.end[path[-1]] + sum(emissions[i, t] for i, t in enumerate(path))
+        score = score + sum(transitions[a, b] for a, b in itertools.pairwise(path))
+        scores[path] = float(score.detach())
+    return scores
+
+
+def test_likelihood_matches_enumeration_for_ragged_rows():
+    crf = random_crf()
+    emissions = torch.randn(2, 4, 3)
+    tags = torch.tensor([[1, 2, 0, 1], [0, 1, 0, 0]])
+    mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    nll = crf.neg_log_likelihood(emissions, tags, mask)
+    for row, length in enumerate((4, 2)):
+        scores = path_scores(crf, emissions[row, :length])
+        log_z = torch.logsumexp(torch.tensor(list(scores.values())), 0)
+        gold = scores[tuple(tags[row, :length].tolist())]
+        assert float(nll[row].detach()) == pytest.approx(float(log_z) - gold, abs=1e-4)
+
+
+def test_viterbi_path_and_marginals_match_enumeration():
+    crf = random_crf(seed=3)
+    emissions = torch.randn(4, 3)
+    scores = path_scores(crf, emissions)
+    path, probabilities = crf.decode(emissions)
+    assert tuple(path) == max(scores, key=scores.get)
+    log_z = torch.logsumexp(torch.tensor(list(scores.values())), 0)
+    for word, tag in enumerate(path):
+        expected = sum(torch.exp(torch.tensor(s) - log_z) for p, s in scores.items() if p[word] == tag)
+        assert probabilities[word] == pytest.approx(float(expected), abs=1e-5)
+    assert crf.decode(torch.zeros(0, 3)) == ([], [])
+
+
+def test_bio_constraints_forbid_an_inside_tag_without_its_begin():
+    start, transitions = bio_constraints(("O", "B-city", "I-city", "B-date", "I-date", "NOUN"))
+    assert start.tolist() == [0, 0, FORBIDDEN, 0, FORBIDDEN, 0]
+    allowed_into_i_city = [i for i in range(6) if transitions[i, 2] == 0]
+    assert allowed_into_i_city == [1, 2]
+    assert transitions[:, [0, 1, 3, 5]].eq(0).all()  # nothing else is constrained
+    crf = CRF(("O", "B-city", "I-city"))
+    emissions = torch.tensor([[0.0, 0.0, 5.0], [3.0, 0.0, 0.0], [0.0, 0.0, 5.0]])  # argmax says I O I
+    path, _ = crf.decode(emissions)
+    assert path[0] != 2 and not (path[1] == 0 and path[2] == 2)
+
+
+def test_pack_words_moves_first_subtokens_to_the_front_and_drops_unlabelled_rows():
+    logits = torch.arange(3 * 5 * 2, dtype=torch.float).view(3, 5, 2)
+    labels = torch.tensor(
+        [
+            [IGNORE_ID, 1, IGNORE_ID, 0, IGNORE_ID],
+            [IGNORE_ID] * 5,  # a row of another corpus
+            [IGNORE_ID, 0, 1, 1, IGNORE_ID],
+        ]
+    )
+    emissions, tags, mask = pack_words(logits, labels)
+    assert tags.tolist() == [[1, 0, 0], [0, 1, 1]]
+    assert mask.tolist() == [[True, True, False], [True, True, True]]
+    assert torch.equal(emissions[0, :2], logits[0, [1, 3]]) and torch.equal(emissions[1], logits[2, 1:4])
+
+
+def spec(**options) -> TaskSpec:
+    return TaskSpec("slots", "token", "tags", LABELS, **options)
+
+
+def test_crf_head_loss_is_per_word_and_trains_the_transitions():
+    torch.manual_seed(0)
+    head = TokenHead(8, spec(crf=True))
+    features = {"token_embeddings": torch.randn(2, 6, 8)}
+    labels = torch.tensor([[IGNORE_ID, 1, 2, 0, IGNORE_ID, IGNORE_ID], [IGNORE_ID, 0, IGNORE_ID, 1, 0, IGNORE_ID]])
+    logits, loss = head(features, labels)
+    emissions, tags, mask = pack_words(logits, labels)
+    expected = head.crf.neg_log_likelihood(emissions, tags, mask).sum() / 6
+    assert float(loss) == pytest.approx(float(expected))
+    loss.backward()
+    assert head.crf.transitions.grad.abs().sum() > 0 and head.classifier.weight.grad is not None
+    assert not any(name.endswith("penalty") for name, _ in head.named_parameters())
+
+
+def test_label_smoothing_is_passed_to_both_losses():
+    torch.manual_seed(0)
+    sentence = SentenceHead(8, TaskSpec("intent", "sentence", "label", ("a", "b", "c"), label_smoothing=0.2))
+    features = {"sentence_embedding": torch.randn(4, 8), "token_embeddings": torch.randn(4, 3, 8)}
+    labels = torch.tensor([0, 1, 2, 1])
+    logits, loss = sentence(features, labels)
+    assert float(loss) == pytest.approx(float(F.cross_entropy(logits, labels, label_smoothing=0.2)))
+    token = TokenHead(8, spec(label_smoothing=0.2))
+    tags = torch.tensor([[0, 1, 2]] * 4)
+    logits, loss = token(features, tags)
+    expected = F.cross_entropy(logits.flatten(0, 1), tags.flatten(), label_smoothing=0.2)
+    assert float(loss) == pytest.approx(float(expected))
+
+
+def test_tags_by_sentence_label_come_from_train_cooccurrence():
+    train = [
+        Example.from_words(words.split(), {"label": label, "tags": tuple(tags.split())})
+        for words, tags, label in TOY_SENTENCES
+    ]
+    allowed = tags_by_sentence_label(train, "label", "tags")
+    assert allowed["GetWeather"] == ("B-city", "B-date", "I-city", "O")
+    assert "B-city" not in allowed["PlayMusic"] and "B-artist" in allowed["PlayMusic"]
+
+
+class _Model:
+    """What `_decode` reads off a model: tasks and CRFs."""
+
+    def __init__(self, tasks, crfs=None):
+        self.tasks = {task.name: task for task in tasks}
+        self.crfs = crfs or {}
+
+
+def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
+    intent = TaskSpec("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
+    allowed = {"GetWeather": ("O", "B-city", "I-city"), "PlayMusic": ("O",)}
+    slots = spec(condition_on="intent", allowed_tags=allowed)
+    logits = {"intent": torch.tensor([[0.0, 3.0]]), "slots": torch.tensor([[[0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])}
+    plain = _decode(_Model([intent, spec()]), logits, 0, [0, 1])
+    assert plain["slots"].tags == ["B-city", "I-city"]
+    conditioned = _decode(_Model([slots, intent]), logits, 0, [0, 1])
+    assert conditioned["intent"].label == "PlayMusic" and conditioned["slots"].tags == ["O", "O"]
+    assert list(conditioned) == ["slots", "intent"]  # the model's task order is kept
+    logits["intent"] = torch.tensor([[3.0, 0.0]])
+    assert _decode(_Model([intent, slots]), logits, 0, [0, 1])["slots"].tags == ["B-city", "I-city"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tasks": [{"name": "intent", "type": "sentence", "crf": True}]}, "token tasks only"),
+        (
+            {
+                "tasks": [
+                    {"name": "intent", "type": "sentence"},
+                    {"name": "slots", "type": "token", "condition_on": "x"},
+                ]
+            },
+            "condition_on must name a sentence task",
+        ),
+        (
+            {"tasks": [{"name": "a", "type": "token"}, {"name": "slots", "type": "token", "condition_on": "a"}]},
+            "condition_on must name a sentence task",
+        ),
+    ],
+)
+def test_bad_option_combinations_are_config_errors(tmp_path, overrides, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(overrides))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+@pytest.fixture
+def crf_run(tiny_config, tmp_path):
+    tasks = [
+        {"name": "intent", "type": "sentence", "field": "label", "label_smoothing": 0.1},
+        {"name": "slots", "type": "token", "field": "tags", "crf": True, "condition_on": "intent"},
+    ]
+    config = tiny_config.model_copy(
+        update={"tasks": [type(tiny_config.tasks[0]).model_validate(task) for task in tasks]}
+    )
+    config.train.epochs = 3
+    return config, train(config)
+
+
+def test_a_run_with_every_option_saves_and_reloads_them(crf_run):
+    config, summary = crf_run
+    best = f"{config.output_dir}/best"
+    model = MultiTaskModel.from_pretrained(best)
+    slots = model.tasks["slots"]
+    assert slots.crf and slots.condition_on == "intent" and "slots" in model.crfs
+    assert set(slots.allowed_tags) == {"GetWeather", "PlayMusic"}
+    assert model.tasks["intent"].label_smoothing == 0.1
+    with safe_open(f"{best}/model.safetensors", framework="pt") as handle:
+        assert {"heads.slots.crf.transitions", "heads.slots.crf.start", "heads.slots.crf.end"} <= set(handle.keys())
+    saved = json.loads(open(f"{best}/config.json").read())
+    assert saved["tasks"][1]["allowed_tags"]["PlayMusic"] == ["B-artist", "B-genre", "B-song", "I-artist", "O"]
+    assert summary["test"]["slots.f1"] >= 0.0
+    # Every decoded entity respects BIO and the predicted intent's slots.
+    for row in Predictor(model).predict([words for words, _, _ in TOY_SENTENCES]):
+        allowed = set(slots.allowed_tags[row["label"]])
+        assert all(f"B-{entity['label']}" in allowed for entity in row["entities"])
+
+
+def test_crf_checkpoint_gives_the_same_tags_through_onnx(crf_run):
+    config, _ = crf_run
+    best = f"{config.output_dir}/best"
+    result = CliRunner().invoke(app, ["export", best, "--format", "onnx"])
+    assert result.exit_code == 0, result.output
+    texts = [words for words, _, _ in TOY_SENTENCES]
+    eager = Predictor.from_checkpoint(best).predict(texts)
+    onnx = Predictor.from_checkpoint(best, backend="onnx").predict(texts)
+    assert [r["label"] for r in eager] == [r["label"] for r in onnx]
+    for torch_row, onnx_row in zip(eager, onnx, strict=True):
+        assert [(e["start"], e["end"], e["label"]) for e in torch_row["entities"]] == [
+            (e["start"], e["end"], e["label"]) for e in onnx_row["entities"]
+        ]
+        assert [e["score"] for e in torch_row["entities"]] == pytest.approx(
+            [e["score"] for e in onnx_row["entities"]], abs=1e-3
+        )

@@ -1,0 +1,126 @@
+"""One modelling option at a time against the same baseline: same data, seed and epoch budget.
+
+python benchmarks/ablations.py atis --data-dir ../shared/data/atis --epochs 4 [--variants baseline crf ...]
+
+Each variant is the dataset's config (configs/DATASET.yaml) with one change, trained with `mtst.train`
+into runs/ablations/DATASET-eEPOCHS/VARIANT (a finished variant is read, not retrained, so several
+invocations with different `--variants` can share the cores). Every checkpoint is also scored with
+intent-conditioned slot decoding, which changes decoding only. Writes
+benchmarks/results/ablations_DATASET.json and prints a Markdown table of test metrics and their change
+against `baseline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from accuracy import METRICS, conditioned_test_metrics, cpu_model
+from mtst.config import Config, load_config
+from mtst.train import train
+
+
+def _with_tasks(config: Config, **options) -> Config:
+    """Sets `options` on every task that accepts them (crf only exists for token tasks)."""
+    raw = config.model_dump()
+    for task in raw["tasks"]:
+        task.update({key: value for key, value in options.items() if key != "crf" or task["type"] == "token"})
+    return Config.model_validate(raw)
+
+
+def _with(config: Config, section: str, **values) -> Config:
+    raw = config.model_dump()
+    raw[section].update(values)
+    return Config.model_validate(raw)
+
+
+VARIANTS: dict[str, tuple[str, Callable[[Config], Config]]] = {
+    "baseline": ("the dataset config as it is", lambda c: c),
+    "crf": ("CRF layer on the slot head", lambda c: _with_tasks(c, crf=True)),
+    "label-smoothing-0.1": ("label smoothing 0.1 on both heads", lambda c: _with_tasks(c, label_smoothing=0.1)),
+    "entity-weight-1": ("no entity up-sampling (weight 1)", lambda c: _with(c, "train", entity_sampler_weight=1.0)),
+    "entity-weight-4": (
+        "entity up-sampling weight 4 (default 2)",
+        lambda c: _with(c, "train", entity_sampler_weight=4.0),
+    ),
+    "llrd-0.8": ("layer-wise LR decay 0.8 per layer", lambda c: _with(c, "strategy", name="llrd:0.8")),
+    "class-weights-none": ("unweighted slot cross-entropy", lambda c: _with_tasks(c, class_weights="none")),
+}
+
+
+def run_variant(args, name: str) -> dict:
+    output = args.runs / f"{args.dataset}-e{args.epochs}" / name
+    if not (output / "summary.json").is_file():
+        base = load_config(args.config, **{"data.dir": str(args.data_dir), "output_dir": str(output)})
+        config = VARIANTS[name][1](_with(base, "train", epochs=args.epochs, seed=args.seed, patience=args.epochs))
+        started = time.perf_counter()
+        train(config)
+        (output / "wall_seconds.txt").write_text(f"{time.perf_counter() - started:.0f}\n")
+    summary = json.loads((output / "summary.json").read_text())
+    return {
+        "variant": name,
+        "what": VARIANTS[name][0],
+        "best_epoch": summary["best_epoch"],
+        "test": {key: summary["test"][metric] for key, metric in METRICS.items()},
+        "test_conditioned": conditioned_test_metrics(output / "best", args),
+    }
+
+
+def table(result: dict) -> str:
+    rows = {row["variant"]: row for row in result["variants"]}
+    base = rows.get("baseline")
+    lines = [
+        "| variant | what | intent | slot F1 | sentence | Δ slot F1 | Δ sentence | + conditioned: slot F1 | sentence |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        test, conditioned = row["test"], row["test_conditioned"]
+        delta = (
+            [f"{100 * (test[key] - base['test'][key]):+.2f}" for key in ("slot_f1", "sentence")] if base else ["", ""]
+        )
+        lines.append(
+            f"| {name} | {row['what']} | {100 * test['intent']:.2f} | {100 * test['slot_f1']:.2f} | "
+            f"{100 * test['sentence']:.2f} | {delta[0]} | {delta[1]} | {100 * conditioned['slot_f1']:.2f} | "
+            f"{100 * conditioned['sentence']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", choices=("atis", "snips"))
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--config", type=Path, help="default: configs/DATASET.yaml")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--runs", type=Path, default=Path("runs/ablations"))
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/ablations_DATASET.json")
+    args = parser.parse_args()
+    args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
+    args.output = args.output or Path("benchmarks/results") / f"ablations_{args.dataset}.json"
+    torch.set_num_threads(args.threads)
+    result = {
+        "dataset": args.dataset,
+        "config": str(args.config),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "variants": [run_variant(args, name) for name in args.variants],
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__},
+        "date": datetime.date.today().isoformat(),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()

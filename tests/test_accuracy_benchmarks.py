@@ -1,0 +1,82 @@
+"""The accuracy and ablation benchmark scripts run end to end (tiny encoder, toy data, one epoch)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def tiny_yaml(tiny_encoder_dir, tmp_path) -> Path:
+    config = {
+        "encoder": {"name_or_path": str(tiny_encoder_dir), "max_length": 64},
+        "data": {"format": "jointbert"},
+        "tasks": [
+            {"name": "intent", "type": "sentence", "field": "label"},
+            {"name": "slots", "type": "token", "field": "tags"},
+        ],
+        "train": {"epochs": 1, "batch_size": 4, "num_sample_predictions": 0},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def benchmarks_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+    for name in ("accuracy", "ablations"):
+        sys.modules.pop(name, None)
+
+
+def test_accuracy_script_trains_missing_seeds_and_reports_mean_and_std(
+    tiny_yaml, toy_data_dir, tmp_path, monkeypatch, capsys, benchmarks_on_path
+):
+    import accuracy
+
+    output = tmp_path / "accuracy.json"
+    argv = ["atis", "--data-dir", str(toy_data_dir), "--config", str(tiny_yaml), "--seeds", "1", "2"]
+    argv += ["--runs", str(tmp_path / "runs"), "--jobs", "2", "--threads", "1", "--output", str(output)]
+    monkeypatch.setattr("sys.argv", ["accuracy.py", *argv])
+    accuracy.main()
+    result = json.loads(output.read_text())
+    assert result["seeds"] == [1, 2] and result["published"]["slot_f1"] == 96.1
+    for field in ("mean_std", "mean_std_conditioned"):
+        for key in ("intent", "slot_f1", "sentence"):
+            stats = result[field][key]
+            assert len(stats["values"]) == 2 and 0 <= stats["mean"] <= 100 and stats["std"] >= 0
+    assert [row["seed"] for row in result["per_seed"]] == [1, 2]
+    assert (tmp_path / "runs" / "atis" / "seed-2" / "best" / "model.safetensors").is_file()
+    assert "| BERT-base, published (Chen et al. 2019) | 97.5 | 96.1 | 88.2 |" in capsys.readouterr().out
+    # A second call reuses the finished runs instead of training again.
+    (tmp_path / "runs" / "atis" / "seed-1.log").unlink()
+    accuracy.main()
+    assert not (tmp_path / "runs" / "atis" / "seed-1.log").exists()
+
+
+def test_ablation_script_changes_one_option_per_variant(
+    tiny_yaml, toy_data_dir, tmp_path, monkeypatch, capsys, benchmarks_on_path
+):
+    import ablations
+
+    output = tmp_path / "ablations.json"
+    argv = ["atis", "--data-dir", str(toy_data_dir), "--config", str(tiny_yaml), "--epochs", "1", "--threads", "1"]
+    argv += ["--variants", "baseline", "crf", "llrd-0.8", "--runs", str(tmp_path / "runs"), "--output", str(output)]
+    monkeypatch.setattr("sys.argv", ["ablations.py", *argv])
+    ablations.main()
+    result = json.loads(output.read_text())
+    assert [row["variant"] for row in result["variants"]] == ["baseline", "crf", "llrd-0.8"]
+    runs = tmp_path / "runs" / "atis-e1"
+    crf = json.loads((runs / "crf" / "best" / "config.json").read_text())
+    assert [task.get("crf") for task in crf["tasks"]] == [False, True]
+    assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"]["name"] == "llrd:0.8"
+    assert yaml.safe_load((runs / "baseline" / "config.yaml").read_text())["train"]["epochs"] == 1
+    assert "| crf | CRF layer on the slot head |" in capsys.readouterr().out

@@ -181,3 +181,20 @@ def test_read_path_detects_each_format(tmp_path, toy_data_dir):
 def test_example_from_words_offsets():
     example = Example.from_words(["new", "york"])
     assert example.text == "new york" and example.offsets == ((0, 3), (4, 8))
+
+
+def test_label_names_rename_coded_labels_and_refuse_unnamed_ones(tmp_path):
+    from mtst.config import DataConfig
+    from mtst.data import load_splits
+    from mtst.errors import DataError
+
+    (tmp_path / "train.csv").write_text("label,content\n1,stocks fell\n2,the match ended\n")
+    (tmp_path / "test.csv").write_text("label,content\n2,a goal\n5,unknown\n")
+    config = DataConfig(
+        dir=str(tmp_path), format="csv", text_column="content", dev=None, label_names={"1": "World", "2": "Sports"}
+    )
+    with pytest.raises(DataError, match=r"test\.csv:3: label '5' has no name in data.label_names"):
+        load_splits(config)
+    (tmp_path / "test.csv").write_text("label,content\n2,a goal\n")
+    splits = load_splits(config)
+    assert [ex.annotations["label"] for ex in splits.train + splits.test] == ["World", "Sports", "Sports"]

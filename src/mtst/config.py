@@ -37,6 +37,9 @@ class DataConfig(_Strict):
     strict: bool = False
     # For a corpus without a dev split (ag_news): this seeded fraction of train is held out as dev.
     dev_from_train: float = Field(0.0, ge=0.0, lt=1.0)
+    # Names for sentence labels stored as codes, e.g. AG News' {"1": World, "2": Sports, ...}; when set,
+    # every label read must have one.
+    label_names: dict[str, str] = {}
 
     @field_validator("format")
     @classmethod

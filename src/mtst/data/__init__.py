@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mtst.config import Config, DataConfig
 from mtst.data.example import Example, split_words
 from mtst.data.readers import find_split, read_path
-from mtst.errors import ConfigError
+from mtst.errors import ConfigError, DataError
 
 __all__ = ["Corpus", "Example", "Splits", "corpus_data", "load_corpora", "load_splits", "split_words"]
 
@@ -29,7 +29,8 @@ def load_splits(config: DataConfig, max_train_examples: int | None = None, seed:
         if split is None:
             return []
         path = find_split(config.dir, split)
-        return read_path(path, config.format, config.text_column, config.label_column, config.strict)
+        examples = read_path(path, config.format, config.text_column, config.label_column, config.strict)
+        return name_labels(examples, config.label_names) if config.label_names else examples
 
     train, dev = read(config.train), read(config.dev)
     if not dev and config.dev_from_train:
@@ -39,6 +40,23 @@ def load_splits(config: DataConfig, max_train_examples: int | None = None, seed:
     if max_train_examples is not None and max_train_examples < len(train):
         train = random.Random(seed).sample(train, max_train_examples)
     return Splits(train, dev, read(config.test))
+
+
+def name_labels(examples: list[Example], names: dict[str, str]) -> list[Example]:
+    """Sentence labels (string annotations) replaced by their names; a label without one is an error."""
+    named = []
+    for example in examples:
+        annotations = dict(example.annotations)
+        for field, value in annotations.items():
+            if isinstance(value, str):
+                if value not in names:
+                    path, _, line = example.origin.rpartition(":")
+                    known = ", ".join(sorted(names))
+                    problem = f"label {value!r} has no name in data.label_names (names given for {known})"
+                    raise DataError(path or example.origin, int(line) if line.isdigit() else None, problem)
+                annotations[field] = names[value]
+        named.append(replace(example, annotations=annotations))
+    return named
 
 
 @dataclass

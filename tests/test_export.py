@@ -205,3 +205,16 @@ def test_parity_benchmark_script_runs_and_fp32_agrees(checkpoint, toy_data_dir, 
             assert row["tasks"]["intent"]["agreement"] == 1.0 and row["tasks"]["slots"]["identical_sentences"] == 1.0
     assert set(result["target_met"]) == {"1", "4"}
     assert "| onnx-int8 | 4 |" in capsys.readouterr().out
+
+
+def test_cli_evaluate_with_the_onnx_backend_scores_like_torch(checkpoint, toy_data_dir):
+    scores = {}
+    for backend in ("torch", "onnx"):
+        args = ["evaluate", str(checkpoint), "--data-dir", str(toy_data_dir), "--json", "--backend", backend]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        metrics = json.loads(result.output)
+        scores[backend] = (metrics["intent"]["accuracy"], metrics["slots"]["f1"], metrics["sentence_accuracy"])
+    assert scores["onnx"] == scores["torch"]
+    quantized = runner.invoke(app, ["evaluate", str(checkpoint), "--data-dir", str(toy_data_dir), "--quantized"])
+    assert quantized.exit_code == 2 and "needs the onnx backend" in quantized.output

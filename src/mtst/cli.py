@@ -157,6 +157,8 @@ def evaluate(
     text_column: Annotated[str | None, typer.Option("--text-column", help="CSV text column.")] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="CSV label column.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print full metrics as JSON.")] = False,
+    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx (after `mtst export`).")] = "torch",
+    quantized: Annotated[bool, typer.Option("--quantized", help="With --backend onnx: model.int8.onnx.")] = False,
 ) -> None:
     """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report.
 
@@ -164,10 +166,11 @@ def evaluate(
     """
 
     from mtst.config import DataConfig, load_config
+    from mtst.data import name_labels
     from mtst.data.readers import find_split, read_path
     from mtst.evaluate import evaluate as run_evaluation
     from mtst.evaluate import headline
-    from mtst.model import MultiTaskModel
+    from mtst.predict import Predictor
 
     _setup_logging()
     run_config = checkpoint.parent / "config.yaml"
@@ -182,7 +185,10 @@ def evaluate(
         label_column or data.label_column,
         data.strict,
     )
-    metrics, _ = run_evaluation(MultiTaskModel.from_pretrained(checkpoint), examples)
+    if data.label_names:
+        examples = name_labels(examples, data.label_names)
+    model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
+    metrics, _ = run_evaluation(model, examples)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return

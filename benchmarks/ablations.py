@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from accuracy import METRICS, conditioned_test_metrics, cpu_model
+from accuracy import METRICS, conditioned_test_metrics, cpu_model, percent_cells
 from mtst.config import Config, load_config
 from mtst.train import train
 
@@ -81,15 +81,10 @@ def table(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
-        test, conditioned = row["test"], row["test_conditioned"]
-        delta = (
-            [f"{100 * (test[key] - base['test'][key]):+.2f}" for key in ("slot_f1", "sentence")] if base else ["", ""]
-        )
-        lines.append(
-            f"| {name} | {row['what']} | {100 * test['intent']:.2f} | {100 * test['slot_f1']:.2f} | "
-            f"{100 * test['sentence']:.2f} | {delta[0]} | {delta[1]} | {100 * conditioned['slot_f1']:.2f} | "
-            f"{100 * conditioned['sentence']:.2f} |"
-        )
+        test = row["test"]
+        delta = [f"{100 * (test[key] - base['test'][key]):+.2f}" if base else "" for key in ("slot_f1", "sentence")]
+        cells = percent_cells(row)
+        lines.append(f"| {name} | {row['what']} | " + " | ".join(cells[:3] + delta + cells[3:]) + " |")
     return "\n".join(lines)
 
 

@@ -132,13 +132,17 @@ def table(result: dict) -> str:
     lines.append("| seed | best epoch | intent | slot F1 | sentence | conditioned slot F1 | conditioned sentence |")
     lines.append("|---|---|---|---|---|---|---|")
     for row in result["per_seed"]:
-        test, conditioned = row["test"], row["test_conditioned"]
         lines.append(
-            f"| {row['seed']} | {row['best_epoch']}/{row['epochs_run']} | {100 * test['intent']:.2f} | "
-            f"{100 * test['slot_f1']:.2f} | {100 * test['sentence']:.2f} | {100 * conditioned['slot_f1']:.2f} | "
-            f"{100 * conditioned['sentence']:.2f} |"
+            f"| {row['seed']} | {row['best_epoch']}/{row['epochs_run']} | " + " | ".join(percent_cells(row)) + " |"
         )
     return "\n".join(lines)
+
+
+def percent_cells(row: dict) -> list[str]:
+    """Test intent, slot F1, sentence accuracy, then slot F1 and sentence accuracy with conditioned slots."""
+    test, conditioned = row["test"], row["test_conditioned"]
+    values = [test["intent"], test["slot_f1"], test["sentence"], conditioned["slot_f1"], conditioned["sentence"]]
+    return [f"{100 * value:.2f}" for value in values]
 
 
 def main() -> None:

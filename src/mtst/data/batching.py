@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import Sampler, WeightedRandomSampler
+from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
 from mtst.data.features import Features
 from mtst.data.labels import IGNORE_ID
@@ -63,7 +63,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(
-        self, sampler: WeightedRandomSampler, lengths: Sequence[int], batch_size: int, mega_batch_factor: int = 50
+        self,
+        sampler: WeightedRandomSampler | RandomSampler,
+        lengths: Sequence[int],
+        batch_size: int,
+        mega_batch_factor: int = 50,
     ):
         self.sampler = sampler
         self.lengths = lengths

@@ -67,3 +67,25 @@ def test_train_throughput_script(run_script, tiny_encoder_dir, toy_data_dir, tmp
     run = result["training_run"]
     assert run["train_examples"] == 4 and 50 < run["peak_rss_mib"] < 16_000
     assert "| mtst group_by_length |" in capsys.readouterr().out
+
+
+def test_joint_vs_two_models_script(run_script, tiny_encoder_dir, toy_data_dir, tmp_path, capsys):
+    output = tmp_path / "joint.json"
+    run_script(
+        "joint_vs_two_models",
+        *("--data-dir", str(toy_data_dir), "--encoder", str(tiny_encoder_dir), "--batch-sizes", "1,4"),
+        *("--repeats", "2", "--warmup-batches", "1", "--threads", "1", "--output", str(output)),
+    )
+    result = json.loads(output.read_text())
+    _check_record(result)
+    measured = result["result"]
+    assert measured["joint_model"].startswith("untrained MultiTaskModel")
+    variants = ["joint Predictor", "joint forward", "two models"]
+    assert [(r["batch_size"], r["variant"]) for r in measured["rows"]] == [(b, v) for b in (1, 4) for v in variants]
+    for row in measured["rows"]:
+        assert row["sentences_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"] and len(row["pass_seconds"]) == 2
+    assert all(r["ratio_vs_two_models"] == 1.0 for r in measured["rows"] if r["variant"] == "two models")
+    # Both pipelines run the same joint model, so they decode to the same labels.
+    assert measured["predictor_vs_hand_pipeline_agreement"]["4"]["label"] == 1.0
+    assert measured["target_met"] == {}  # the target is at batch 64, not run here
+    assert "| 4 | two models |" in capsys.readouterr().out

@@ -58,7 +58,7 @@ class Variant:
     train_pass: Callable[[DataLoader], None]
     loader: DataLoader
     warmup_loader: DataLoader
-    padded_tokens: int  # sub-token positions the encoder sees in one pass, padding included
+    padded_tokens: int  # sub-token positions the encoder sees in the first pass, padding included
     model: MultiTaskModel
 
 
@@ -202,7 +202,7 @@ def peak_rss_of_training(args) -> dict:
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"mtst train failed:\n{Path(scratch, 'log.txt').read_text()[-3000:]}")
     return {
-        "command": " ".join(command[1:]).replace(scratch, "TMP"),
+        "command": " ".join(["python", *command[1:]]).replace(scratch, "TMP"),
         "train_examples": args.rss_train_examples,
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
         "wall_s": round(wall, 1),

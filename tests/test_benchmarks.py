@@ -89,3 +89,22 @@ def test_joint_vs_two_models_script(run_script, tiny_encoder_dir, toy_data_dir, 
     assert measured["predictor_vs_hand_pipeline_agreement"]["4"]["label"] == 1.0
     assert measured["target_met"] == {}  # the target is at batch 64, not run here
     assert "| 4 | two models |" in capsys.readouterr().out
+
+
+def test_scaling_script(run_script, tiny_encoder_dir, tmp_path, capsys):
+    output, plot = tmp_path / "scaling.json", tmp_path / "scaling.png"
+    run_script(
+        "scaling",
+        *("--encoder", str(tiny_encoder_dir), "--lengths", "8,20", "--train-batch-sizes", "2"),
+        *("--infer-batch-sizes", "1,3", "--repeats", "2", "--infer-repeats", "2", "--threads", "1"),
+        *("--output", str(output), "--plot", str(plot)),
+    )
+    result = json.loads(output.read_text())
+    _check_record(result)
+    assert [(r["length"], r["batch_size"]) for r in result["training"]] == [(8, 2), (20, 2)]
+    assert [(r["length"], r["batch_size"]) for r in result["inference"]] == [(8, 1), (8, 3), (20, 1), (20, 3)]
+    assert all(r["seconds_per_1000_sentences"] > 0 and len(r["pass_seconds"]) == 2 for r in result["training"])
+    assert all(r["p50_ms"] > 0 and len(r["latencies_ms"]) == 2 for r in result["inference"])
+    assert result["vocabulary_words"] > 100
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "| 20 |" in capsys.readouterr().out

@@ -31,6 +31,7 @@ def trained(tmp_path_factory, tiny_encoder_dir):
             "1",
             "--seed",
             "3",
+            "--group-by-length",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -40,7 +41,8 @@ def trained(tmp_path_factory, tiny_encoder_dir):
 def test_train_flags_override_config(trained):
     rows = (trained / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # --epochs 1 beat the config's 5
-    assert "seed: 3" in (trained / "run" / "config.yaml").read_text()
+    written = (trained / "run" / "config.yaml").read_text()
+    assert "seed: 3" in written and "group_by_length: true" in written
 
 
 def test_evaluate_prints_metrics_and_json(trained):

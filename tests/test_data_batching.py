@@ -3,7 +3,13 @@ from collections import Counter
 import pytest
 import torch
 
-from mtst.data.batching import Collator, entity_sampler, entity_sampling_weights, token_class_weights
+from mtst.data.batching import (
+    Collator,
+    LengthGroupedBatchSampler,
+    entity_sampler,
+    entity_sampling_weights,
+    token_class_weights,
+)
 from mtst.data.features import Features
 from mtst.data.labels import IGNORE_ID
 
@@ -62,3 +68,47 @@ def test_token_class_weights_by_hand():
     raw = torch.tensor([(2 / 3) ** 0.5, 2**0.5])
     assert sqrt.tolist() == pytest.approx((raw / (raw * torch.tensor([0.75, 0.25])).sum()).tolist())
     assert token_class_weights(features, "s", 2, "none").tolist() == [1.0, 1.0]
+
+
+def _grouped(lengths, seed, batch_size=4, mega_batch_factor=5):
+    sampler = entity_sampler([i % 3 == 0 for i in range(len(lengths))], 2.0, seed)
+    return LengthGroupedBatchSampler(sampler, lengths, batch_size, mega_batch_factor)
+
+
+def test_length_grouped_batches_keep_exactly_the_drawn_indices():
+    lengths = [(7 * i) % 40 + 3 for i in range(203)]
+    grouped = _grouped(lengths, seed=3)
+    drawn = list(entity_sampler([i % 3 == 0 for i in range(203)], 2.0, seed=3))
+    batches = list(grouped)
+    assert len(batches) == len(grouped) == 51  # ceil(203 / 4), as without grouping
+    assert Counter(i for batch in batches for i in batch) == Counter(drawn)
+    assert sorted(len(batch) for batch in batches)[1:] == [4] * 50  # one short batch, at the very end of the draw
+
+
+def test_length_grouped_batches_are_length_homogeneous():
+    lengths = [(7 * i) % 40 + 3 for i in range(400)]
+    batches = list(_grouped(lengths, seed=1))
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    # A mega-batch of 20 drawn sentences sorted into 5 batches: each batch spans a fifth of the length range.
+    assert sum(spread) / len(spread) < 15
+    drawn_order = list(entity_sampler([i % 3 == 0 for i in range(400)], 2.0, seed=1))
+    ungrouped = [drawn_order[i : i + 4] for i in range(0, 400, 4)]
+    ungrouped_spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in ungrouped]
+    assert sum(spread) < sum(ungrouped_spread) / 2
+
+
+def test_length_grouped_order_is_seeded_and_shuffled():
+    lengths = [(7 * i) % 40 + 3 for i in range(400)]
+    assert list(_grouped(lengths, seed=5)) == list(_grouped(lengths, seed=5))
+    assert list(_grouped(lengths, seed=5)) != list(_grouped(lengths, seed=6))
+    first_lengths = [lengths[batch[0]] for batch in _grouped(lengths, seed=5)]
+    assert first_lengths != sorted(first_lengths)  # batch order is shuffled, not shortest first
+
+
+def test_length_grouped_epoch_replays_from_the_generator_state():
+    grouped = _grouped([(7 * i) % 40 + 3 for i in range(100)], seed=2)
+    list(grouped)  # epoch 1
+    state = grouped.generator.get_state()
+    second = list(grouped)
+    grouped.generator.set_state(state)
+    assert list(grouped) == second

@@ -7,13 +7,17 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 
-def test_two_processes_train_one_model(tmp_path, tiny_config):
+@pytest.mark.parametrize("group_by_length", [False, True], ids=["drawn-order", "length-grouped"])
+def test_two_processes_train_one_model(tmp_path, tiny_config, group_by_length):
     settings = tiny_config.model_dump()
     settings["output_dir"] = str(tmp_path / "run")
-    settings["train"].update({"epochs": 2, "batch_size": 2, "num_sample_predictions": 0})
+    settings["train"].update(
+        {"epochs": 2, "batch_size": 2, "num_sample_predictions": 0, "group_by_length": group_by_length}
+    )
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(settings))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}

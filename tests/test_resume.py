@@ -59,9 +59,16 @@ def long_toy_data(tmp_path):
     return folder
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_data):
+@pytest.mark.parametrize("group_by_length", [False, True], ids=["drawn-order", "length-grouped"])
+def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_data, group_by_length):
     tiny_config.data.dir = str(long_toy_data)
-    train = {"epochs": 2, "batch_size": 4, "checkpoint_every_steps": 10, "num_sample_predictions": 0}
+    train = {
+        "epochs": 2,
+        "batch_size": 4,
+        "checkpoint_every_steps": 10,
+        "num_sample_predictions": 0,
+        "group_by_length": group_by_length,
+    }
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
 
     whole = _mtst("--config", _config_file(tmp_path, tiny_config, reference, **train))

@@ -66,6 +66,10 @@ def train(
         str | None,
         typer.Option("--strategy", help="full, frozen, discriminative, freeze-lower:N, gradual or llrd:DECAY."),
     ] = None,
+    group_by_length: Annotated[
+        bool | None,
+        typer.Option("--group-by-length/--no-group-by-length", help="Batches of similar-length sentences."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the interrupted run in this output folder.")
     ] = None,
@@ -84,6 +88,7 @@ def train(
             "--seed": seed,
             "--encoder": encoder,
             "--strategy": strategy,
+            "--group-by-length": group_by_length,
         }
         clashing = [flag for flag, value in settings_given.items() if value is not None]
         if clashing:
@@ -101,6 +106,7 @@ def train(
             "train.seed": seed,
             "encoder.name_or_path": encoder,
             "strategy.name": strategy,
+            "train.group_by_length": group_by_length,
         },
     )
     summary = run_training(settings, resume=resume is not None)

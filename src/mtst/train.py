@@ -23,7 +23,7 @@ from transformers import get_cosine_schedule_with_warmup
 from mtst.checkpoint import write_text_atomic
 from mtst.config import Config, TaskConfig, TrainConfig
 from mtst.data import Corpus, Splits, load_corpora
-from mtst.data.batching import Collator, entity_sampler, token_class_weights
+from mtst.data.batching import Collator, LengthGroupedBatchSampler, entity_sampler, token_class_weights
 from mtst.data.example import Example
 from mtst.data.features import encode_examples
 from mtst.data.labels import build_labels, tags_by_sentence_label
@@ -149,16 +149,27 @@ def corpus_loader(config: Config, model: MultiTaskModel, corpus: Corpus) -> Data
             model.heads[task.name].class_weights.copy_(weights)
     fields = _token_fields(config, corpus)
     has_entities = [any(ex.has_entities(f) for f in fields) for ex in corpus.splits.train]
+    sampler = entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed)
+    if cfg.group_by_length:
+        lengths = [len(feature.input_ids) for feature in features]
+        batching: dict = {"batch_sampler": LengthGroupedBatchSampler(sampler, lengths, cfg.batch_size)}
+    else:
+        batching = {"batch_size": cfg.batch_size, "sampler": sampler}
     return DataLoader(
         features,
-        batch_size=cfg.batch_size,
-        sampler=entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed),
+        **batching,
         collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in tasks}),
         num_workers=cfg.num_workers,
         # Its own generator, so that starting an epoch's iterator draws nothing from the global RNG
         # (which drives dropout): a resumed run then replays the same random stream.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
+
+
+def sampler_generator(loader: DataLoader) -> torch.Generator:
+    """The generator that orders a loader's epoch, with or without length grouping: its state is saved
+    at each epoch start so that a resumed run redraws the same batches."""
+    return loader.batch_sampler.sampler.generator
 
 
 def _class_scheme(config: Config, task_name: str) -> str:
@@ -200,7 +211,7 @@ class Trainer:
             raise ConfigError(f"{what} runs in one process only (not yet supported with several processes)")
         model = build_model(config, corpora)
         loaders = [corpus_loader(config, model, corpus) for corpus in corpora]
-        generators = [loader.sampler.generator for loader in loaders]
+        generators = [sampler_generator(loader) for loader in loaders]
         loss_weighting = build_loss_weighting(config).to(accelerator.device)
         groups = strategy.parameter_groups(model, cfg)
         if list(loss_weighting.parameters()):

@@ -1,11 +1,11 @@
-"""Dynamic-padding collate and the entity-up-sampling sampler."""
+"""Dynamic-padding collate, the entity-up-sampling sampler and length-grouped batches."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import WeightedRandomSampler
+from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
 from mtst.data.features import Features
 from mtst.data.labels import IGNORE_ID
@@ -50,6 +50,47 @@ def entity_sampler(has_entities: Sequence[bool], entity_weight: float, seed: int
     generator = torch.Generator().manual_seed(seed)
     weights = entity_sampling_weights(has_entities, entity_weight)
     return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length sentences from the indices `sampler` draws (as HF's `LengthGroupedSampler`).
+
+    The epoch's indices come from `sampler` as they would without grouping (so entity up-sampling is
+    unchanged); each run of `mega_batch_factor * batch_size` of them is sorted by length and cut into
+    batches, and the batch order is shuffled with the sampler's own generator. Drawing everything from
+    that one generator keeps an epoch reproducible from the generator state saved at its start, which is
+    what a resumed run restores.
+    """
+
+    def __init__(
+        self,
+        sampler: WeightedRandomSampler | RandomSampler,
+        lengths: Sequence[int],
+        batch_size: int,
+        mega_batch_factor: int = 50,
+    ):
+        self.sampler = sampler
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.mega_batch_size = mega_batch_factor * batch_size
+        self.drop_last = False  # read by accelerate when it shards batches across processes
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self.sampler.generator
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        drawn = list(self.sampler)
+        batches = []
+        for start in range(0, len(drawn), self.mega_batch_size):
+            # A stable sort: equal lengths keep their drawn order, so the batches depend on the seed alone.
+            mega_batch = sorted(drawn[start : start + self.mega_batch_size], key=self.lengths.__getitem__)
+            batches += [mega_batch[i : i + self.batch_size] for i in range(0, len(mega_batch), self.batch_size)]
+        for position in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[position]
 
 
 def token_class_weights(features: Sequence[Features], task: str, num_labels: int, scheme: str) -> torch.Tensor:

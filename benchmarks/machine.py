@@ -1,0 +1,60 @@
+"""What every benchmark result records about where and when it ran, and small timing helpers."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def machine(threads: int) -> dict:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def started_record(threads: int, settings: dict) -> dict:
+    """The head of a result file, taken before anything is timed."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(threads),
+        "load_average_before": load_average(),
+        "settings": settings,
+    }
+
+
+def write_result(record: dict, output: Path) -> None:
+    record["load_average_after"] = load_average()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (share in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,110 @@
+"""The benchmark scripts stay runnable: each runs end to end on the tiny random BERT with minimal sizes.
+
+Only the shape and sanity of the JSON they write is checked, never a timing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def run_script(monkeypatch):
+    """Runs benchmarks/NAME.py's main() with these arguments; torch's thread count is put back after."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+
+    def run(name: str, *argv: str) -> None:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        script = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, script)  # dataclasses look their module up there
+        spec.loader.exec_module(script)
+        monkeypatch.setattr(sys, "argv", [f"{name}.py", *argv])
+        threads = torch.get_num_threads()
+        try:
+            script.main()
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
+def _check_record(result: dict) -> None:
+    assert {"date", "machine", "load_average_before", "load_average_after", "settings"} <= set(result)
+    assert result["machine"]["cores"] >= 1 and result["machine"]["torch"] == torch.__version__
+    assert result["machine"]["threads"] == 1 and result["machine"]["cpu"]
+    assert len(result["load_average_before"]) == 3
+
+
+def test_train_throughput_script(run_script, tiny_encoder_dir, toy_data_dir, tmp_path, capsys):
+    output = tmp_path / "train.json"
+    run_script(
+        "train_throughput",
+        *("--data-dir", str(toy_data_dir), "--encoder", str(tiny_encoder_dir), "--sentences", "8"),
+        *("--batch-size", "2", "--fixed-length", "16", "--repeats", "2", "--warmup-batches", "1", "--threads", "1"),
+        *("--rss-train-examples", "4", "--output", str(output)),
+    )
+    result = json.loads(output.read_text())
+    _check_record(result)
+    throughput = result["throughput"]
+    assert throughput["sentences"] == 8
+    rows = {row["variant"]: row for row in throughput["rows"]}
+    assert list(rows) == ["mtst", "mtst group_by_length", "reference (padded to 16)"]
+    for row in rows.values():
+        assert row["sentences_per_s"] > 0 and len(row["seconds"]) == 2
+    assert rows["reference (padded to 16)"]["ratio_vs_reference"] == 1.0
+    assert rows["reference (padded to 16)"]["padded_tokens_per_sentence"] == 16
+    # Dynamic padding never pads past the longest sentence; grouping never pads more than drawn order.
+    assert rows["mtst group_by_length"]["padded_tokens_per_sentence"] <= rows["mtst"]["padded_tokens_per_sentence"]
+    assert rows["mtst"]["padded_tokens_per_sentence"] < 16
+    assert set(throughput["target_met"]) == {"mtst", "mtst group_by_length"}
+    run = result["training_run"]
+    assert run["train_examples"] == 4 and 50 < run["peak_rss_mib"] < 16_000
+    assert "| mtst group_by_length |" in capsys.readouterr().out
+
+
+def test_joint_vs_two_models_script(run_script, tiny_encoder_dir, toy_data_dir, tmp_path, capsys):
+    output = tmp_path / "joint.json"
+    run_script(
+        "joint_vs_two_models",
+        *("--data-dir", str(toy_data_dir), "--encoder", str(tiny_encoder_dir), "--batch-sizes", "1,4"),
+        *("--repeats", "2", "--warmup-batches", "1", "--threads", "1", "--output", str(output)),
+    )
+    result = json.loads(output.read_text())
+    _check_record(result)
+    measured = result["result"]
+    assert measured["joint_model"].startswith("untrained MultiTaskModel")
+    variants = ["joint Predictor", "joint forward", "two models"]
+    assert [(r["batch_size"], r["variant"]) for r in measured["rows"]] == [(b, v) for b in (1, 4) for v in variants]
+    for row in measured["rows"]:
+        assert row["sentences_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"] and len(row["pass_seconds"]) == 2
+    assert all(r["ratio_vs_two_models"] == 1.0 for r in measured["rows"] if r["variant"] == "two models")
+    # Both pipelines run the same joint model, so they decode to the same labels.
+    assert measured["predictor_vs_hand_pipeline_agreement"]["4"]["label"] == 1.0
+    assert measured["target_met"] == {}  # the target is at batch 64, not run here
+    assert "| 4 | two models |" in capsys.readouterr().out
+
+
+def test_scaling_script(run_script, tiny_encoder_dir, tmp_path, capsys):
+    output, plot = tmp_path / "scaling.json", tmp_path / "scaling.png"
+    run_script(
+        "scaling",
+        *("--encoder", str(tiny_encoder_dir), "--lengths", "8,20", "--train-batch-sizes", "2"),
+        *("--infer-batch-sizes", "1,3", "--repeats", "2", "--infer-repeats", "2", "--threads", "1"),
+        *("--output", str(output), "--plot", str(plot)),
+    )
+    result = json.loads(output.read_text())
+    _check_record(result)
+    assert [(r["length"], r["batch_size"]) for r in result["training"]] == [(8, 2), (20, 2)]
+    assert [(r["length"], r["batch_size"]) for r in result["inference"]] == [(8, 1), (8, 3), (20, 1), (20, 3)]
+    assert all(r["seconds_per_1000_sentences"] > 0 and len(r["pass_seconds"]) == 2 for r in result["training"])
+    assert all(r["p50_ms"] > 0 and len(r["latencies_ms"]) == 2 for r in result["inference"])
+    assert result["vocabulary_words"] > 100
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "| 20 |" in capsys.readouterr().out

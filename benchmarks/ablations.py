@@ -13,7 +13,6 @@ against `baseline`.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from accuracy import METRICS, conditioned_test_metrics, cpu_model, percent_cells
+from accuracy import METRICS, conditioned_test_metrics, percent_cells
+from machine import started_record, write_result
 from mtst.config import Config, load_config
 from mtst.train import train
 
@@ -103,17 +103,9 @@ def main() -> None:
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
     args.output = args.output or Path("benchmarks/results") / f"ablations_{args.dataset}.json"
     torch.set_num_threads(args.threads)
-    result = {
-        "dataset": args.dataset,
-        "config": str(args.config),
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "variants": [run_variant(args, name) for name in args.variants],
-        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__},
-        "date": datetime.date.today().isoformat(),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+    result = started_record(args.threads, {"config": str(args.config), "epochs": args.epochs, "seed": args.seed})
+    result.update(dataset=args.dataset, variants=[run_variant(args, name) for name in args.variants])
+    write_result(result, args.output)
     print(table(result))
 
 

@@ -12,18 +12,15 @@ no training). Writes benchmarks/results/accuracy_DATASET.json and prints Markdow
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
+from machine import started_record, write_result
 from mtst.config import load_config
 from mtst.data import load_splits
 from mtst.data.labels import tags_by_sentence_label
@@ -36,13 +33,6 @@ PUBLISHED = {
     "atis": {"intent": 97.5, "slot_f1": 96.1, "sentence": 88.2},
 }
 METRICS = {"intent": "intent.accuracy", "slot_f1": "slots.f1", "sentence": "sentence_accuracy"}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def train_command(args, seed: int) -> list[str]:
@@ -160,22 +150,19 @@ def main() -> None:
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
     args.output = args.output or Path("benchmarks/results") / f"accuracy_{args.dataset}.json"
+    settings = {"config": str(args.config), "epochs_override": args.epochs, "jobs": args.jobs}
+    result = started_record(args.threads, settings)
     train_missing_seeds(args)
     rows = [seed_result(args, seed) for seed in args.seeds]
-    result = {
-        "dataset": args.dataset,
-        "config": str(args.config),
-        "epochs_override": args.epochs,
-        "seeds": args.seeds,
-        "published": PUBLISHED[args.dataset],
-        "mean_std": mean_std(rows, "test"),
-        "mean_std_conditioned": mean_std(rows, "test_conditioned"),
-        "per_seed": rows,
-        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__},
-        "date": datetime.date.today().isoformat(),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+    result.update(
+        dataset=args.dataset,
+        seeds=args.seeds,
+        published=PUBLISHED[args.dataset],
+        mean_std=mean_std(rows, "test"),
+        mean_std_conditioned=mean_std(rows, "test_conditioned"),
+        per_seed=rows,
+    )
+    write_result(result, args.output)
     print(table(result))
 
 

@@ -110,7 +110,7 @@ def test_crf_head_loss_is_per_word_and_trains_the_transitions():
     logits, loss = head(features, labels)
     emissions, tags, mask = pack_words(logits, labels)
     expected = head.crf.neg_log_likelihood(emissions, tags, mask).sum() / 6
-    assert float(loss) == pytest.approx(float(expected))
+    assert loss.item() == pytest.approx(expected.item())
     loss.backward()
     assert head.crf.transitions.grad.abs().sum() > 0 and head.classifier.weight.grad is not None
     assert not any(name.endswith("penalty") for name, _ in head.named_parameters())
@@ -122,12 +122,12 @@ def test_label_smoothing_is_passed_to_both_losses():
     features = {"sentence_embedding": torch.randn(4, 8), "token_embeddings": torch.randn(4, 3, 8)}
     labels = torch.tensor([0, 1, 2, 1])
     logits, loss = sentence(features, labels)
-    assert float(loss) == pytest.approx(float(F.cross_entropy(logits, labels, label_smoothing=0.2)))
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.2).item())
     token = TokenHead(8, spec(label_smoothing=0.2))
     tags = torch.tensor([[0, 1, 2]] * 4)
     logits, loss = token(features, tags)
     expected = F.cross_entropy(logits.flatten(0, 1), tags.flatten(), label_smoothing=0.2)
-    assert float(loss) == pytest.approx(float(expected))
+    assert loss.item() == pytest.approx(expected.item())
 
 
 def test_tags_by_sentence_label_come_from_train_cooccurrence():

@@ -3,7 +3,7 @@
 python benchmarks/ablations.py atis --data-dir ../shared/data/atis --epochs 4 [--variants baseline crf ...]
 
 Each variant is the dataset's config (configs/DATASET.yaml) with one change, trained with `mtst.train`
-into runs/ablations/DATASET-eEPOCHS/VARIANT (a finished variant is read, not retrained, so several
+into runs/ablations/DATASET-eEPOCHS[-nN]/VARIANT (a finished variant is read, not retrained, so several
 invocations with different `--variants` can share the cores). Every checkpoint is also scored with
 intent-conditioned slot decoding, which changes decoding only. Writes
 benchmarks/results/ablations_DATASET.json and prints a Markdown table of test metrics and their change
@@ -56,10 +56,12 @@ VARIANTS: dict[str, tuple[str, Callable[[Config], Config]]] = {
 
 
 def run_variant(args, name: str) -> dict:
-    output = args.runs / f"{args.dataset}-e{args.epochs}" / name
+    subset = f"-n{args.max_train_examples}" if args.max_train_examples else ""
+    output = args.runs / f"{args.dataset}-e{args.epochs}{subset}" / name
     if not (output / "summary.json").is_file():
         base = load_config(args.config, **{"data.dir": str(args.data_dir), "output_dir": str(output)})
-        config = VARIANTS[name][1](_with(base, "train", epochs=args.epochs, seed=args.seed, patience=args.epochs))
+        budget = {"epochs": args.epochs, "patience": args.epochs, "max_train_examples": args.max_train_examples}
+        config = VARIANTS[name][1](_with(base, "train", seed=args.seed, **budget))
         started = time.perf_counter()
         train(config)
         (output / "wall_seconds.txt").write_text(f"{time.perf_counter() - started:.0f}\n")
@@ -95,6 +97,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help="default: configs/DATASET.yaml")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--max-train-examples", type=int, help="a seeded subset of train (runs go to ...-nN/)")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runs", type=Path, default=Path("runs/ablations"))
@@ -103,7 +106,8 @@ def main() -> None:
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
     args.output = args.output or Path("benchmarks/results") / f"ablations_{args.dataset}.json"
     torch.set_num_threads(args.threads)
-    result = started_record(args.threads, {"config": str(args.config), "epochs": args.epochs, "seed": args.seed})
+    settings = {"config": str(args.config), "epochs": args.epochs, "seed": args.seed}
+    result = started_record(args.threads, {**settings, "max_train_examples": args.max_train_examples})
     result.update(dataset=args.dataset, variants=[run_variant(args, name) for name in args.variants])
     write_result(result, args.output)
     print(table(result))

@@ -69,14 +69,25 @@ def test_ablation_script_changes_one_option_per_variant(
 
     output = tmp_path / "ablations.json"
     argv = ["atis", "--data-dir", str(toy_data_dir), "--config", str(tiny_yaml), "--epochs", "1", "--threads", "1"]
-    argv += ["--variants", "baseline", "crf", "llrd-0.8", "--runs", str(tmp_path / "runs"), "--output", str(output)]
+    argv += [
+        "--max-train-examples",
+        "6",
+        "--variants",
+        "baseline",
+        "crf",
+        "llrd-0.8",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--output",
+        str(output),
+    ]
     monkeypatch.setattr("sys.argv", ["ablations.py", *argv])
     ablations.main()
     result = json.loads(output.read_text())
     assert [row["variant"] for row in result["variants"]] == ["baseline", "crf", "llrd-0.8"]
-    runs = tmp_path / "runs" / "atis-e1"
+    runs = tmp_path / "runs" / "atis-e1-n6"
     crf = json.loads((runs / "crf" / "best" / "config.json").read_text())
     assert [task.get("crf") for task in crf["tasks"]] == [False, True]
     assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"]["name"] == "llrd:0.8"
-    assert yaml.safe_load((runs / "baseline" / "config.yaml").read_text())["train"]["epochs"] == 1
+    assert yaml.safe_load((runs / "baseline" / "config.yaml").read_text())["train"]["max_train_examples"] == 6
     assert "| crf | CRF layer on the slot head |" in capsys.readouterr().out

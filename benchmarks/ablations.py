@@ -3,7 +3,7 @@
 python benchmarks/ablations.py atis --data-dir ../shared/data/atis --epochs 4 [--variants baseline crf ...]
 
 Each variant is the dataset's config (configs/DATASET.yaml) with one change, trained with `mtst.train`
-into runs/ablations/DATASET-eEPOCHS[-nN]/VARIANT (a finished variant is read, not retrained, so several
+into runs/ablations/CONFIG-eEPOCHS[-nN]-sSEED/VARIANT (a finished variant is read, not retrained, so several
 invocations with different `--variants` can share the cores). Every checkpoint is also scored with
 intent-conditioned slot decoding, which changes decoding only. Writes
 benchmarks/results/ablations_DATASET.json and prints a Markdown table of test metrics and their change
@@ -57,7 +57,7 @@ VARIANTS: dict[str, tuple[str, Callable[[Config], Config]]] = {
 
 def run_variant(args, name: str) -> dict:
     subset = f"-n{args.max_train_examples}" if args.max_train_examples else ""
-    output = args.runs / f"{args.dataset}-e{args.epochs}{subset}" / name
+    output = args.runs / f"{args.config.stem}-e{args.epochs}{subset}-s{args.seed}" / name
     if not (output / "summary.json").is_file():
         base = load_config(args.config, **{"data.dir": str(args.data_dir), "output_dir": str(output)})
         budget = {"epochs": args.epochs, "patience": args.epochs, "max_train_examples": args.max_train_examples}
@@ -71,7 +71,7 @@ def run_variant(args, name: str) -> dict:
         "what": VARIANTS[name][0],
         "best_epoch": summary["best_epoch"],
         "test": {key: summary["test"][metric] for key, metric in METRICS.items()},
-        "test_conditioned": conditioned_test_metrics(output / "best", args),
+        "test_conditioned": conditioned_test_metrics(output / "best", args, args.max_train_examples, args.seed),
     }
 
 

@@ -3,8 +3,8 @@
 python benchmarks/accuracy.py atis --data-dir ../shared/data/atis [--seeds 13 14 15] [--config configs/atis.yaml]
 
 Trains each seed that has no finished run yet (`mtst train --config CONFIG --data-dir DIR --output-dir
-runs/accuracy/DATASET/seed-S --seed S [--epochs N]`, one process per seed, `--jobs` at a time), reads the test metrics
-of each best checkpoint from its summary.json, and scores each checkpoint a second time with
+runs/accuracy/CONFIG[-eN]/seed-S --seed S [--epochs N]`, one process per seed, `--jobs` at a time),
+reads the test metrics of each best checkpoint from its summary.json, and scores each checkpoint a second time with
 intent-conditioned slot decoding (the slot tags seen with the predicted intent in train; decoding only,
 no training). Writes benchmarks/results/accuracy_DATASET.json and prints Markdown tables.
 """
@@ -47,7 +47,7 @@ def train_command(args, seed: int) -> list[str]:
 
 def run_dir(args, seed: int) -> Path:
     budget = f"-e{args.epochs}" if args.epochs else ""
-    return args.runs / f"{args.dataset}{budget}" / f"seed-{seed}"
+    return args.runs / f"{args.config.stem}{budget}" / f"seed-{seed}"
 
 
 def train_missing_seeds(args) -> None:
@@ -67,10 +67,12 @@ def train_missing_seeds(args) -> None:
             log.close()
 
 
-def conditioned_test_metrics(checkpoint: Path, args) -> dict:
-    """Test metrics with slot decoding restricted to the tags train showed with the predicted intent."""
+def conditioned_test_metrics(checkpoint: Path, args, max_train_examples: int | None = None, seed: int = 13) -> dict:
+    """Test metrics with slot decoding restricted to the tags train showed with the predicted intent
+    (train as the run saw it: the same seeded subset when it trained on one)."""
     model = MultiTaskModel.from_pretrained(checkpoint)
-    splits = load_splits(load_config(args.config, **{"data.dir": str(args.data_dir)}).data)
+    data = load_config(args.config, **{"data.dir": str(args.data_dir)}).data
+    splits = load_splits(data, max_train_examples, seed)
     intent, slots = model.tasks["intent"], model.tasks["slots"]
     allowed = tags_by_sentence_label(splits.train, intent.field, slots.field)
     model.tasks["slots"] = replace(slots, condition_on="intent", allowed_tags=allowed)
@@ -114,7 +116,7 @@ def table(result: dict) -> str:
         f"| BERT-base, published (Chen et al. 2019) | {published['intent']} | {published['slot_f1']} | "
         f"{published['sentence']} |",
     ]
-    rows = (("mtst, argmax slots", "mean_std"), ("mtst, intent-conditioned slots", "mean_std_conditioned"))
+    rows = (("mtst", "mean_std"), ("mtst + intent-conditioned slots", "mean_std_conditioned"))
     for label, field in rows:
         cells = [f"{result[field][key]['mean']:.2f} ± {result[field][key]['std']:.2f}" for key in METRICS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -54,12 +54,12 @@ def test_accuracy_script_trains_missing_seeds_and_reports_mean_and_std(
             stats = result[field][key]
             assert len(stats["values"]) == 2 and 0 <= stats["mean"] <= 100 and stats["std"] >= 0
     assert [row["seed"] for row in result["per_seed"]] == [1, 2]
-    assert (tmp_path / "runs" / "atis" / "seed-2" / "best" / "model.safetensors").is_file()
+    assert (tmp_path / "runs" / "tiny" / "seed-2" / "best" / "model.safetensors").is_file()
     assert "| BERT-base, published (Chen et al. 2019) | 97.5 | 96.1 | 88.2 |" in capsys.readouterr().out
     # A second call reuses the finished runs instead of training again.
-    (tmp_path / "runs" / "atis" / "seed-1.log").unlink()
+    (tmp_path / "runs" / "tiny" / "seed-1.log").unlink()
     accuracy.main()
-    assert not (tmp_path / "runs" / "atis" / "seed-1.log").exists()
+    assert not (tmp_path / "runs" / "tiny" / "seed-1.log").exists()
 
 
 def test_ablation_script_changes_one_option_per_variant(
@@ -85,7 +85,7 @@ def test_ablation_script_changes_one_option_per_variant(
     ablations.main()
     result = json.loads(output.read_text())
     assert [row["variant"] for row in result["variants"]] == ["baseline", "crf", "llrd-0.8"]
-    runs = tmp_path / "runs" / "atis-e1-n6"
+    runs = tmp_path / "runs" / "tiny-e1-n6-s13"
     crf = json.loads((runs / "crf" / "best" / "config.json").read_text())
     assert [task.get("crf") for task in crf["tasks"]] == [False, True]
     assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"]["name"] == "llrd:0.8"

@@ -200,3 +200,24 @@ def test_serve_a_folder_that_is_no_checkpoint(tmp_path):
     result = runner.invoke(app, ["serve", str(tmp_path)])
     assert result.exit_code == 2 and "not an mtst checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_takes_a_multi_corpus_runs_settings_for_the_corpus_it_scores(tmp_path):
+    from mtst.cli import _run_data_config
+    from mtst.config import load_config
+
+    news, ner = tmp_path / "news", tmp_path / "ner"
+    config = load_config(
+        None,
+        tasks=[
+            {
+                "name": "topic",
+                "type": "sentence",
+                "data": {"dir": str(news), "format": "csv", "label_names": {"1": "W"}},
+            },
+            {"name": "entities", "type": "token", "data": {"dir": str(ner), "format": "conll"}},
+        ],
+    )
+    assert _run_data_config(config, news).label_names == {"1": "x"}
+    assert _run_data_config(config, ner).format == "conll"
+    assert _run_data_config(config, tmp_path / "other") == config.data

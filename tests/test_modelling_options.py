@@ -179,6 +179,10 @@ def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
             {"tasks": [{"name": "a", "type": "token"}, {"name": "slots", "type": "token", "condition_on": "a"}]},
             "condition_on must name a sentence task",
         ),
+        (
+            {"tasks": [{"name": "slots", "type": "token", "crf": True, "label_smoothing": 0.1}]},
+            "label_smoothing does not apply to a crf task",
+        ),
     ],
 )
 def test_bad_option_combinations_are_config_errors(tmp_path, overrides, message):
@@ -236,3 +240,58 @@ def test_crf_checkpoint_gives_the_same_tags_through_onnx(crf_run):
         assert [e["score"] for e in torch_row["entities"]] == pytest.approx(
             [e["score"] for e in onnx_row["entities"]], abs=1e-3
         )
+
+
+def test_windows_of_a_long_text_keep_bio_and_the_reported_intent_slots():
+    from mtst.inference import SentencePrediction, TokenPrediction
+    from mtst.windows import Window, merge_windows, repair_bio
+
+    intent = TaskSpec("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
+    allowed = {"PlayMusic": ("O", "B-artist", "I-artist"), "GetWeather": ("O", "B-city", "I-city")}
+    slots = TaskSpec(
+        "slots",
+        "token",
+        "tags",
+        ("O", "B-artist", "I-artist", "B-city", "I-city"),
+        **{"condition_on": "intent", "allowed_tags": allowed},
+    )
+    first = Example.from_words("play a b c".split())
+    second = Example.from_words("b c d e".split())
+    windows = [Window(first, 0), Window(second, 2)]
+    predictions = [
+        {
+            "intent": SentencePrediction("PlayMusic", 0.9),
+            "slots": TokenPrediction(["O", "B-artist", "O", "O"], [1.0] * 4),
+        },
+        {
+            "intent": SentencePrediction("GetWeather", 0.8),
+            "slots": TokenPrediction(["O", "I-artist", "B-city", "O"], [1.0] * 4),
+        },
+    ]
+    merged = merge_windows({"intent": intent, "slots": slots}, windows, predictions)
+    assert merged["intent"].label == "PlayMusic"
+    # word 3 from window 2 (I-artist after O) becomes B-artist; its B-city is not a PlayMusic slot.
+    assert merged["slots"].tags == ["O", "B-artist", "O", "B-artist", "O", "O"]
+    assert repair_bio(["I-x", "I-x", "O", "I-y", "B-x", "I-y"]) == ["B-x", "I-x", "O", "B-y", "B-x", "B-y"]
+
+
+def test_conditioning_without_its_tag_map_is_a_checkpoint_error(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from mtst.errors import CheckpointError
+
+    folder = tmp_path / "best"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["tasks"][1]["condition_on"] = "intent"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="condition_on but no allowed_tags"):
+        MultiTaskModel.from_pretrained(folder)
+
+
+def test_tag_map_treats_a_tag_without_bio_prefix_as_its_own_type():
+    train = [
+        Example.from_words(["a", "b"], {"label": "x", "tags": ("LOC", "O")}),
+        Example.from_words(["a", "b"], {"label": "y", "tags": ("DOC", "O")}),
+    ]
+    assert tags_by_sentence_label(train, "label", "tags") == {"x": ("LOC", "O"), "y": ("DOC", "O")}

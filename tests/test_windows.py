@@ -42,7 +42,7 @@ def test_a_word_longer_than_the_window_still_moves_on():
 
 
 def test_merge_takes_each_word_from_its_most_central_window():
-    tasks = {"slots": SimpleNamespace(type="token"), "intent": SimpleNamespace(type="sentence")}
+    tasks = {"slots": SimpleNamespace(type="token", condition_on=None), "intent": SimpleNamespace(type="sentence")}
     words = Example.from_words([f"w{i}" for i in range(6)])
     first = Window(Example.from_words(["w0", "w1", "w2", "w3"]), 0)
     second = Window(Example.from_words(["w2", "w3", "w4", "w5"]), 2)

@@ -180,10 +180,10 @@ def evaluate(
 
     _setup_logging()
     run_config = checkpoint.parent / "config.yaml"
-    data = load_config(run_config).data if run_config.is_file() else DataConfig()
     folder = data_dir or os.environ.get("MTST_DATA_DIR")
     if not folder:
         raise MtstError("no data directory: pass --data-dir or set MTST_DATA_DIR")
+    data = _run_data_config(load_config(run_config), Path(folder)) if run_config.is_file() else DataConfig()
     examples = read_path(
         find_split(folder, split),
         data_format or data.format,
@@ -207,6 +207,14 @@ def evaluate(
                 if isinstance(row, dict):
                     scores = f"{row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f}"
                     typer.echo(f"  {label:<30} {scores} {int(row['support'])}")
+
+
+def _run_data_config(config, folder: Path):
+    """The data settings of the run's corpus in `folder`: a multi-corpus run's task data, else `data`."""
+    for task in config.tasks:
+        if task.data is not None and task.data.dir and Path(task.data.dir).resolve() == folder.resolve():
+            return task.data
+    return config.data
 
 
 @app.command()

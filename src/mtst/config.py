@@ -71,6 +71,10 @@ class TaskConfig(_Strict):
     def _token_options(self) -> TaskConfig:
         if self.type != "token" and (self.crf or self.condition_on):
             raise ValueError(f"task {self.name!r}: crf and condition_on apply to token tasks only")
+        if self.crf and self.label_smoothing:
+            raise ValueError(
+                f"task {self.name!r}: label_smoothing does not apply to a crf task (its loss is the CRF's)"
+            )
         return self
 
     @property

@@ -155,7 +155,9 @@ def _check_conditioning(task: TaskSpec, by_name: dict[str, TaskSpec], config_pat
     condition = by_name.get(task.condition_on)
     if condition is None or condition.type != "sentence" or task.type != "token":
         raise CheckpointError(f"{config_path}: token task {task.name!r} must be conditioned on a sentence task")
-    allowed = task.allowed_tags or {}
+    if not isinstance(task.allowed_tags, dict):
+        raise CheckpointError(f"{config_path}: task {task.name!r} has condition_on but no allowed_tags map")
+    allowed = task.allowed_tags
     if set(allowed) - set(condition.labels) or any(set(tags) - set(task.labels) for tags in allowed.values()):
         raise CheckpointError(f"{config_path}: allowed_tags of {task.name!r} name unknown labels or tags")
 

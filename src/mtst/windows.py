@@ -84,5 +84,21 @@ def merge_windows(tasks: dict, windows: Sequence[Window], predictions: Sequence[
                 word, margin = window.first_word + position, min(position, size - 1 - position)
                 if margin > margins[word]:
                     tags[word], scores[word], margins[word] = tag, score, margin
-        merged[name] = TokenPrediction(tags, scores)
+        if task.condition_on is not None:
+            # Each window decoded under its own predicted label; the text reports the first window's.
+            allowed = set((task.allowed_tags or {}).get(merged[task.condition_on].label, ())) | {"O"}
+            tags = ["O" if tag not in allowed else tag for tag in tags]
+        merged[name] = TokenPrediction(repair_bio(tags), scores)
     return merged
+
+
+def repair_bio(tags: list[str]) -> list[str]:
+    """`I-X` that does not continue an X entity opens one (`B-X`): where windows meet, two valid tag
+    sequences (each a CRF's best path, say) can join into an invalid one."""
+    repaired, previous = [], None
+    for tag in tags:
+        if tag.startswith("I-") and previous not in (f"B-{tag[2:]}", f"I-{tag[2:]}"):
+            tag = f"B-{tag[2:]}"
+        repaired.append(tag)
+        previous = tag
+    return repaired

@@ -43,8 +43,13 @@ def tags_by_sentence_label(train: Sequence[Example], label_field: str, tag_field
         if label is None or tags is None:
             continue
         all_tags.update(tags)
-        kinds.setdefault(label, set()).update(tag[2:] for tag in tags if tag != "O")
+        kinds.setdefault(label, set()).update(_entity_type(tag) for tag in tags if tag != "O")
     return {
-        label: tuple(sorted(tag for tag in all_tags if tag == "O" or tag[2:] in types))
+        label: tuple(sorted(tag for tag in all_tags if tag == "O" or _entity_type(tag) in types))
         for label, types in sorted(kinds.items())
     }
+
+
+def _entity_type(tag: str) -> str:
+    """`city` for `B-city` and `I-city`; a tag without a BIO prefix is its own type."""
+    return tag[2:] if tag[:2] in ("B-", "I-") else tag

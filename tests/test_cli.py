@@ -218,6 +218,6 @@ def test_evaluate_takes_a_multi_corpus_runs_settings_for_the_corpus_it_scores(tm
             {"name": "entities", "type": "token", "data": {"dir": str(ner), "format": "conll"}},
         ],
     )
-    assert _run_data_config(config, news).label_names == {"1": "x"}
+    assert _run_data_config(config, news).label_names == {"1": "W"}
     assert _run_data_config(config, ner).format == "conll"
     assert _run_data_config(config, tmp_path / "other") == config.data

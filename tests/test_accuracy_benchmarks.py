@@ -91,3 +91,15 @@ def test_ablation_script_changes_one_option_per_variant(
     assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"]["name"] == "llrd:0.8"
     assert yaml.safe_load((runs / "baseline" / "config.yaml").read_text())["train"]["max_train_examples"] == 6
     assert "| crf | CRF layer on the slot head |" in capsys.readouterr().out
+
+
+def test_intent_slot_coverage_counts_entities_conditioning_must_lose(tiny_yaml, toy_data_dir, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS.parent / "scripts"))
+    import intent_slot_coverage
+
+    test = toy_data_dir / "test"
+    (test / "seq.in").write_text("weather by queen\nplay music by queen\n")
+    (test / "seq.out").write_text("O O B-artist\nO O O B-artist\n")
+    (test / "label").write_text("GetWeather\nPlayMusic\n")
+    intent_slot_coverage.main(str(tiny_yaml), str(toy_data_dir))
+    assert "1 of 2 test entities (50.00 %), in 1 of 2 sentences" in capsys.readouterr().out

@@ -243,8 +243,9 @@ def test_crf_checkpoint_gives_the_same_tags_through_onnx(crf_run):
 
 
 def test_windows_of_a_long_text_keep_bio_and_the_reported_intent_slots():
+    from mtst.data.tags import repair_iob2
     from mtst.inference import SentencePrediction, TokenPrediction
-    from mtst.windows import Window, merge_windows, repair_bio
+    from mtst.windows import Window, merge_windows
 
     intent = TaskSpec("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
     allowed = {"PlayMusic": ("O", "B-artist", "I-artist"), "GetWeather": ("O", "B-city", "I-city")}
@@ -272,7 +273,7 @@ def test_windows_of_a_long_text_keep_bio_and_the_reported_intent_slots():
     assert merged["intent"].label == "PlayMusic"
     # word 3 from window 2 (I-artist after O) becomes B-artist; its B-city is not a PlayMusic slot.
     assert merged["slots"].tags == ["O", "B-artist", "O", "B-artist", "O", "O"]
-    assert repair_bio(["I-x", "I-x", "O", "I-y", "B-x", "I-y"]) == ["B-x", "I-x", "O", "B-y", "B-x", "B-y"]
+    assert repair_iob2(["I-x", "I-x", "O", "I-y", "B-x", "I-y"]) == ["B-x", "I-x", "O", "B-y", "B-x", "B-y"]
 
 
 def test_conditioning_without_its_tag_map_is_a_checkpoint_error(tiny_checkpoint, tmp_path):

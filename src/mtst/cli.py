@@ -172,8 +172,7 @@ def evaluate(
     """
 
     from mtst.config import DataConfig, load_config
-    from mtst.data import name_labels
-    from mtst.data.readers import find_split, read_path
+    from mtst.data import read_split
     from mtst.evaluate import evaluate as run_evaluation
     from mtst.evaluate import headline
     from mtst.predict import Predictor
@@ -184,15 +183,9 @@ def evaluate(
     if not folder:
         raise MtstError("no data directory: pass --data-dir or set MTST_DATA_DIR")
     data = _run_data_config(load_config(run_config), Path(folder)) if run_config.is_file() else DataConfig()
-    examples = read_path(
-        find_split(folder, split),
-        data_format or data.format,
-        text_column or data.text_column,
-        label_column or data.label_column,
-        data.strict,
-    )
-    if data.label_names:
-        examples = name_labels(examples, data.label_names)
+    overrides = {"format": data_format, "text_column": text_column, "label_column": label_column}
+    data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
+    examples = read_split(data, split)
     model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
     metrics, _ = run_evaluation(model, examples)
     if as_json:

@@ -67,7 +67,7 @@ def _tag_words(crf, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
 
 def _condition_penalty(task, sentence_label: str) -> torch.Tensor:
     """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""
-    allowed = set((task.allowed_tags or {}).get(sentence_label, ())) | {"O"}
+    allowed = task.tags_allowed_with(sentence_label)
     return torch.tensor([0.0 if tag in allowed else FORBIDDEN for tag in task.labels])
 
 

@@ -38,6 +38,10 @@ class TaskSpec:
     condition_on: str | None = None
     allowed_tags: dict[str, tuple[str, ...]] | None = None
 
+    def tags_allowed_with(self, sentence_label: str) -> frozenset[str]:
+        """The tags decoding may give when `condition_on` predicted `sentence_label` (`O` always)."""
+        return frozenset((self.allowed_tags or {}).get(sentence_label, ())) | {"O"}
+
     @property
     def as_labels(self) -> TaskLabels:
         return TaskLabels(self.name, self.type, self.field, {label: i for i, label in enumerate(self.labels)})

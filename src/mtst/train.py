@@ -97,10 +97,10 @@ def imbalance_settings(config: Config, model: MultiTaskModel, corpora: list[Corp
         "entity_bearing_train_sentences": with_entities,
     }
     for task in token_tasks:
-        weights = model.heads[task.name].class_weights
         if task.crf:
             settings[f"{task.name}.class_weights"] = {"scheme": "none: the CRF's likelihood is the loss"}
             continue
+        weights = model.heads[task.name].class_weights
         settings[f"{task.name}.class_weights"] = {
             "scheme": task.class_weights,
             "min": round(float(weights.min()), 4),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from mtst.data.example import Example
+from mtst.data.tags import repair_iob2
 from mtst.inference import Prediction, TokenPrediction
 
 
@@ -86,19 +87,7 @@ def merge_windows(tasks: dict, windows: Sequence[Window], predictions: Sequence[
                     tags[word], scores[word], margins[word] = tag, score, margin
         if task.condition_on is not None:
             # Each window decoded under its own predicted label; the text reports the first window's.
-            allowed = set((task.allowed_tags or {}).get(merged[task.condition_on].label, ())) | {"O"}
+            allowed = task.tags_allowed_with(merged[task.condition_on].label)
             tags = ["O" if tag not in allowed else tag for tag in tags]
-        merged[name] = TokenPrediction(repair_bio(tags), scores)
+        merged[name] = TokenPrediction(repair_iob2(tags), scores)
     return merged
-
-
-def repair_bio(tags: list[str]) -> list[str]:
-    """`I-X` that does not continue an X entity opens one (`B-X`): where windows meet, two valid tag
-    sequences (each a CRF's best path, say) can join into an invalid one."""
-    repaired, previous = [], None
-    for tag in tags:
-        if tag.startswith("I-") and previous not in (f"B-{tag[2:]}", f"I-{tag[2:]}"):
-            tag = f"B-{tag[2:]}"
-        repaired.append(tag)
-        previous = tag
-    return repaired

@@ -10,7 +10,16 @@ from mtst.data.example import Example, split_words
 from mtst.data.readers import find_split, read_path
 from mtst.errors import ConfigError, DataError
 
-__all__ = ["Corpus", "Example", "Splits", "corpus_data", "load_corpora", "load_splits", "split_words"]
+__all__ = [
+    "Corpus",
+    "Example",
+    "Splits",
+    "corpus_data",
+    "load_corpora",
+    "load_splits",
+    "read_split",
+    "split_words",
+]
 
 
 @dataclass
@@ -26,11 +35,7 @@ def load_splits(config: DataConfig, max_train_examples: int | None = None, seed:
         raise ConfigError("no data directory: set data.dir in the config, --data-dir, or MTST_DATA_DIR")
 
     def read(split: str | None) -> list[Example]:
-        if split is None:
-            return []
-        path = find_split(config.dir, split)
-        examples = read_path(path, config.format, config.text_column, config.label_column, config.strict)
-        return name_labels(examples, config.label_names) if config.label_names else examples
+        return read_split(config, split) if split is not None else []
 
     train, dev = read(config.train), read(config.dev)
     if not dev and config.dev_from_train:
@@ -40,6 +45,13 @@ def load_splits(config: DataConfig, max_train_examples: int | None = None, seed:
     if max_train_examples is not None and max_train_examples < len(train):
         train = random.Random(seed).sample(train, max_train_examples)
     return Splits(train, dev, read(config.test))
+
+
+def read_split(config: DataConfig, split: str) -> list[Example]:
+    """One split of the dataset in `config.dir`, read with the config's format and columns, labels named."""
+    path = find_split(config.dir, split)
+    examples = read_path(path, config.format, config.text_column, config.label_column, config.strict)
+    return name_labels(examples, config.label_names) if config.label_names else examples
 
 
 def name_labels(examples: list[Example], names: dict[str, str]) -> list[Example]:

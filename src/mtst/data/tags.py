@@ -43,3 +43,15 @@ class BioChecker:
         # IOB1 writes I- for every entity and B- only between two adjacent entities of one type.
         iob1 = self.repair.count > self.openings
         self.repair.report("; the file looks like IOB1 (I- opens entities), read as IOB2" if iob1 else "")
+
+
+def repair_iob2(tags: Sequence[str]) -> list[str]:
+    """`I-X` that does not continue an X entity opens one (`B-X`), as `BioChecker` repairs files but silently:
+    for predictions, e.g. where the windows of a long text meet and two valid tag sequences join."""
+    repaired, previous = [], None
+    for tag in tags:
+        if tag.startswith("I-") and previous not in (f"B-{tag[2:]}", f"I-{tag[2:]}"):
+            tag = f"B-{tag[2:]}"
+        repaired.append(tag)
+        previous = tag
+    return repaired

@@ -106,8 +106,7 @@ def main() -> None:
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
     args.output = args.output or Path("benchmarks/results") / f"ablations_{args.dataset}.json"
     torch.set_num_threads(args.threads)
-    settings = {"config": str(args.config), "epochs": args.epochs, "seed": args.seed}
-    result = started_record(args.threads, {**settings, "max_train_examples": args.max_train_examples})
+    result = started_record(args)
     result.update(dataset=args.dataset, variants=[run_variant(args, name) for name in args.variants])
     write_result(result, args.output)
     print(table(result))

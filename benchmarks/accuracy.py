@@ -152,8 +152,7 @@ def main() -> None:
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
     args.output = args.output or Path("benchmarks/results") / f"accuracy_{args.dataset}.json"
-    settings = {"config": str(args.config), "epochs_override": args.epochs, "jobs": args.jobs}
-    result = started_record(args.threads, settings)
+    result = started_record(args)
     train_missing_seeds(args)
     rows = [seed_result(args, seed) for seed in args.seeds]
     result.update(

@@ -258,8 +258,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.data_dir is None:
         parser.error("no data directory: pass --data-dir or set MTST_DATA_DIR")
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
-    record = started_record(args.threads, settings)
+    record = started_record(args)
     record["result"] = measure(args)
     write_result(record, args.output)
     print(table(record["result"]))

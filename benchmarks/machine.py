@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import math
@@ -34,11 +35,12 @@ def machine(threads: int) -> dict:
     }
 
 
-def started_record(threads: int, settings: dict) -> dict:
-    """The head of a result file, taken before anything is timed."""
+def started_record(args: argparse.Namespace) -> dict:
+    """The head of a result file, taken before anything is timed: every command-line setting included."""
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     return {
         "date": datetime.date.today().isoformat(),
-        "machine": machine(threads),
+        "machine": machine(args.threads),
         "load_average_before": load_average(),
         "settings": settings,
     }

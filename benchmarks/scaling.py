@@ -187,26 +187,20 @@ def tables(result: dict) -> str:
     train = {(r["length"], r["batch_size"]): r for r in result["training"]}
     infer = {(r["length"], r["batch_size"]): r for r in result["inference"]}
     lengths = sorted({length for length, _ in train} | {length for length, _ in infer})
-    lines = [
-        "Training, seconds per 1,000 sentences:",
-        "",
-        "| length | " + " | ".join(f"batch {s}" for s in train_sizes) + " |",
-        "|---|" + "---|" * len(train_sizes),
-    ]
-    for length in lengths:
-        cells = [f"{train[length, s]['seconds_per_1000_sentences']:.1f}" for s in train_sizes]
-        lines.append(f"| {length} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Inference (Predictor), p50 latency per batch in ms (sentences/s):",
-        "",
-        "| length | " + " | ".join(f"batch {s}" for s in infer_sizes) + " |",
-        "|---|" + "---|" * len(infer_sizes),
-    ]
-    for length in lengths:
-        cells = [f"{infer[length, s]['p50_ms']:.1f} ({infer[length, s]['sentences_per_s']:.1f})" for s in infer_sizes]
-        lines.append(f"| {length} | " + " | ".join(cells) + " |")
+    lines = grid("Training, seconds per 1,000 sentences:", lengths, train_sizes,
+                 lambda row: f"{row['seconds_per_1000_sentences']:.1f}", train)  # fmt: skip
+    lines += [""] + grid("Inference (Predictor), p50 latency per batch in ms (sentences/s):", lengths, infer_sizes,
+                         lambda row: f"{row['p50_ms']:.1f} ({row['sentences_per_s']:.1f})", infer)  # fmt: skip
     return "\n".join(lines)
+
+
+def grid(title: str, lengths: list[int], batch_sizes: list[int], cell, rows: dict) -> list[str]:
+    """A Markdown table, one row per length and one column per batch size, each cell `cell(result row)`."""
+    lines = [title, "", "| length | " + " | ".join(f"batch {s}" for s in batch_sizes) + " |"]
+    lines.append("|---|" + "---|" * len(batch_sizes))
+    for length in lengths:
+        lines.append(f"| {length} | " + " | ".join(cell(rows[length, s]) for s in batch_sizes) + " |")
+    return lines
 
 
 def sizes(text: str) -> list[int]:
@@ -233,8 +227,7 @@ def main() -> None:
         plot(record, args.plot)
         print(tables(record))
         return
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
-    record = started_record(args.threads, settings)
+    record = started_record(args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = inference_model(args)

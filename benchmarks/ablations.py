@@ -52,6 +52,14 @@ VARIANTS: dict[str, tuple[str, Callable[[Config], Config]]] = {
     ),
     "llrd-0.8": ("layer-wise LR decay 0.8 per layer", lambda c: _with(c, "strategy", name="llrd:0.8")),
     "class-weights-none": ("unweighted slot cross-entropy", lambda c: _with_tasks(c, class_weights="none")),
+    "crf-entity-weight-1": (
+        "CRF on the slot head, no entity up-sampling",
+        lambda c: _with(_with_tasks(c, crf=True), "train", entity_sampler_weight=1.0),
+    ),
+    "unweighted-entity-weight-1": (
+        "unweighted slot cross-entropy, no entity up-sampling",
+        lambda c: _with(_with_tasks(c, class_weights="none"), "train", entity_sampler_weight=1.0),
+    ),
 }
 
 
@@ -70,6 +78,7 @@ def run_variant(args, name: str) -> dict:
         "variant": name,
         "what": VARIANTS[name][0],
         "best_epoch": summary["best_epoch"],
+        "dev": {key: summary["dev"][metric] for key, metric in METRICS.items()},
         "test": {key: summary["test"][metric] for key, metric in METRICS.items()},
         "test_conditioned": conditioned_test_metrics(output / "best", args, args.max_train_examples, args.seed),
     }
@@ -79,14 +88,16 @@ def table(result: dict) -> str:
     rows = {row["variant"]: row for row in result["variants"]}
     base = rows.get("baseline")
     lines = [
-        "| variant | what | intent | slot F1 | sentence | Δ slot F1 | Δ sentence | + conditioned: slot F1 | sentence |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | what | dev: intent | slot F1 | sentence | test: intent | slot F1 | sentence"
+        " | Δ slot F1 | Δ sentence | + conditioned: slot F1 | sentence |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         test = row["test"]
         delta = [f"{100 * (test[key] - base['test'][key]):+.2f}" if base else "" for key in ("slot_f1", "sentence")]
         cells = percent_cells(row)
-        lines.append(f"| {name} | {row['what']} | " + " | ".join(cells[:3] + delta + cells[3:]) + " |")
+        dev = [f"{100 * row['dev'][key]:.2f}" if "dev" in row else "–" for key in METRICS]
+        lines.append(f"| {name} | {row['what']} | " + " | ".join(dev + cells[:3] + delta + cells[3:]) + " |")
     return "\n".join(lines)
 
 

@@ -76,6 +76,7 @@ def test_ablation_script_changes_one_option_per_variant(
         "baseline",
         "crf",
         "llrd-0.8",
+        "crf-entity-weight-1",
         "--runs",
         str(tmp_path / "runs"),
         "--output",
@@ -84,12 +85,15 @@ def test_ablation_script_changes_one_option_per_variant(
     monkeypatch.setattr("sys.argv", ["ablations.py", *argv])
     ablations.main()
     result = json.loads(output.read_text())
-    assert [row["variant"] for row in result["variants"]] == ["baseline", "crf", "llrd-0.8"]
+    assert [row["variant"] for row in result["variants"]] == ["baseline", "crf", "llrd-0.8", "crf-entity-weight-1"]
+    assert all(0.0 <= row["dev"]["slot_f1"] <= 1.0 for row in result["variants"])
     runs = tmp_path / "runs" / "tiny-e1-n6-s13"
     crf = json.loads((runs / "crf" / "best" / "config.json").read_text())
     assert [task.get("crf") for task in crf["tasks"]] == [False, True]
     assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"]["name"] == "llrd:0.8"
     assert yaml.safe_load((runs / "baseline" / "config.yaml").read_text())["train"]["max_train_examples"] == 6
+    both = yaml.safe_load((runs / "crf-entity-weight-1" / "config.yaml").read_text())
+    assert both["train"]["entity_sampler_weight"] == 1.0 and both["tasks"][1]["crf"] is True
     assert "| crf | CRF layer on the slot head |" in capsys.readouterr().out
 
 

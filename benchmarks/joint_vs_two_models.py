@@ -40,7 +40,8 @@ from mtst.data.features import first_subtokens
 from mtst.data.readers import find_split, read_path
 from mtst.encoder import resolve_encoder_path
 from mtst.model import MultiTaskModel
-from mtst.predict import Predictor, tag_spans
+from mtst.predict import Predictor
+from mtst.tasks.token import tag_spans
 from mtst.train import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

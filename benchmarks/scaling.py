@@ -36,8 +36,9 @@ from machine import median, percentile, started_record, write_result  # noqa: E4
 from mtst.config import Config, load_config  # noqa: E402
 from mtst.data import Splits  # noqa: E402
 from mtst.data.example import Example  # noqa: E402
-from mtst.model import MultiTaskModel, TaskSpec  # noqa: E402
+from mtst.model import MultiTaskModel  # noqa: E402
 from mtst.predict import Predictor  # noqa: E402
+from mtst.tasks import make_task  # noqa: E402
 from mtst.train import Trainer  # noqa: E402
 from mtst.train_state import Progress  # noqa: E402
 
@@ -144,7 +145,7 @@ def inference_model(args) -> MultiTaskModel:
     from mtst.encoder import load_encoder
 
     tokenizer, encoder = load_encoder(args.encoder, max(args.lengths))
-    tasks = [TaskSpec("intent", "sentence", "label", INTENTS), TaskSpec("slots", "token", "tags", TAGS)]
+    tasks = [make_task("intent", "sentence", "label", INTENTS), make_task("slots", "token", "tags", TAGS)]
     return MultiTaskModel(encoder, tokenizer, tasks, max(args.lengths)).eval()
 
 

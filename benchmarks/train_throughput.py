@@ -89,8 +89,8 @@ def mtst_variant(name: str, config: Config, splits: Splits, grouped: bool, warmu
     trainer, _ = Trainer.setup(config, splits)
     model = trainer.unwrapped
     tasks = list(model.tasks.values())
-    features = encode_examples(splits.train, model.tokenizer, [t.as_labels for t in tasks], model.max_length)
-    collate = Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in tasks})
+    features = encode_examples(splits.train, model.tokenizer, tasks, model.max_length)
+    collate = Collator(model.tokenizer.pad_token_id, model.tasks)
     lengths = [len(f.input_ids) for f in features]
     size, seed = config.train.batch_size, config.train.seed
     warmup = warmup_batches * size

@@ -91,13 +91,14 @@ def tiny_model(tiny_config):
 def tiny_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
     """The tiny random model, untrained, saved as a checkpoint: arbitrary but well-formed predictions."""
     from mtst.encoder import load_encoder
-    from mtst.model import MultiTaskModel, TaskSpec
+    from mtst.model import MultiTaskModel
+    from mtst.tasks import make_task
 
     tokenizer, encoder = load_encoder(str(tiny_encoder_dir), 64)
     tags = ("O", "B-city", "I-city", "B-artist", "I-artist")
     tasks = [
-        TaskSpec("intent", "sentence", "label", ("GetWeather", "PlayMusic")),
-        TaskSpec("slots", "token", "tags", tags),
+        make_task("intent", "sentence", "label", ("GetWeather", "PlayMusic")),
+        make_task("slots", "token", "tags", tags),
     ]
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-checkpoint") / "best"

@@ -8,10 +8,16 @@ from mtst.data.batching import (
     LengthGroupedBatchSampler,
     entity_sampler,
     entity_sampling_weights,
-    token_class_weights,
 )
 from mtst.data.features import Features
 from mtst.data.labels import IGNORE_ID
+from mtst.tasks import make_task
+from mtst.tasks.token import token_class_weights
+
+TASKS = {
+    "slots": make_task("slots", "token", "tags", ("O", "B-x", "I-x")),
+    "intent": make_task("intent", "sentence", "label", ("A", "B")),
+}
 
 
 def test_collate_pads_to_longest_in_batch():
@@ -19,7 +25,7 @@ def test_collate_pads_to_longest_in_batch():
         Features([101, 5, 102], [1], {"slots": [IGNORE_ID, 1, IGNORE_ID], "intent": 0}),
         Features([101, 5, 6, 7, 102], [1, 2], {"slots": [IGNORE_ID, 0, 2, IGNORE_ID, IGNORE_ID], "intent": 1}),
     ]
-    out = Collator(pad_token_id=0, task_types={"slots": "token", "intent": "sentence"})(batch)
+    out = Collator(pad_token_id=0, tasks=TASKS)(batch)
     assert out["input_ids"].tolist() == [[101, 5, 102, 0, 0], [101, 5, 6, 7, 102]]
     assert out["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert out["labels"]["slots"].tolist() == [
@@ -31,7 +37,7 @@ def test_collate_pads_to_longest_in_batch():
 
 def test_collate_drops_a_task_missing_from_the_batch():
     batch = [Features([101, 102], [], {"intent": 0}), Features([101, 102], [], {"intent": 1})]
-    out = Collator(0, {"slots": "token", "intent": "sentence"})(batch)
+    out = Collator(0, TASKS)(batch)
     assert set(out["labels"]) == {"intent"}
 
 
@@ -40,7 +46,7 @@ def test_collate_ignores_rows_without_a_task_but_keeps_the_others():
         Features([101, 5, 102], [1], {"slots": [IGNORE_ID, 1, IGNORE_ID]}),
         Features([101, 102], [], {"intent": 1}),
     ]
-    out = Collator(0, {"slots": "token", "intent": "sentence"})(batch)
+    out = Collator(0, TASKS)(batch)
     assert out["labels"]["intent"].tolist() == [IGNORE_ID, 1]
     assert out["labels"]["slots"].tolist() == [[IGNORE_ID, 1, IGNORE_ID], [IGNORE_ID] * 3]
 
@@ -60,14 +66,14 @@ def test_sampler_is_seeded():
 
 def test_token_class_weights_by_hand():
     # tag 0 seen 3 times, tag 1 once; K=2.
-    features = [Features([], [], {"s": [IGNORE_ID, 0, 0, 1, IGNORE_ID]}), Features([], [], {"s": [0]})]
-    inverse = token_class_weights(features, "s", 2, "inverse")
+    encoded = [[IGNORE_ID, 0, 0, 1, IGNORE_ID], [0]]
+    inverse = token_class_weights(encoded, 2, "inverse")
     # raw 1/(K f): [1/(2*.75), 1/(2*.25)] = [2/3, 2]; mean over tokens .75*2/3+.25*2 = 1 already.
     assert inverse.tolist() == pytest.approx([2 / 3, 2.0])
-    sqrt = token_class_weights(features, "s", 2, "inverse_sqrt")
+    sqrt = token_class_weights(encoded, 2, "inverse_sqrt")
     raw = torch.tensor([(2 / 3) ** 0.5, 2**0.5])
     assert sqrt.tolist() == pytest.approx((raw / (raw * torch.tensor([0.75, 0.25])).sum()).tolist())
-    assert token_class_weights(features, "s", 2, "none").tolist() == [1.0, 1.0]
+    assert token_class_weights(encoded, 2, "none").tolist() == [1.0, 1.0]
 
 
 def _grouped(lengths, seed, batch_size=4, mega_batch_factor=5):

@@ -2,10 +2,11 @@ import logging
 
 from transformers import AutoTokenizer
 
-from mtst.config import TaskConfig
 from mtst.data.example import Example
-from mtst.data.features import TaskLabels, align_tags, encode_examples, first_subtokens
-from mtst.data.labels import IGNORE_ID, build_labels
+from mtst.data.features import encode_examples, first_subtokens
+from mtst.data.labels import IGNORE_ID
+from mtst.tasks import build_labels, make_task, task_config
+from mtst.tasks.token import align_tags
 
 
 def test_align_tags_labels_first_subtoken_only():
@@ -17,8 +18,16 @@ def test_align_tags_labels_first_subtoken_only():
 
 def test_encode_examples_with_real_tokenizer(tiny_encoder_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
-    slots = TaskLabels("slots", "token", "tags", {"O": 0, "B-artist": 1})
-    intent = TaskLabels("intent", "sentence", "label", {"PlayMusic": 0})
+    slots = make_task(
+        "slots",
+        "token",
+        "tags",
+        (
+            "O",
+            "B-artist",
+        ),
+    )
+    intent = make_task("intent", "sentence", "label", ("PlayMusic",))
     example = Example.from_words(["play", "westbam"], {"tags": ("O", "B-artist"), "label": "PlayMusic"})
     [features] = encode_examples([example], tokenizer, [slots, intent], max_length=32)
     tokens = tokenizer.convert_ids_to_tokens(features.input_ids)
@@ -30,8 +39,8 @@ def test_encode_examples_with_real_tokenizer(tiny_encoder_dir):
 
 def test_unseen_labels_map_to_ignore(tiny_encoder_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
-    slots = TaskLabels("slots", "token", "tags", {"O": 0})
-    intent = TaskLabels("intent", "sentence", "label", {"A": 0})
+    slots = make_task("slots", "token", "tags", ("O",))
+    intent = make_task("intent", "sentence", "label", ("A",))
     example = Example.from_words(["hi", "bob"], {"tags": ("O", "B-new"), "label": "unseen"})
     [features] = encode_examples([example], tokenizer, [slots, intent], max_length=16)
     assert features.labels["intent"] == IGNORE_ID
@@ -42,7 +51,7 @@ def test_truncation_is_counted_in_a_warning(tiny_encoder_dir, caplog):
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
     long = Example.from_words(["word"] * 40, {"tags": ("O",) * 40})
     short = Example.from_words(["word"], {"tags": ("O",)})
-    slots = TaskLabels("slots", "token", "tags", {"O": 0})
+    slots = make_task("slots", "token", "tags", ("O",))
     with caplog.at_level(logging.WARNING):
         features = encode_examples([long, short, long], tokenizer, [slots], max_length=10)
     assert "2 of 3 sentences exceed 10 sub-tokens" in caplog.text
@@ -54,7 +63,15 @@ def test_a_word_without_subtokens_does_not_shift_later_words(tiny_encoder_dir, c
     # U+FE0F (emoji variation selector) is dropped by the tokenizer: the word has no sub-token at all.
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
     example = Example.from_words(["I", "\ufe0f", "Paris"], {"tags": ("O", "O", "B-LOC")})
-    slots = TaskLabels("slots", "token", "tags", {"O": 0, "B-LOC": 1})
+    slots = make_task(
+        "slots",
+        "token",
+        "tags",
+        (
+            "O",
+            "B-LOC",
+        ),
+    )
     with caplog.at_level(logging.WARNING):
         [features] = encode_examples([example], tokenizer, [slots], max_length=16)
     assert features.word_starts == [1, None, 2]
@@ -64,5 +81,5 @@ def test_a_word_without_subtokens_does_not_shift_later_words(tiny_encoder_dir, c
 
 def test_build_labels_puts_o_first():
     train = [Example.from_words(["a", "b"], {"tags": ("B-x", "O"), "label": "q"})]
-    assert build_labels(TaskConfig(name="s", type="token"), train) == ["O", "B-x"]
-    assert build_labels(TaskConfig(name="i", type="sentence"), train) == ["q"]
+    assert build_labels(task_config(name="s", type="token"), train) == ["O", "B-x"]
+    assert build_labels(task_config(name="i", type="sentence"), train) == ["q"]

@@ -2,12 +2,13 @@ import pytest
 
 from mtst.data.example import Example
 from mtst.evaluate import compute_metrics, headline
-from mtst.inference import SentencePrediction, TokenPrediction
-from mtst.model import TaskSpec
+from mtst.tasks import make_task
+from mtst.tasks.sentence import SentencePrediction
+from mtst.tasks.token import TokenPrediction
 
 TASKS = {
-    "intent": TaskSpec("intent", "sentence", "label", ("A", "B")),
-    "slots": TaskSpec("slots", "token", "tags", ("O", "B-x", "I-x", "B-y")),
+    "intent": make_task("intent", "sentence", "label", ("A", "B")),
+    "slots": make_task("slots", "token", "tags", ("O", "B-x", "I-x", "B-y")),
 }
 
 

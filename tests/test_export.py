@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.errors import CheckpointError, MtstError
-from mtst.model import MultiTaskModel, TaskSpec
+from mtst.model import MultiTaskModel
 from mtst.onnx_backend import EXPORT_NOTE, INT8_FILE, ONNX_FILE, OnnxModel
 from mtst.predict import Predictor
+from mtst.tasks import make_task
 from tests.conftest import TOY_SENTENCES
 
 runner = CliRunner()
@@ -27,7 +28,7 @@ def checkpoint(tmp_path_factory, tiny_encoder_dir):
     torch.manual_seed(1)
     intents = tuple(sorted({label for _, _, label in TOY_SENTENCES}))
     tags = tuple(sorted({tag for _, seq, _ in TOY_SENTENCES for tag in seq.split()}))
-    tasks = [TaskSpec("intent", "sentence", "label", intents), TaskSpec("slots", "token", "tags", tags)]
+    tasks = [make_task("intent", "sentence", "label", intents), make_task("slots", "token", "tags", tags)]
     encoder, tokenizer = AutoModel.from_pretrained(tiny_encoder_dir), AutoTokenizer.from_pretrained(tiny_encoder_dir)
     model = MultiTaskModel(encoder, tokenizer, tasks)
     folder = tmp_path_factory.mktemp("export") / "best"

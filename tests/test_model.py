@@ -5,7 +5,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mtst.errors import CheckpointError
-from mtst.model import MultiTaskModel, TaskSpec
+from mtst.model import MultiTaskModel
+from mtst.tasks import make_task
 
 
 def _batch(model, texts):
@@ -103,8 +104,8 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_more_tasks_need_no_new_code(tiny_model):
     specs = list(tiny_model.tasks.values()) + [
-        TaskSpec("domain", "sentence", "domain", ("music", "weather", "other")),
-        TaskSpec("pos", "token", "pos", ("NOUN", "VERB")),
+        make_task("domain", "sentence", "domain", ("music", "weather", "other")),
+        make_task("pos", "token", "pos", ("NOUN", "VERB")),
     ]
     model = MultiTaskModel(tiny_model.encoder, tiny_model.tokenizer, specs)
     batch = _batch(model, ["play queen"])

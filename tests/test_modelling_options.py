@@ -15,10 +15,12 @@ from mtst.crf import CRF, FORBIDDEN, bio_constraints
 from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.errors import ConfigError
-from mtst.heads import SentenceHead, TokenHead, pack_words
 from mtst.inference import _decode
-from mtst.model import MultiTaskModel, TaskSpec
+from mtst.model import MultiTaskModel
 from mtst.predict import Predictor
+from mtst.tasks import Task, make_task, task_config
+from mtst.tasks.sentence import SentenceHead
+from mtst.tasks.token import TokenHead, pack_words
 from mtst.train import train
 from tests.conftest import TOY_SENTENCES
 
@@ -98,8 +100,8 @@ def test_pack_words_moves_first_subtokens_to_the_front_and_drops_unlabelled_rows
     assert torch.equal(emissions[0, :2], logits[0, [1, 3]]) and torch.equal(emissions[1], logits[2, 1:4])
 
 
-def spec(**options) -> TaskSpec:
-    return TaskSpec("slots", "token", "tags", LABELS, **options)
+def spec(**options) -> Task:
+    return make_task("slots", "token", "tags", LABELS, **options)
 
 
 def test_crf_head_loss_is_per_word_and_trains_the_transitions():
@@ -118,7 +120,7 @@ def test_crf_head_loss_is_per_word_and_trains_the_transitions():
 
 def test_label_smoothing_is_passed_to_both_losses():
     torch.manual_seed(0)
-    sentence = SentenceHead(8, TaskSpec("intent", "sentence", "label", ("a", "b", "c"), label_smoothing=0.2))
+    sentence = SentenceHead(8, make_task("intent", "sentence", "label", ("a", "b", "c"), label_smoothing=0.2))
     features = {"sentence_embedding": torch.randn(4, 8), "token_embeddings": torch.randn(4, 3, 8)}
     labels = torch.tensor([0, 1, 2, 1])
     logits, loss = sentence(features, labels)
@@ -149,7 +151,7 @@ class _Model:
 
 
 def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
-    intent = TaskSpec("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
+    intent = make_task("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
     allowed = {"GetWeather": ("O", "B-city", "I-city"), "PlayMusic": ("O",)}
     slots = spec(condition_on="intent", allowed_tags=allowed)
     logits = {"intent": torch.tensor([[0.0, 3.0]]), "slots": torch.tensor([[[0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])}
@@ -198,9 +200,7 @@ def crf_run(tiny_config, tmp_path):
         {"name": "intent", "type": "sentence", "field": "label", "label_smoothing": 0.1},
         {"name": "slots", "type": "token", "field": "tags", "crf": True, "condition_on": "intent"},
     ]
-    config = tiny_config.model_copy(
-        update={"tasks": [type(tiny_config.tasks[0]).model_validate(task) for task in tasks]}
-    )
+    config = tiny_config.model_copy(update={"tasks": [task_config(**task) for task in tasks]})
     config.train.epochs = 3
     return config, train(config)
 
@@ -244,12 +244,13 @@ def test_crf_checkpoint_gives_the_same_tags_through_onnx(crf_run):
 
 def test_windows_of_a_long_text_keep_bio_and_the_reported_intent_slots():
     from mtst.data.tags import repair_iob2
-    from mtst.inference import SentencePrediction, TokenPrediction
+    from mtst.tasks.sentence import SentencePrediction
+    from mtst.tasks.token import TokenPrediction
     from mtst.windows import Window, merge_windows
 
-    intent = TaskSpec("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
+    intent = make_task("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
     allowed = {"PlayMusic": ("O", "B-artist", "I-artist"), "GetWeather": ("O", "B-city", "I-city")}
-    slots = TaskSpec(
+    slots = make_task(
         "slots",
         "token",
         "tags",

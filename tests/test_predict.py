@@ -1,6 +1,7 @@
 from mtst.data.example import Example
-from mtst.inference import TokenPrediction, run_model
-from mtst.predict import Predictor, entities, tag_spans
+from mtst.inference import run_model
+from mtst.predict import Predictor
+from mtst.tasks.token import TokenPrediction, entities, tag_spans
 
 
 def test_tag_spans_bio_and_stray_inside_tags():

@@ -10,9 +10,11 @@ from torch import nn
 from transformers import BertConfig
 
 from mtst.data.example import Example
-from mtst.inference import SentencePrediction, TokenPrediction
-from mtst.model import MultiTaskModel, TaskSpec
+from mtst.model import MultiTaskModel
 from mtst.predict import Predictor
+from mtst.tasks import make_task
+from mtst.tasks.sentence import SentencePrediction
+from mtst.tasks.token import TokenPrediction
 from mtst.windows import Window, merge_windows, split_windows
 
 
@@ -42,7 +44,10 @@ def test_a_word_longer_than_the_window_still_moves_on():
 
 
 def test_merge_takes_each_word_from_its_most_central_window():
-    tasks = {"slots": SimpleNamespace(type="token", condition_on=None), "intent": SimpleNamespace(type="sentence")}
+    tasks = {
+        "slots": make_task("slots", "token", "tags", ("O", "B-x", "B-y")),
+        "intent": make_task("intent", "sentence", "label", ("A", "B")),
+    }
     words = Example.from_words([f"w{i}" for i in range(6)])
     first = Window(Example.from_words(["w0", "w1", "w2", "w3"]), 0)
     second = Window(Example.from_words(["w2", "w3", "w4", "w5"]), 2)
@@ -75,7 +80,7 @@ class KeywordEncoder(nn.Module):
 def keyword_tagger(tokenizer) -> MultiTaskModel:
     """Tags "paris" B-city and every other word O, wherever it stands."""
     keyword = tokenizer.convert_tokens_to_ids("paris")
-    tasks = [TaskSpec("intent", "sentence", "label", ("other",)), TaskSpec("slots", "token", "tags", ("O", "B-city"))]
+    tasks = [make_task("intent", "sentence", "label", ("other",)), make_task("slots", "token", "tags", ("O", "B-city"))]
     model = MultiTaskModel(KeywordEncoder(keyword), tokenizer, tasks, max_length=32)
     with torch.no_grad():
         head = model.heads["slots"].classifier

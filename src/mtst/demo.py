@@ -8,8 +8,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mtst.config import Config, DataConfig, TaskConfig, TrainConfig
+from mtst.config import Config, DataConfig, TrainConfig
 from mtst.predict import Predictor
+from mtst.tasks import task_config
 from mtst.train import train
 
 DEMO_DIR = resources.files("mtst") / "resources" / "demo"
@@ -20,7 +21,7 @@ HELD_OUT = (DEMO_DIR / "held_out.txt").read_text(encoding="utf-8").splitlines()
 def demo_config(output_dir: Path, epochs: int | None = None) -> Config:
     return Config(
         data=DataConfig(dir=str(DEMO_DIR), format="jsonl"),
-        tasks=[TaskConfig(name="topic", type="sentence"), TaskConfig(name="entities", type="token")],
+        tasks=[task_config(name="topic", type="sentence"), task_config(name="entities", type="token")],
         # A few hundred sentences: a higher encoder LR and more epochs than the big-corpus defaults.
         train=TrainConfig(epochs=epochs or 20, batch_size=16, encoder_lr=1e-4, patience=6, num_sample_predictions=2),
         output_dir=str(output_dir),

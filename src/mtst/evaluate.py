@@ -1,44 +1,12 @@
-"""Metrics: label accuracy, entity-level P/R/F1 (seqeval, CoNLL style), whole-sentence accuracy."""
+"""Scoring a model on examples: each task by its kind's metrics, whole-sentence accuracy and the mean `score`."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
 
-from seqeval.metrics import classification_report as entity_report
-from seqeval.metrics import f1_score, precision_score, recall_score
-from sklearn.metrics import accuracy_score
-from sklearn.metrics import classification_report as label_report
-
 from mtst.data.example import Example
 from mtst.inference import Prediction, run_model
-
-
-def _plain(value):
-    """Reports from sklearn/seqeval hold numpy scalars; JSON wants Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value.item() if hasattr(value, "item") else value
-
-
-def sentence_task_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict:
-    return {
-        "accuracy": float(accuracy_score(gold, predicted)),
-        "report": _plain(label_report(gold, predicted, output_dict=True, zero_division=0)),
-    }
-
-
-def token_task_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
-    gold, predicted = [list(g) for g in gold], [list(p) for p in predicted]
-    return {
-        "precision": float(precision_score(gold, predicted, zero_division=0)),
-        "recall": float(recall_score(gold, predicted, zero_division=0)),
-        "f1": float(f1_score(gold, predicted, zero_division=0)),
-        "report": _plain(entity_report(gold, predicted, output_dict=True, zero_division=0)),
-    }
-
-
-MAIN_METRIC = {"sentence": "accuracy", "token": "f1"}
 
 
 def compute_metrics(tasks: dict, examples: Sequence[Example], predictions: Sequence[Prediction]) -> dict:
@@ -49,19 +17,19 @@ def compute_metrics(tasks: dict, examples: Sequence[Example], predictions: Seque
         rows = [i for i, ex in enumerate(examples) if task.field in ex.annotations]
         if not rows:
             continue
-        gold = [examples[i].annotations[task.field] for i in rows]
-        if task.type == "sentence":
-            predicted = [predictions[i][name].label for i in rows]
-            metrics[name] = sentence_task_metrics(gold, predicted)
-        else:
-            predicted = [predictions[i][name].tags for i in rows]
-            metrics[name] = token_task_metrics(gold, predicted)
+        gold = [task.gold(examples[i].annotations[task.field]) for i in rows]
+        predicted = [task.predicted(predictions[i][name]) for i in rows]
+        metrics[name] = task.metrics(gold, predicted)
         for i, g, p in zip(rows, gold, predicted, strict=True):
-            all_right[i] &= tuple(g) == tuple(p) if task.type == "token" else g == p
+            all_right[i] &= g == p
     metrics["sentence_accuracy"] = sum(all_right) / len(all_right) if all_right else 0.0
-    main = [metrics[n][MAIN_METRIC[t.type]] for n, t in tasks.items() if n in metrics]
-    metrics["score"] = sum(main) / len(main) if main else 0.0
+    metrics["score"] = mean_main_metric(tasks, metrics)
     return metrics
+
+
+def mean_main_metric(tasks: dict, metrics: dict) -> float:
+    main = [metrics[name][task.MAIN_METRIC] for name, task in tasks.items() if name in metrics]
+    return sum(main) / len(main) if main else 0.0
 
 
 def run_sharded(model, examples: Sequence[Example], batch_size: int, accelerator=None):
@@ -114,9 +82,8 @@ def evaluate_corpora(model, corpora, split: str, batch_size: int = 128, accelera
             return metrics, samples
         merged.update({name: value for name, value in metrics.items() if name in corpus.tasks})
         merged[f"sentence_accuracy.{corpus.name}"] = metrics["sentence_accuracy"]
-    main = [merged[n][MAIN_METRIC[t.type]] for n, t in model.tasks.items() if n in merged]
-    if main:
-        merged["score"] = sum(main) / len(main)
+    if any(name in merged for name in model.tasks):
+        merged["score"] = mean_main_metric(model.tasks, merged)
     return merged, samples
 
 

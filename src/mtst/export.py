@@ -155,10 +155,7 @@ def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
             "torch": torch.__version__.split("+")[0],
             "onnxruntime": onnxruntime.__version__,
             "inputs": {name: "int64 [batch, sequence]" for name in INPUT_NAMES},
-            "outputs": {
-                name: "float32 [batch, labels]" if task.type == "sentence" else "float32 [batch, sequence, labels]"
-                for name, task in model.tasks.items()
-            },
+            "outputs": {name: task.OUTPUT_SHAPE for name, task in model.tasks.items()},
             "files": files,
         }
         write_text_atomic(note_path, json.dumps(note, indent=2))

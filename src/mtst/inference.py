@@ -8,67 +8,39 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from mtst.crf import FORBIDDEN
 from mtst.data.batching import Collator
 from mtst.data.example import Example
 from mtst.data.features import encode_examples
 
-
-@dataclass
-class SentencePrediction:
-    label: str
-    score: float
+Prediction = dict[str, Any]  # task name -> what its kind's `decode` returns
 
 
-@dataclass
-class TokenPrediction:
-    tags: list[str]  # one per word; a word without sub-tokens (e.g. cut off by truncation) gets "O", score 0
-    scores: list[float]
+def decode_order(tasks: dict) -> list[str]:
+    """Task names such that every task comes after those its decoding reads (`decoded_after`)."""
+    order: list[str] = []
 
+    def visit(name: str) -> None:
+        if name not in order:
+            for before in tasks[name].decoded_after:
+                visit(before)
+            order.append(name)
 
-Prediction = dict[str, SentencePrediction | TokenPrediction]
+    for name in tasks:
+        visit(name)
+    return order
 
 
 def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[int | None]) -> Prediction:
-    prediction: Prediction = {}
-    # Sentence tasks first: a token task conditioned on one needs its predicted label.
-    for name, task in sorted(model.tasks.items(), key=lambda item: item[1].type != "sentence"):
-        if task.type == "sentence":
-            probs = logits[name][row].float().softmax(-1)
-            score, index = probs.max(-1)
-            prediction[name] = SentencePrediction(task.labels[int(index)], float(score))
-        else:
-            kept = [word for word, start in enumerate(word_starts) if start is not None]
-            # Decoding is a few small steps per word: cheaper on CPU than one device sync per step.
-            emissions = logits[name][row, [word_starts[word] for word in kept]].float().cpu()
-            if task.condition_on is not None:
-                emissions = emissions + _condition_penalty(task, prediction[task.condition_on].label)
-            indices, scores = _tag_words(model.crfs.get(name), emissions)
-            tags, tag_scores = ["O"] * len(word_starts), [0.0] * len(word_starts)
-            for word, index, score in zip(kept, indices, scores, strict=True):
-                tags[word], tag_scores[word] = task.labels[index], score
-            prediction[name] = TokenPrediction(tags, tag_scores)
+    decoded: Prediction = {}
+    for name in decode_order(model.tasks):
+        decoded[name] = model.tasks[name].decode(logits[name][row], word_starts, decoded, model.crfs.get(name))
     # Back to the model's task order, which the output JSON follows.
-    return {name: prediction[name] for name in model.tasks}
-
-
-def _tag_words(crf, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
-    """The tag of each word and its probability: Viterbi + marginals with a CRF, else per-word argmax."""
-    if crf is not None:
-        return crf.decode(emissions)
-    scores, indices = emissions.softmax(-1).max(-1)
-    return indices.tolist(), scores.tolist()
-
-
-def _condition_penalty(task, sentence_label: str) -> torch.Tensor:
-    """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""
-    allowed = task.tags_allowed_with(sentence_label)
-    return torch.tensor([0.0 if tag in allowed else FORBIDDEN for tag in task.labels])
+    return {name: decoded[name] for name in model.tasks}
 
 
 @contextlib.contextmanager
@@ -100,9 +72,8 @@ def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple
     `model` is a MultiTaskModel or an OnnxModel: both have `tasks`, `tokenizer`, `max_length` and
     `forward(input_ids, attention_mask, labels) -> ModelOutput` (the ONNX graph returns no losses).
     """
-    task_labels = [task.as_labels for task in model.tasks.values()]
-    features = encode_examples(examples, model.tokenizer, task_labels, model.max_length)
-    collate = Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in model.tasks.values()})
+    features = encode_examples(examples, model.tokenizer, list(model.tasks.values()), model.max_length)
+    collate = Collator(model.tokenizer.pad_token_id, model.tasks)
     # Length-sorted batches waste no compute on padding; results go back to input order below.
     order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
     predictions: list[Prediction | None] = [None] * len(features)

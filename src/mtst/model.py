@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
@@ -15,36 +16,18 @@ from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel
 
 from mtst.checkpoint import atomic_directory
-from mtst.data.features import TaskLabels
 from mtst.encoder import load_tokenizer
 from mtst.errors import CheckpointError
-from mtst.heads import HEADS, mean_pool
+from mtst.tasks import KINDS, Task, task_from_dict
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    type: str
-    field: str
-    labels: tuple[str, ...]
-    dropout: float = 0.1
-    label_smoothing: float = 0.0
-    crf: bool = False  # token tasks: a CRF over the words decodes the tags
-    # Token tasks: decode only the tags seen in train with the sentence label predicted by task `condition_on`;
-    # `allowed_tags` maps each of its labels to those tags.
-    condition_on: str | None = None
-    allowed_tags: dict[str, tuple[str, ...]] | None = None
-
-    def tags_allowed_with(self, sentence_label: str) -> frozenset[str]:
-        """The tags decoding may give when `condition_on` predicted `sentence_label` (`O` always)."""
-        return frozenset((self.allowed_tags or {}).get(sentence_label, ())) | {"O"}
-
-    @property
-    def as_labels(self) -> TaskLabels:
-        return TaskLabels(self.name, self.type, self.field, {label: i for i, label in enumerate(self.labels)})
+def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over tokens: the pooling all-MiniLM-L6-v2 was trained with."""
+    mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)
+    return (token_embeddings * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 @dataclass
@@ -55,14 +38,14 @@ class ModelOutput:
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, encoder: nn.Module, tokenizer, tasks: Sequence[TaskSpec], max_length: int = 128):
+    def __init__(self, encoder: nn.Module, tokenizer, tasks: Sequence[Task], max_length: int = 128):
         super().__init__()
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.tasks = {task.name: task for task in tasks}
         self.max_length = max_length
         hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict({task.name: HEADS[task.type](hidden, task) for task in tasks})
+        self.heads = nn.ModuleDict({task.name: task.head(hidden) for task in tasks})
 
     @property
     def crfs(self) -> dict[str, nn.Module]:
@@ -113,7 +96,7 @@ class MultiTaskModel(nn.Module):
                 "format_version": FORMAT_VERSION,
                 "max_length": self.max_length,
                 "pooling": "mean",
-                "tasks": [asdict(task) for task in self.tasks.values()],
+                "tasks": [task.model_dump(mode="json") for task in self.tasks.values()],
             }
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
@@ -143,27 +126,38 @@ class MultiTaskModel(nn.Module):
         return model.to(device).eval()
 
 
-def _check_tasks(tasks: Sequence[TaskSpec], config_path: Path) -> None:
+def _unset_options_dropped(entry: dict, kind: type[Task]) -> dict:
+    """Format 1 wrote every kind's options into every task (`crf: false` on a sentence task): those left
+    unset (None, False) are dropped for the kinds that do not have them."""
+    return {key: value for key, value in entry.items() if key in kind.model_fields or value not in (None, False)}
+
+
+def _read_tasks(entries, config_path: Path) -> list[Task]:
+    """The tasks of a checkpoint's config.json, each validated by its kind; one line naming the first problem."""
+    if not isinstance(entries, list):
+        raise CheckpointError(f"{config_path}: unreadable checkpoint config (`tasks` must be a list)")
+    tasks = []
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind not in KINDS:
+            raise CheckpointError(f"{config_path}: task {name!r} has unknown type {kind!r}")
+        try:
+            tasks.append(task_from_dict(_unset_options_dropped(entry, KINDS[kind][1])))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in (f"tasks.{index}", *first["loc"][1:]))
+            if first["type"] == "missing":
+                raise CheckpointError(f"{config_path}: unreadable checkpoint config ({where}: missing)") from None
+            problem = first["msg"].removeprefix("Value error, ")
+            raise CheckpointError(f"{config_path}: task {name!r}: {problem}") from None
+    by_name = {task.name: task for task in tasks}
     for task in tasks:
-        if task.type not in HEADS:
-            raise CheckpointError(f"{config_path}: task {task.name!r} has unknown type {task.type!r}")
-        if not task.labels or not all(isinstance(label, str) and label for label in task.labels):
-            raise CheckpointError(f"{config_path}: task {task.name!r} needs a list of non-empty label strings")
-        if len(set(task.labels)) != len(task.labels):
-            raise CheckpointError(f"{config_path}: task {task.name!r} lists a label twice")
-        if task.condition_on is not None:
-            _check_conditioning(task, {t.name: t for t in tasks}, config_path)
-
-
-def _check_conditioning(task: TaskSpec, by_name: dict[str, TaskSpec], config_path: Path) -> None:
-    condition = by_name.get(task.condition_on)
-    if condition is None or condition.type != "sentence" or task.type != "token":
-        raise CheckpointError(f"{config_path}: token task {task.name!r} must be conditioned on a sentence task")
-    if not isinstance(task.allowed_tags, dict):
-        raise CheckpointError(f"{config_path}: task {task.name!r} has condition_on but no allowed_tags map")
-    allowed = task.allowed_tags
-    if set(allowed) - set(condition.labels) or any(set(tags) - set(task.labels) for tags in allowed.values()):
-        raise CheckpointError(f"{config_path}: allowed_tags of {task.name!r} name unknown labels or tags")
+        try:
+            task.check_with_tasks(by_name)
+        except ValueError as error:
+            raise CheckpointError(f"{config_path}: {error}") from None
+    return tasks
 
 
 def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
@@ -185,18 +179,11 @@ def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
             )
 
 
-def _task_spec(task: dict) -> TaskSpec:
-    allowed = task.get("allowed_tags")
-    if allowed is not None:
-        allowed = {label: tuple(tags) for label, tags in allowed.items()}
-    return TaskSpec(**{**task, "labels": tuple(task["labels"]), "allowed_tags": allowed})
-
-
 @dataclass
 class CheckpointSpec:
     """Everything in a checkpoint folder but the weights: enough to tokenize and decode."""
 
-    tasks: list[TaskSpec]
+    tasks: list[Task]
     max_length: int
     tokenizer: object
     encoder_config: object
@@ -210,10 +197,10 @@ def read_checkpoint(directory: str | Path) -> CheckpointSpec:
         raise CheckpointError(f"{directory}: not an mtst checkpoint (no {CONFIG_FILE})")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        tasks = [_task_spec(task) for task in config["tasks"]]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
+        entries = config["tasks"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
-    _check_tasks(tasks, config_path)
+    tasks = _read_tasks(entries, config_path)
     try:
         encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
         tokenizer = load_tokenizer(directory, encoder_config.model_type)

@@ -79,7 +79,7 @@ class OnnxModel:
 
 def load_crfs(directory: Path, tasks) -> dict[str, CRF]:
     """The CRF layers of the checkpoint's token tasks, read tensor by tensor from model.safetensors."""
-    crfs = {task.name: CRF(task.labels) for task in tasks if task.crf}
+    crfs = {task.name: CRF(task.labels) for task in tasks if getattr(task, "crf", False)}
     if not crfs:
         return crfs
     path = directory / WEIGHTS_FILE

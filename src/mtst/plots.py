@@ -22,7 +22,7 @@ def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
         loss_axis.plot(
             epochs, [row["dev"].get(f"{name}.loss") for row in history], marker="s", ls="--", label=f"{name} dev"
         )
-        key = f"{name}.accuracy" if task.type == "sentence" else f"{name}.f1"
+        key = f"{name}.{task.MAIN_METRIC}"
         metric_axis.plot(epochs, [row["dev"].get(key) for row in history], marker="o", label=f"dev {key}")
     metric_axis.plot(
         epochs, [row["dev"].get("sentence_accuracy") for row in history], marker="^", label="dev sentence_accuracy"

@@ -9,52 +9,18 @@ import torch
 
 from mtst.data.example import Example
 from mtst.errors import MtstError
-from mtst.inference import Prediction, SentencePrediction, TokenPrediction, run_model
+from mtst.inference import Prediction, run_model
 from mtst.model import MultiTaskModel
 from mtst.windows import merge_windows, windows_of
 
 
-def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """(first word, last word, type) for each entity; an I- tag that opens an entity starts one, as conlleval does."""
-    spans: list[tuple[int, int, str]] = []
-    for index, tag in enumerate(tags):
-        prefix, _, kind = tag.partition("-")
-        continues = prefix == "I" and spans and spans[-1][1] == index - 1 and spans[-1][2] == kind
-        if continues:
-            spans[-1] = (spans[-1][0], index, kind)
-        elif prefix in ("B", "I") and kind:
-            spans.append((index, index, kind))
-    return spans
-
-
-def entities(example: Example, tokens: TokenPrediction) -> list[dict]:
-    found = []
-    for first, last, kind in tag_spans(tokens.tags):
-        start, end = example.offsets[first][0], example.offsets[last][1]
-        score = sum(tokens.scores[first : last + 1]) / (last - first + 1)
-        found.append(
-            {"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)}
-        )
-    return found
-
-
 def to_json(model, example: Example, prediction: Prediction) -> dict:
-    """One sentence's result; the first sentence task fills `label`/`score`, the first token task `entities`."""
+    """One sentence's result: each task adds its part, the first task of each kind at the top level."""
     result: dict = {"text": example.text}
-    sentence_tasks = [n for n, t in model.tasks.items() if t.type == "sentence"]
-    token_tasks = [n for n, t in model.tasks.items() if t.type == "token"]
-    for position, name in enumerate(sentence_tasks):
-        outcome: SentencePrediction = prediction[name]
-        if position == 0:
-            result["label"], result["score"] = outcome.label, round(outcome.score, 4)
-        else:
-            result[name] = {"label": outcome.label, "score": round(outcome.score, 4)}
-    for position, name in enumerate(token_tasks):
-        found = entities(example, prediction[name])
-        if position == 0:
-            result["entities"] = found
-        else:
-            result[name] = found
+    kinds_seen: set[str] = set()
+    for name, task in model.tasks.items():
+        task.add_to_json(result, example, prediction[name], first=task.type not in kinds_seen)
+        kinds_seen.add(task.type)
     return result
 
 

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,22 +21,20 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from mtst.checkpoint import write_text_atomic
-from mtst.config import Config, TaskConfig, TrainConfig
+from mtst.config import Config, TrainConfig
 from mtst.data import Corpus, Splits, load_corpora
-from mtst.data.batching import Collator, LengthGroupedBatchSampler, entity_sampler, token_class_weights
+from mtst.data.batching import Collator, LengthGroupedBatchSampler, entity_sampler
 from mtst.data.example import Example
 from mtst.data.features import encode_examples
-from mtst.data.labels import build_labels, tags_by_sentence_label
 from mtst.data.sampling import TaskSampler
 from mtst.encoder import load_encoder
 from mtst.errors import CheckpointError, ConfigError
 from mtst.evaluate import evaluate_corpora, headline
-from mtst.inference import TokenPrediction
 from mtst.loss_weighting import LossWeighting, build_loss_weighting
-from mtst.model import MultiTaskModel, TaskSpec
+from mtst.model import MultiTaskModel
 from mtst.plots import plot_curves
-from mtst.predict import entities, to_json
 from mtst.strategies import Strategy, build_strategy, trains_encoder
+from mtst.tasks import build_task
 from mtst.train_state import Progress, has_training_state, load_training_state, save_training_state
 
 logger = logging.getLogger(__name__)
@@ -51,26 +49,9 @@ def build_model(config: Config, data: Splits | list[Corpus]) -> MultiTaskModel:
     """Each task's labels come from the train split of its own corpus."""
     train_of = {name: corpus.splits.train for corpus in as_corpora(config, data) for name in corpus.tasks}
     tokenizer, encoder = load_encoder(config.encoder.name_or_path, config.encoder.max_length)
-    specs = [task_spec(config, task, train_of[task.name]) for task in config.tasks]
-    return MultiTaskModel(encoder, tokenizer, specs, config.encoder.max_length)
-
-
-def task_spec(config: Config, task: TaskConfig, train: Sequence[Example]) -> TaskSpec:
-    allowed = None
-    if task.condition_on is not None:
-        condition = next(t for t in config.tasks if t.name == task.condition_on)
-        allowed = tags_by_sentence_label(train, condition.annotation, task.annotation)
-    return TaskSpec(
-        task.name,
-        task.type,
-        task.annotation,
-        tuple(build_labels(task, train)),
-        task.dropout,
-        label_smoothing=task.label_smoothing,
-        crf=task.crf,
-        condition_on=task.condition_on,
-        allowed_tags=allowed,
-    )
+    by_name = {task.name: task for task in config.tasks}
+    tasks = [build_task(task, train_of[task.name], by_name) for task in config.tasks]
+    return MultiTaskModel(encoder, tokenizer, tasks, config.encoder.max_length)
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
@@ -80,15 +61,15 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
-def _token_fields(config: Config, corpus: Corpus) -> list[str]:
-    return [t.annotation for t in config.tasks if t.type == "token" and t.name in corpus.tasks]
+def bears_entities(tasks, example: Example) -> bool:
+    """Whether any of the corpus's tasks marks the example for entity up-sampling."""
+    return any(task.bears_entities(example) for task in tasks)
 
 
 def imbalance_settings(config: Config, model: MultiTaskModel, corpora: list[Corpus]) -> dict:
     """How the run counters class imbalance, logged and kept in summary.json (the `O` tag dominates)."""
-    token_tasks = [task for task in config.tasks if task.type == "token"]
     with_entities = sum(
-        any(ex.has_entities(field) for field in _token_fields(config, corpus))
+        bears_entities([model.tasks[name] for name in corpus.tasks], ex)
         for corpus in corpora
         for ex in corpus.splits.train
     )
@@ -96,17 +77,10 @@ def imbalance_settings(config: Config, model: MultiTaskModel, corpora: list[Corp
         "entity_sampler_weight": config.train.entity_sampler_weight,
         "entity_bearing_train_sentences": with_entities,
     }
-    for task in token_tasks:
-        if task.crf:
-            settings[f"{task.name}.class_weights"] = {"scheme": "none: the CRF's likelihood is the loss"}
-            continue
-        weights = model.heads[task.name].class_weights
-        settings[f"{task.name}.class_weights"] = {
-            "scheme": task.class_weights,
-            "min": round(float(weights.min()), 4),
-            "max": round(float(weights.max()), 4),
-            "O": round(float(weights[0]), 4),
-        }
+    for name, task in model.tasks.items():
+        described = task.imbalance(getattr(model.heads[name], "class_weights", None))
+        if described is not None:
+            settings[f"{name}.class_weights"] = described
     return settings
 
 
@@ -145,13 +119,12 @@ def corpus_loader(config: Config, model: MultiTaskModel, corpus: Corpus) -> Data
     """Batches of one corpus, labelled for its own tasks only; token tasks' class weights set from it."""
     cfg = config.train
     tasks = [model.tasks[name] for name in corpus.tasks]
-    features = encode_examples(corpus.splits.train, model.tokenizer, [t.as_labels for t in tasks], model.max_length)
+    features = encode_examples(corpus.splits.train, model.tokenizer, tasks, model.max_length)
     for task in tasks:
-        if task.type == "token":
-            weights = token_class_weights(features, task.name, len(task.labels), _class_scheme(config, task.name))
+        weights = task.loss_weights([f.labels[task.name] for f in features if task.name in f.labels])
+        if weights is not None:
             model.heads[task.name].class_weights.copy_(weights)
-    fields = _token_fields(config, corpus)
-    has_entities = [any(ex.has_entities(f) for f in fields) for ex in corpus.splits.train]
+    has_entities = [bears_entities(tasks, ex) for ex in corpus.splits.train]
     sampler = entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed)
     if cfg.group_by_length:
         lengths = [len(feature.input_ids) for feature in features]
@@ -161,7 +134,7 @@ def corpus_loader(config: Config, model: MultiTaskModel, corpus: Corpus) -> Data
     return DataLoader(
         features,
         **batching,
-        collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t.type for t in tasks}),
+        collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t for t in tasks}),
         num_workers=cfg.num_workers,
         # Its own generator, so that starting an epoch's iterator draws nothing from the global RNG
         # (which drives dropout): a resumed run then replays the same random stream.
@@ -173,10 +146,6 @@ def sampler_generator(loader: DataLoader) -> torch.Generator:
     """The generator that orders a loader's epoch, with or without length grouping: its state is saved
     at each epoch start so that a resumed run redraws the same batches."""
     return loader.batch_sampler.sampler.generator
-
-
-def _class_scheme(config: Config, task_name: str) -> str:
-    return next(task.class_weights for task in config.tasks if task.name == task_name)
 
 
 @dataclass
@@ -320,23 +289,25 @@ class Trainer:
 def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> None:
     """A few dev sentences, gold next to predicted, so a run can be judged by eye as it goes."""
     for example, prediction in list(zip(examples, predictions, strict=True))[:count]:
-        gold_as_prediction = {}
+        gold, predicted, kinds_seen = {}, {}, set()
         for name, task in model.tasks.items():
+            first = task.type not in kinds_seen
+            kinds_seen.add(task.type)
             value = example.annotations.get(task.field)
-            if task.type == "token" and value is not None:
-                gold_as_prediction[name] = [
-                    (e["text"], e["label"]) for e in entities(example, TokenPrediction(list(value), [1.0] * len(value)))
-                ]
-            elif value is not None:
-                gold_as_prediction[name] = value
-        predicted = to_json(model, example, prediction)
+            if value is not None:
+                task.add_to_json(gold, example, task.as_prediction(value), first)
+            task.add_to_json(predicted, example, prediction[name], first)
         logger.info("  %s", example.text)
-        logger.info("    gold: %s", gold_as_prediction)
-        logger.info(
-            "    pred: %s %s",
-            predicted.get("label", ""),
-            [(e["text"], e["label"]) for e in predicted.get("entities", [])],
-        )
+        logger.info("    gold: %s", _without_scores(gold))
+        logger.info("    pred: %s", _without_scores(predicted))
+
+
+def _without_scores(value):
+    if isinstance(value, dict):
+        return {k: _without_scores(v) for k, v in value.items() if k not in ("score", "start", "end")}
+    if isinstance(value, list):
+        return [_without_scores(v) for v in value]
+    return value
 
 
 def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: bool = False) -> dict:

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from mtst.data.example import Example
-from mtst.data.tags import repair_iob2
-from mtst.inference import Prediction, TokenPrediction
+from mtst.inference import Prediction, decode_order
 
 
 @dataclass(frozen=True)
@@ -72,22 +71,8 @@ def windows_of(examples: Sequence[Example], tokenizer, max_length: int, overlap:
 
 
 def merge_windows(tasks: dict, windows: Sequence[Window], predictions: Sequence[Prediction]) -> Prediction:
-    """One prediction for the whole text from its windows' predictions."""
-    merged: Prediction = dict(predictions[0])  # sentence tasks: the first window
-    num_words = windows[-1].first_word + len(windows[-1].example.words)
-    for name, task in tasks.items():
-        if task.type != "token":
-            continue
-        tags, scores, margins = ["O"] * num_words, [0.0] * num_words, [-1] * num_words
-        for window, prediction in zip(windows, predictions, strict=True):
-            size = len(window.example.words)
-            for position, (tag, score) in enumerate(zip(prediction[name].tags, prediction[name].scores, strict=True)):
-                word, margin = window.first_word + position, min(position, size - 1 - position)
-                if margin > margins[word]:
-                    tags[word], scores[word], margins[word] = tag, score, margin
-        if task.condition_on is not None:
-            # Each window decoded under its own predicted label; the text reports the first window's.
-            allowed = task.tags_allowed_with(merged[task.condition_on].label)
-            tags = ["O" if tag not in allowed else tag for tag in tags]
-        merged[name] = TokenPrediction(repair_iob2(tags), scores)
-    return merged
+    """One prediction for the whole text from its windows' predictions, each task merged by its kind."""
+    merged: Prediction = {}
+    for name in decode_order(tasks):
+        merged[name] = tasks[name].merge_windows(windows, [p[name] for p in predictions], merged)
+    return {name: merged[name] for name in tasks}

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from mtst.config import Config, DataConfig
 from mtst.data.example import Example, split_words
 from mtst.data.readers import find_split, read_path
+from mtst.data.settings import DataConfig
 from mtst.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from mtst.config import Config
 
 __all__ = [
     "Corpus",

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
 from mtst.data.features import Features
-from mtst.data.labels import IGNORE_ID
+
+if TYPE_CHECKING:
+    from mtst.tasks import Task
 
 
 class Collator:
     """Pads a batch to its own longest sentence (not to a fixed length): ids, mask, labels."""
 
-    def __init__(self, pad_token_id: int, task_types: dict[str, str]):
+    def __init__(self, pad_token_id: int, tasks: dict[str, Task]):
         self.pad_token_id = pad_token_id
-        self.task_types = task_types
+        self.tasks = tasks
 
     def __call__(self, batch: Sequence[Features]) -> dict:
         width = max(len(f.input_ids) for f in batch)
@@ -26,18 +29,11 @@ class Collator:
             input_ids[row, : len(feature.input_ids)] = torch.tensor(feature.input_ids)
             attention_mask[row, : len(feature.input_ids)] = 1
         labels = {}
-        for name, kind in self.task_types.items():
+        for name, task in self.tasks.items():
             if not any(name in f.labels for f in batch):
                 continue  # a task without labels in this batch contributes no loss
             # Rows that lack this task's labels are ignored rather than dropping the task for the whole batch.
-            if kind == "sentence":
-                labels[name] = torch.tensor([f.labels.get(name, IGNORE_ID) for f in batch], dtype=torch.long)
-            else:
-                padded = torch.full((len(batch), width), IGNORE_ID, dtype=torch.long)
-                for row, feature in enumerate(batch):
-                    tags = feature.labels.get(name, [])
-                    padded[row, : len(tags)] = torch.tensor(tags, dtype=torch.long)
-                labels[name] = padded
+            labels[name] = task.collate([f.labels.get(name) for f in batch], width)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
@@ -91,20 +87,3 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches += [mega_batch[i : i + self.batch_size] for i in range(0, len(mega_batch), self.batch_size)]
         for position in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[position]
-
-
-def token_class_weights(features: Sequence[Features], task: str, num_labels: int, scheme: str) -> torch.Tensor:
-    """Cross-entropy weights from train tag frequencies, scaled so the average labelled token weighs 1.
-
-    `inverse_sqrt` (the default) damps inverse frequency: with ~100 slot tags, some seen a handful of
-    times, plain inverse frequency gives weights in the thousands and trades precision for recall.
-    """
-    if scheme == "none":
-        return torch.ones(num_labels)
-    counts = torch.zeros(num_labels)
-    for feature in features:
-        ids = torch.tensor([i for i in feature.labels.get(task, []) if i != IGNORE_ID], dtype=torch.long)
-        counts += torch.bincount(ids, minlength=num_labels).float()
-    frequency = counts.clamp(min=1) / counts.sum().clamp(min=1)
-    weights = (1.0 / (num_labels * frequency)) ** (0.5 if scheme == "inverse_sqrt" else 1.0)
-    return weights / (weights * frequency).sum()

@@ -5,21 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mtst.data.example import Example
-from mtst.data.labels import IGNORE_ID
+
+if TYPE_CHECKING:
+    from mtst.tasks import Task
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TaskLabels:
-    """What the encoder needs to know of one task: its field, kind and label ids."""
-
-    name: str
-    type: str
-    annotation: str
-    label_to_id: dict[str, int]
 
 
 @dataclass
@@ -28,16 +21,7 @@ class Features:
     # Position of each word's first sub-token, one entry per word; None for a word with no sub-token
     # (cut off by truncation, or made only of characters the tokenizer drops, such as U+FE0F).
     word_starts: list[int | None]
-    labels: dict[str, int | list[int]]
-
-
-def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[int]:
-    """Per sub-token label ids: a word's first sub-token carries its tag, every other position is ignored."""
-    aligned, previous = [], None
-    for word in word_ids:
-        aligned.append(IGNORE_ID if word is None or word == previous else tag_ids[word])
-        previous = word
-    return aligned
+    labels: dict[str, Any]  # per task, the label ids its kind encodes (Task.encode)
 
 
 def first_subtokens(word_ids: Sequence[int | None], num_words: int) -> list[int | None]:
@@ -49,9 +33,7 @@ def first_subtokens(word_ids: Sequence[int | None], num_words: int) -> list[int 
     return starts
 
 
-def encode_examples(
-    examples: Sequence[Example], tokenizer, tasks: Sequence[TaskLabels], max_length: int
-) -> list[Features]:
+def encode_examples(examples: Sequence[Example], tokenizer, tasks: Sequence[Task], max_length: int) -> list[Features]:
     """Tokenise pre-split words with the fast tokenizer and attach every task's label ids."""
     if not examples:
         return []
@@ -68,16 +50,11 @@ def encode_examples(
         last_kept = max((word for word in word_ids if word is not None), default=-1)
         truncated += last_kept < len(example.words) - 1 and len(word_ids) >= max_length
         empty_words += sum(start is None for start in starts[: last_kept + 1])
-        labels: dict[str, int | list[int]] = {}
-        for task in tasks:
-            value = example.annotations.get(task.annotation)
-            if value is None:
-                continue
-            if task.type == "sentence":
-                labels[task.name] = task.label_to_id.get(value, IGNORE_ID)
-            else:
-                tag_ids = [task.label_to_id.get(tag, IGNORE_ID) for tag in value]
-                labels[task.name] = align_tags(word_ids, tag_ids)
+        labels = {
+            task.name: task.encode(example.annotations[task.field], word_ids)
+            for task in tasks
+            if example.annotations.get(task.field) is not None
+        }
         features.append(Features(encoded["input_ids"][index], starts, labels))
     if truncated:
         logger.warning(

@@ -1,0 +1,176 @@
+"""What every task kind shares: the options of any task, and the interface a kind fills in.
+
+A task kind (`sentence`, `token`, ...) is one module under `mtst.tasks` holding everything that differs by
+kind: how its labels are read, encoded and padded, its head and loss, how its logits are decoded, its
+metrics, and what it adds to a prediction's JSON. The rest of mtst calls the methods below and never asks
+which kind a task is.
+
+Each kind has two pydantic classes: `XTaskConfig`, the task as a config file states it, and `XTask`, the
+same options plus what training learned (the label list, and whatever else the kind keeps), which is what
+a checkpoint's config.json stores and what the model, decoding and metrics work from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mtst.data.settings import DataConfig
+from mtst.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from mtst.data.example import Example
+
+
+class TaskConfigBase(BaseModel):
+    """A named task; `field` is the annotation of each example it learns from (the kind's default if unset)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    DEFAULT_FIELD: ClassVar[str] = "label"
+
+    name: str
+    type: str
+    field: str | None = None
+    # Multi-corpus training: this task's own dataset; tasks without one share the top-level `data`.
+    data: DataConfig | None = None
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @property
+    def annotation(self) -> str:
+        return self.field or self.DEFAULT_FIELD
+
+    def check_with(self, tasks: dict[str, TaskConfigBase]) -> None:
+        """Checks that involve the other tasks of the config (ValueError when one fails)."""
+
+
+class Task(TaskConfigBase):
+    """A task as trained: its options, its label list (index = id) and the behaviour of its kind."""
+
+    # Written into each prediction's JSON as the metric names and the main metric used for `score`.
+    MAIN_METRIC: ClassVar[str]
+    # The ONNX output of the task, as onnx_export.json describes it.
+    OUTPUT_SHAPE: ClassVar[str] = "float32 [batch, labels]"
+    # The key the first task of this kind fills at the top level of a prediction's JSON.
+    JSON_KEY: ClassVar[str]
+
+    field: str
+    labels: tuple[str, ...]
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_names(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if not labels or not all(isinstance(label, str) and label for label in labels):
+            raise ValueError("needs a list of non-empty label strings")
+        if len(set(labels)) != len(labels):
+            raise ValueError("lists a label twice")
+        return labels
+
+    @cached_property
+    def label_to_id(self) -> dict[str, int]:
+        return {label: index for index, label in enumerate(self.labels)}
+
+    # --- building the task from a config and the train split ---
+
+    @classmethod
+    def from_config(cls, config: TaskConfigBase, train: Sequence[Example], tasks: dict[str, TaskConfigBase]) -> Task:
+        """The task with its labels taken from the train split (`tasks`: every task of the config, by name)."""
+        labels = cls.vocabulary(config, train)
+        return cls(**{**config.model_dump(), "field": config.annotation, "labels": tuple(labels)})
+
+    @classmethod
+    def vocabulary(cls, config: TaskConfigBase, train: Sequence[Example]) -> list[str]:
+        """The label list, from the train split's annotations; DataError when there are none."""
+        field = config.annotation
+        labels = cls.labels_in([ex.annotations[field] for ex in train if ex.annotations.get(field) is not None])
+        if not labels:
+            raise DataError(
+                train[0].origin.rsplit(":", 1)[0] if train else "train",
+                None,
+                f"task {config.name!r} found no `{config.annotation}` annotation in the train split",
+            )
+        return labels
+
+    @classmethod
+    def labels_in(cls, values: Sequence[Any]) -> list[str]:
+        raise NotImplementedError
+
+    def check_with_tasks(self, tasks: dict[str, Task]) -> None:
+        """Checks against the other tasks of a checkpoint (ValueError when one fails)."""
+
+    # --- data: label ids per example, padded per batch ---
+
+    def encode(self, value: Any, word_ids: Sequence[int | None]) -> Any:
+        """The label ids of one example's annotation; `word_ids` maps each sub-token to its word."""
+        raise NotImplementedError
+
+    def collate(self, encoded: Sequence[Any | None], width: int) -> torch.Tensor:
+        """One batch's label tensor; rows without this task's labels (None) are ignored by the loss."""
+        raise NotImplementedError
+
+    def bears_entities(self, example: Example) -> bool:
+        """Whether the entity sampler should up-sample this example for this task."""
+        return False
+
+    def loss_weights(self, encoded: Sequence[Any]) -> torch.Tensor | None:
+        """Loss weights per label from the train split's encoded labels, or None when the kind uses none."""
+        return None
+
+    def imbalance(self, weights: torch.Tensor | None) -> dict | None:
+        """How the task counters class imbalance, for the run's log and summary.json (None: nothing to say)."""
+        return None
+
+    # --- the model ---
+
+    def head(self, hidden_size: int) -> nn.Module:
+        """The head: `forward(features, labels=None) -> (logits, loss)`."""
+        raise NotImplementedError
+
+    # --- decoding and metrics ---
+
+    @property
+    def decoded_after(self) -> tuple[str, ...]:
+        """Tasks whose predictions this task's decoding reads, so they are decoded first."""
+        return ()
+
+    def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, crf=None) -> Any:
+        """The prediction of one sentence from its logits row (`decoded`: the tasks decoded before it)."""
+        raise NotImplementedError
+
+    def merge_windows(self, windows: Sequence, predictions: Sequence[Any], merged: dict) -> Any:
+        """One prediction for a long text read in windows: by default, the first window's."""
+        return predictions[0]
+
+    def gold(self, value: Any) -> Any:
+        """An annotation in the form `predicted` gives, for metrics and exact-match comparison."""
+        return value
+
+    def predicted(self, prediction: Any) -> Any:
+        raise NotImplementedError
+
+    def metrics(self, gold: Sequence[Any], predicted: Sequence[Any]) -> dict:
+        raise NotImplementedError
+
+    def tuned(self, gold: Sequence[Any], predictions: Sequence[Any]) -> Task:
+        """The task with decoding settings tuned on dev (golds and predictions); by default unchanged."""
+        return self
+
+    def as_prediction(self, value: Any) -> Any:
+        """A gold annotation as a prediction with full confidence (to show gold and predicted side by side)."""
+        raise NotImplementedError
+
+    # --- output ---
+
+    def add_to_json(self, result: dict, example: Example, prediction: Any, first: bool) -> None:
+        """Writes the prediction into `result`; the first task of its kind at the top level (`JSON_KEY`)."""
+        raise NotImplementedError
+
+    def describe(self, result: dict, first: bool) -> str:
+        """A short text of what `add_to_json` wrote, for comparison tables."""
+        raise NotImplementedError

@@ -1,0 +1,88 @@
+"""`sentence`: one label per sentence from the mean-pooled embedding (softmax, cross-entropy, accuracy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from sklearn.metrics import accuracy_score
+from sklearn.metrics import classification_report as label_report
+from torch import nn
+from torch.nn import functional as F
+
+from mtst.data.labels import IGNORE_ID
+from mtst.tasks.base import Task, TaskConfigBase
+from mtst.tasks.metrics import plain
+
+
+@dataclass
+class SentencePrediction:
+    label: str
+    score: float
+
+
+class SentenceHead(nn.Module):
+    """Classifies the pooled sentence embedding."""
+
+    def __init__(self, hidden_size: int, task: SentenceTask):
+        super().__init__()
+        self.dropout = nn.Dropout(task.dropout)
+        self.classifier = nn.Linear(hidden_size, len(task.labels))
+        self.label_smoothing = task.label_smoothing
+
+    def forward(self, features: dict, labels: torch.Tensor | None = None):
+        logits = self.classifier(self.dropout(features["sentence_embedding"]))
+        loss = None
+        if labels is not None and (labels != IGNORE_ID).any():
+            loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_ID, label_smoothing=self.label_smoothing)
+        return logits, loss
+
+
+class SentenceTaskConfig(TaskConfigBase):
+    type: Literal["sentence"] = "sentence"
+
+
+class SentenceTask(SentenceTaskConfig, Task):
+    MAIN_METRIC = "accuracy"
+    JSON_KEY = "label"
+
+    @classmethod
+    def labels_in(cls, values: Sequence[str]) -> list[str]:
+        return sorted(set(values))
+
+    def encode(self, value: str, word_ids) -> int:
+        return self.label_to_id.get(value, IGNORE_ID)  # a label unseen in train is scored, never learned
+
+    def collate(self, encoded: Sequence[int | None], width: int) -> torch.Tensor:
+        return torch.tensor([IGNORE_ID if ids is None else ids for ids in encoded], dtype=torch.long)
+
+    def head(self, hidden_size: int) -> nn.Module:
+        return SentenceHead(hidden_size, self)
+
+    def decode(self, logits: torch.Tensor, word_starts, decoded: dict, crf=None) -> SentencePrediction:
+        score, index = logits.float().softmax(-1).max(-1)
+        return SentencePrediction(self.labels[int(index)], float(score))
+
+    def predicted(self, prediction: SentencePrediction) -> str:
+        return prediction.label
+
+    def metrics(self, gold: Sequence[str], predicted: Sequence[str]) -> dict:
+        return {
+            "accuracy": float(accuracy_score(gold, predicted)),
+            "report": plain(label_report(gold, predicted, output_dict=True, zero_division=0)),
+        }
+
+    def as_prediction(self, value: str) -> SentencePrediction:
+        return SentencePrediction(value, 1.0)
+
+    def add_to_json(self, result: dict, example, prediction: SentencePrediction, first: bool) -> None:
+        if first:
+            result["label"], result["score"] = prediction.label, round(prediction.score, 4)
+        else:
+            result[self.name] = {"label": prediction.label, "score": round(prediction.score, 4)}
+
+    def describe(self, result: dict, first: bool) -> str:
+        value = result if first else result[self.name]
+        return f"{value['label']} ({value['score']:.2f})"

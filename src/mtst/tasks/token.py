@@ -1,0 +1,315 @@
+"""`token`: one BIO tag per word (slots, NER) from the per-token states.
+
+The first sub-token of a word carries its tag; loss is class-weighted cross-entropy or a CRF's likelihood;
+decoding is per-word argmax or Viterbi, optionally restricted to the tags train showed with the sentence
+label another task predicts; metrics are entity-level P/R/F1 (seqeval, CoNLL style); a prediction adds
+its entities as character spans into the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from pydantic import model_validator
+from seqeval.metrics import classification_report as entity_report
+from seqeval.metrics import f1_score, precision_score, recall_score
+from torch import nn
+from torch.nn import functional as F
+
+from mtst.crf import CRF, FORBIDDEN
+from mtst.data.example import Example
+from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
+from mtst.data.tags import repair_iob2
+from mtst.tasks.base import Task, TaskConfigBase
+from mtst.tasks.metrics import plain
+
+
+@dataclass
+class TokenPrediction:
+    tags: list[str]  # one per word; a word without sub-tokens (e.g. cut off by truncation) gets "O", score 0
+    scores: list[float]
+
+
+class TokenHead(nn.Module):
+    """Tags every token state (the logits are per sub-token emissions either way).
+
+    Without a CRF the loss is class-weighted cross-entropy that skips ignored positions; with one it is
+    the CRF's negative log-likelihood over each sentence's labelled (first sub-token) positions.
+    """
+
+    def __init__(self, hidden_size: int, task: TokenTask):
+        super().__init__()
+        self.dropout = nn.Dropout(task.dropout)
+        self.classifier = nn.Linear(hidden_size, len(task.labels))
+        self.register_buffer("class_weights", torch.ones(len(task.labels)))
+        self.label_smoothing = task.label_smoothing
+        self.crf = CRF(task.labels) if task.crf else None
+
+    def forward(self, features: dict, labels: torch.Tensor | None = None):
+        logits = self.classifier(self.dropout(features["token_embeddings"]))
+        loss = None
+        if labels is not None and (labels != IGNORE_ID).any():
+            loss = self._crf_loss(logits, labels) if self.crf is not None else self._cross_entropy(logits, labels)
+        return logits, loss
+
+    def _cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float().flatten(0, 1),
+            labels.flatten(),
+            weight=self.class_weights,
+            ignore_index=IGNORE_ID,
+            label_smoothing=self.label_smoothing,
+        )
+
+    def _crf_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per word, so its scale matches the per-word cross-entropy."""
+        emissions, tags, mask = pack_words(logits.float(), labels)
+        return self.crf.neg_log_likelihood(emissions, tags, mask).sum() / mask.sum()
+
+
+def pack_words(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Moves each row's labelled positions to the front, in order: [B', W, T] emissions, [B', W] tags and mask.
+
+    Rows without a labelled position (another corpus's sentences in a multi-corpus batch) are dropped. In
+    dev/test a word whose gold tag never occurred in train is unlabelled too, so its row's chain skips it:
+    that changes the reported dev loss only, never the decoded tags.
+    """
+    is_word = labels != IGNORE_ID
+    keep = is_word.any(1)
+    logits, labels, is_word = logits[keep], labels[keep], is_word[keep]
+    counts = is_word.sum(1)
+    # A stable sort on "is not a word" lists word positions first, in sentence order.
+    positions = torch.sort((~is_word).to(torch.int8), dim=1, stable=True).indices[:, : int(counts.max())]
+    mask = torch.arange(positions.size(1), device=labels.device) < counts.unsqueeze(1)
+    emissions = logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
+    tags = labels.gather(1, positions).masked_fill(~mask, 0)
+    return emissions, tags, mask
+
+
+def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[int]:
+    """Per sub-token label ids: a word's first sub-token carries its tag, every other position is ignored."""
+    aligned, previous = [], None
+    for word in word_ids:
+        aligned.append(IGNORE_ID if word is None or word == previous else tag_ids[word])
+        previous = word
+    return aligned
+
+
+def token_class_weights(encoded: Sequence[Sequence[int]], num_labels: int, scheme: str) -> torch.Tensor:
+    """Cross-entropy weights from train tag frequencies, scaled so the average labelled token weighs 1.
+
+    `inverse_sqrt` (the default) damps inverse frequency: with ~100 slot tags, some seen a handful of
+    times, plain inverse frequency gives weights in the thousands and trades precision for recall.
+    """
+    if scheme == "none":
+        return torch.ones(num_labels)
+    counts = torch.zeros(num_labels)
+    for ids in encoded:
+        kept = torch.tensor([i for i in ids if i != IGNORE_ID], dtype=torch.long)
+        counts += torch.bincount(kept, minlength=num_labels).float()
+    frequency = counts.clamp(min=1) / counts.sum().clamp(min=1)
+    weights = (1.0 / (num_labels * frequency)) ** (0.5 if scheme == "inverse_sqrt" else 1.0)
+    return weights / (weights * frequency).sum()
+
+
+def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(first word, last word, type) for each entity; an I- tag that opens an entity starts one, as conlleval does."""
+    spans: list[tuple[int, int, str]] = []
+    for index, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        continues = prefix == "I" and spans and spans[-1][1] == index - 1 and spans[-1][2] == kind
+        if continues:
+            spans[-1] = (spans[-1][0], index, kind)
+        elif prefix in ("B", "I") and kind:
+            spans.append((index, index, kind))
+    return spans
+
+
+def entities(example: Example, tokens: TokenPrediction) -> list[dict]:
+    """The predicted entities as character spans into the example's text, each with its mean tag score."""
+    found = []
+    for first, last, kind in tag_spans(tokens.tags):
+        start, end = example.offsets[first][0], example.offsets[last][1]
+        score = sum(tokens.scores[first : last + 1]) / (last - first + 1)
+        found.append(
+            {"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)}
+        )
+    return found
+
+
+def tag_words(crf: CRF | None, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
+    """The tag of each word and its probability: Viterbi + marginals with a CRF, else per-word argmax."""
+    if crf is not None:
+        return crf.decode(emissions)
+    scores, indices = emissions.softmax(-1).max(-1)
+    return indices.tolist(), scores.tolist()
+
+
+class TokenTaskConfig(TaskConfigBase):
+    type: Literal["token"] = "token"
+    DEFAULT_FIELD = "tags"
+
+    # How the cross-entropy weights each tag, from train tag frequencies.
+    class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
+    # A CRF layer over the words (its own loss; class_weights and smoothing do not apply).
+    crf: bool = False
+    # The name of a sentence task; decoding then allows only the tags seen in train together with the
+    # sentence label that task predicts (e.g. no `artist` slot in a GetWeather query).
+    condition_on: str | None = None
+
+    @model_validator(mode="after")
+    def _crf_has_its_own_loss(self):
+        if self.crf and self.label_smoothing:
+            raise ValueError(
+                f"task {self.name!r}: label_smoothing does not apply to a crf task (its loss is the CRF's)"
+            )
+        return self
+
+    def check_with(self, tasks: dict[str, TaskConfigBase]) -> None:
+        if self.condition_on is None:
+            return
+        condition = tasks.get(self.condition_on)
+        if condition is None or condition.type != "sentence":
+            raise ValueError(f"task {self.name!r}: condition_on must name a sentence task, got {self.condition_on!r}")
+        if self.data is not None or condition.data is not None:
+            raise ValueError(f"task {self.name!r}: condition_on needs both tasks labelled on the same corpus")
+
+
+class TokenTask(TokenTaskConfig, Task):
+    MAIN_METRIC = "f1"
+    OUTPUT_SHAPE = "float32 [batch, sequence, labels]"
+    JSON_KEY = "entities"
+
+    # With condition_on: each label of that task mapped to the tags train showed with it.
+    allowed_tags: dict[str, tuple[str, ...]] | None = None
+
+    @classmethod
+    def from_config(cls, config: TokenTaskConfig, train: Sequence[Example], tasks: dict) -> TokenTask:
+        task = super().from_config(config, train, tasks)
+        if config.condition_on is None:
+            return task
+        condition = tasks[config.condition_on]
+        allowed = tags_by_sentence_label(train, condition.annotation, config.annotation)
+        return task.model_copy(update={"allowed_tags": allowed})
+
+    @classmethod
+    def labels_in(cls, values: Sequence[Sequence[str]]) -> list[str]:
+        seen = sorted({tag for tags in values for tag in tags})
+        return ["O"] + [tag for tag in seen if tag != "O"] if seen else []
+
+    def check_with_tasks(self, tasks: dict[str, Task]) -> None:
+        if self.condition_on is None:
+            return
+        condition = tasks.get(self.condition_on)
+        if condition is None or condition.type != "sentence":
+            raise ValueError(f"token task {self.name!r} must be conditioned on a sentence task")
+        if not isinstance(self.allowed_tags, dict):
+            raise ValueError(f"task {self.name!r} has condition_on but no allowed_tags map")
+        allowed = self.allowed_tags
+        if set(allowed) - set(condition.labels) or any(set(tags) - set(self.labels) for tags in allowed.values()):
+            raise ValueError(f"allowed_tags of {self.name!r} name unknown labels or tags")
+
+    def tags_allowed_with(self, sentence_label: str) -> frozenset[str]:
+        """The tags decoding may give when `condition_on` predicted `sentence_label` (`O` always)."""
+        return frozenset((self.allowed_tags or {}).get(sentence_label, ())) | {"O"}
+
+    # --- data ---
+
+    def encode(self, value: Sequence[str], word_ids: Sequence[int | None]) -> list[int]:
+        return align_tags(word_ids, [self.label_to_id.get(tag, IGNORE_ID) for tag in value])
+
+    def collate(self, encoded: Sequence[list[int] | None], width: int) -> torch.Tensor:
+        padded = torch.full((len(encoded), width), IGNORE_ID, dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            if ids:
+                padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return padded
+
+    def bears_entities(self, example: Example) -> bool:
+        return example.has_entities(self.field)
+
+    def loss_weights(self, encoded: Sequence[list[int]]) -> torch.Tensor | None:
+        # A CRF's loss is its likelihood: class weights do not apply.
+        return None if self.crf else token_class_weights(encoded, len(self.labels), self.class_weights)
+
+    def imbalance(self, weights: torch.Tensor | None) -> dict:
+        if self.crf:
+            return {"scheme": "none: the CRF's likelihood is the loss"}
+        return {
+            "scheme": self.class_weights,
+            "min": round(float(weights.min()), 4),
+            "max": round(float(weights.max()), 4),
+            "O": round(float(weights[0]), 4),
+        }
+
+    def head(self, hidden_size: int) -> nn.Module:
+        return TokenHead(hidden_size, self)
+
+    # --- decoding and metrics ---
+
+    @property
+    def decoded_after(self) -> tuple[str, ...]:
+        return () if self.condition_on is None else (self.condition_on,)
+
+    def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, crf=None) -> TokenPrediction:
+        kept = [word for word, start in enumerate(word_starts) if start is not None]
+        # Decoding is a few small steps per word: cheaper on CPU than one device sync per step.
+        emissions = logits[[word_starts[word] for word in kept]].float().cpu()
+        if self.condition_on is not None:
+            emissions = emissions + self._condition_penalty(decoded[self.condition_on].label)
+        indices, scores = tag_words(crf, emissions)
+        tags, tag_scores = ["O"] * len(word_starts), [0.0] * len(word_starts)
+        for word, index, score in zip(kept, indices, scores, strict=True):
+            tags[word], tag_scores[word] = self.labels[index], score
+        return TokenPrediction(tags, tag_scores)
+
+    def _condition_penalty(self, sentence_label: str) -> torch.Tensor:
+        """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""
+        allowed = self.tags_allowed_with(sentence_label)
+        return torch.tensor([0.0 if tag in allowed else FORBIDDEN for tag in self.labels])
+
+    def merge_windows(self, windows: Sequence, predictions: Sequence[TokenPrediction], merged: dict):
+        """Each word tagged from the window where it sits farthest from an edge (most context both sides)."""
+        num_words = windows[-1].first_word + len(windows[-1].example.words)
+        tags, scores, margins = ["O"] * num_words, [0.0] * num_words, [-1] * num_words
+        for window, prediction in zip(windows, predictions, strict=True):
+            size = len(window.example.words)
+            for position, (tag, score) in enumerate(zip(prediction.tags, prediction.scores, strict=True)):
+                word, margin = window.first_word + position, min(position, size - 1 - position)
+                if margin > margins[word]:
+                    tags[word], scores[word], margins[word] = tag, score, margin
+        if self.condition_on is not None:
+            # Each window decoded under its own predicted label; the text reports the first window's.
+            allowed = self.tags_allowed_with(merged[self.condition_on].label)
+            tags = ["O" if tag not in allowed else tag for tag in tags]
+        return TokenPrediction(repair_iob2(tags), scores)
+
+    def gold(self, value: Sequence[str]) -> tuple[str, ...]:
+        return tuple(value)
+
+    def predicted(self, prediction: TokenPrediction) -> tuple[str, ...]:
+        return tuple(prediction.tags)
+
+    def metrics(self, gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
+        gold, predicted = [list(g) for g in gold], [list(p) for p in predicted]
+        return {
+            "precision": float(precision_score(gold, predicted, zero_division=0)),
+            "recall": float(recall_score(gold, predicted, zero_division=0)),
+            "f1": float(f1_score(gold, predicted, zero_division=0)),
+            "report": plain(entity_report(gold, predicted, output_dict=True, zero_division=0)),
+        }
+
+    def as_prediction(self, value: Sequence[str]) -> TokenPrediction:
+        return TokenPrediction(list(value), [1.0] * len(value))
+
+    # --- output ---
+
+    def add_to_json(self, result: dict, example: Example, prediction: TokenPrediction, first: bool) -> None:
+        result["entities" if first else self.name] = entities(example, prediction)
+
+    def describe(self, result: dict, first: bool) -> str:
+        found = result.get("entities", []) if first else result.get(self.name, [])
+        return ", ".join(f"{e['text']} [{e['label']}]" for e in found) or "—"

@@ -24,14 +24,16 @@ import torch
 from accuracy import METRICS, conditioned_test_metrics, percent_cells
 from machine import started_record, write_result
 from mtst.config import Config, load_config
+from mtst.tasks import KINDS
 from mtst.train import train
 
 
 def _with_tasks(config: Config, **options) -> Config:
-    """Sets `options` on every task that accepts them (crf only exists for token tasks)."""
+    """Sets `options` on every task whose kind has them (crf and class_weights only exist for token tasks)."""
     raw = config.model_dump()
     for task in raw["tasks"]:
-        task.update({key: value for key, value in options.items() if key != "crf" or task["type"] == "token"})
+        known = KINDS[task["type"]][0].model_fields
+        task.update({key: value for key, value in options.items() if key in known})
     return Config.model_validate(raw)
 
 

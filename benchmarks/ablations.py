@@ -43,6 +43,10 @@ def _with(config: Config, section: str, **values) -> Config:
     return Config.model_validate(raw)
 
 
+def _with_strategy(config: Config, strategy: str) -> Config:
+    return Config.model_validate({**config.model_dump(), "strategy": strategy})
+
+
 VARIANTS: dict[str, tuple[str, Callable[[Config], Config]]] = {
     "baseline": ("the dataset config as it is", lambda c: c),
     "crf": ("CRF layer on the slot head", lambda c: _with_tasks(c, crf=True)),
@@ -52,7 +56,7 @@ VARIANTS: dict[str, tuple[str, Callable[[Config], Config]]] = {
         "entity up-sampling weight 4 (default 2)",
         lambda c: _with(c, "train", entity_sampler_weight=4.0),
     ),
-    "llrd-0.8": ("layer-wise LR decay 0.8 per layer", lambda c: _with(c, "strategy", name="llrd:0.8")),
+    "llrd-0.8": ("layer-wise LR decay 0.8 per layer", lambda c: _with_strategy(c, "llrd:0.8")),
     "class-weights-none": ("unweighted slot cross-entropy", lambda c: _with_tasks(c, class_weights="none")),
     "crf-entity-weight-1": (
         "CRF on the slot head, no entity up-sampling",

@@ -42,7 +42,6 @@ from mtst.encoder import resolve_encoder_path
 from mtst.model import MultiTaskModel
 from mtst.predict import Predictor
 from mtst.tasks.token import tag_spans
-from mtst.train import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.8  # joint against two models at batch size 64, from the benchmarks issue
@@ -56,7 +55,7 @@ def joint_model(args) -> tuple[MultiTaskModel, str]:
         return MultiTaskModel.from_pretrained(args.checkpoint), f"checkpoint {args.checkpoint}"
     overrides = {"data.dir": str(args.data_dir), "encoder.name_or_path": args.encoder}
     config = load_config(args.config, **overrides)
-    model = build_model(config, load_splits(config.data)).eval()
+    model = MultiTaskModel.from_config(config, load_splits(config.data)).eval()
     return model, f"untrained MultiTaskModel ({args.encoder or 'all-MiniLM-L6-v2'}, labels of {args.data_dir} train)"
 
 

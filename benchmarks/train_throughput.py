@@ -44,8 +44,7 @@ from mtst.data import Splits, load_splits
 from mtst.data.batching import Collator, LengthGroupedBatchSampler
 from mtst.data.features import align_tags, encode_examples
 from mtst.model import MultiTaskModel
-from mtst.strategies import build_strategy
-from mtst.train import Trainer, build_model
+from mtst.train import Trainer
 from mtst.train_state import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,9 +137,9 @@ def fixed_padding_tensors(model: MultiTaskModel, splits: Splits, length: int) ->
 def reference_variant(
     config: Config, splits: Splits, class_weights: torch.Tensor, length: int, warmup_batches: int
 ) -> Variant:
-    model = build_model(config, splits)
+    model = MultiTaskModel.from_config(config, splits)
     model.heads["slots"].class_weights.copy_(class_weights)  # the same weighted loss as mtst's
-    optimizer = torch.optim.AdamW(build_strategy(config.strategy).parameter_groups(model, config.train))
+    optimizer = torch.optim.AdamW(config.strategy.parameter_groups(model, config.train))
     dataset = fixed_padding_tensors(model, splits, length)
     size, seed = config.train.batch_size, config.train.seed
     total_steps = config.train.epochs * -(-len(dataset) // size)

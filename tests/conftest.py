@@ -82,9 +82,9 @@ def tiny_config(tiny_encoder_dir, toy_data_dir, tmp_path):
 @pytest.fixture
 def tiny_model(tiny_config):
     from mtst.data import load_splits
-    from mtst.train import build_model
+    from mtst.model import MultiTaskModel
 
-    return build_model(tiny_config, load_splits(tiny_config.data))
+    return MultiTaskModel.from_config(tiny_config, load_splits(tiny_config.data))
 
 
 @pytest.fixture(scope="session")

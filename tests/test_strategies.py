@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mtst.config import StrategyConfig, TrainConfig, load_config
+from mtst.config import TrainConfig, load_config
 from mtst.errors import ConfigError
-from mtst.strategies import build_strategy
+from mtst.strategies import parse_strategy, short_form
 
 CFG = TrainConfig(encoder_lr=1e-4, head_lr=1e-3)
 
@@ -17,13 +17,13 @@ def _names(model, prefix: str) -> set[str]:
 
 def _groups(model, spec: str, **options) -> dict[str, tuple[set[str], float]]:
     names = {id(p): n for n, p in model.named_parameters()}
-    strategy = build_strategy(StrategyConfig(name=spec, **options))
+    strategy = parse_strategy({**short_form(spec), **options})
     return {g["name"]: ({names[id(p)] for p in g["params"]}, g["lr"]) for g in strategy.parameter_groups(model, CFG)}
 
 
 def _trainable(model, spec: str, epoch: int, **options) -> set[str]:
     model.train()
-    build_strategy(StrategyConfig(name=spec, **options)).on_epoch_start(model, epoch)
+    parse_strategy({**short_form(spec), **options}).on_epoch_start(model, epoch)
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
@@ -64,7 +64,7 @@ def test_frozen_trains_heads_only_and_keeps_the_encoder_in_eval_mode(tiny_model,
 
 
 def test_discriminative_uses_its_own_encoder_and_head_lrs(tiny_model, parts):
-    groups = _groups(tiny_model, "discriminative", discriminative_encoder_lr=2e-5, discriminative_head_lr=3e-3)
+    groups = _groups(tiny_model, "discriminative", encoder_lr=2e-5, head_lr=3e-3)
     lrs = _lrs(groups)
     assert {lrs[n] for n in lrs if n.startswith("encoder.")} == {2e-5}
     assert (lrs["heads"], lrs["heads.no_decay"]) == (3e-3, 3e-3)
@@ -98,7 +98,7 @@ def test_gradual_unfreezes_one_block_per_epoch_from_the_top(tiny_model, parts):
     }
     for epoch, trainable in expected.items():
         assert _trainable(tiny_model, "gradual", epoch) == trainable, epoch
-    slower = [_trainable(tiny_model, "gradual", e, gradual_epochs_per_block=2) for e in (1, 2, 3, 4, 5)]
+    slower = [_trainable(tiny_model, "gradual", e, epochs_per_block=2) for e in (1, 2, 3, 4, 5)]
     assert slower == [expected[1], expected[1], expected[2], expected[2], expected[3]]
 
 
@@ -113,13 +113,13 @@ def test_llrd_decays_the_lr_layer_by_layer_downwards(tiny_model, parts):
 @pytest.mark.parametrize("spec", ["partial", "llrd:2", "freeze-lower:x", "llrd"])
 def test_a_bad_strategy_names_the_valid_ones(spec):
     with pytest.raises(ConfigError, match="unknown strategy .*full, frozen, discriminative, freeze-lower:N"):
-        load_config(None, **{"strategy.name": spec})
+        load_config(None, strategy=spec)
 
 
 def test_summary_reports_trainable_parameters_per_epoch(tiny_config):
     from mtst.train import train
 
-    config = tiny_config.model_copy(update={"strategy": StrategyConfig(name="gradual")})
+    config = tiny_config.model_copy(update={"strategy": parse_strategy("gradual")})
     summary = train(config)
     heads = sum(p.numel() for n, p in _model_parameters(tiny_config) if n.startswith("heads."))
     top = sum(p.numel() for n, p in _model_parameters(tiny_config) if n.startswith("encoder.encoder.layer.1."))
@@ -129,9 +129,9 @@ def test_summary_reports_trainable_parameters_per_epoch(tiny_config):
 
 def _model_parameters(config):
     from mtst.data import load_splits
-    from mtst.train import build_model
+    from mtst.model import MultiTaskModel
 
-    return list(build_model(config, load_splits(config.data)).named_parameters())
+    return list(MultiTaskModel.from_config(config, load_splits(config.data)).named_parameters())
 
 
 def test_train_command_refuses_a_bad_strategy_in_one_line(tmp_path):
@@ -141,4 +141,4 @@ def test_train_command_refuses_a_bad_strategy_in_one_line(tmp_path):
 
     result = CliRunner().invoke(app, ["train", "--strategy", "llrd:1.5", "--output-dir", str(tmp_path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "strategy.name: Value error, unknown strategy 'llrd:1.5'" in result.output
+    assert "strategy: Value error, unknown strategy 'llrd:1.5'" in result.output

@@ -6,7 +6,8 @@ from mtst.config import load_config
 from mtst.model import MultiTaskModel
 from mtst.optim import parameter_groups
 from mtst.predict import Predictor
-from mtst.train import EarlyStopping, train
+from mtst.train import train
+from mtst.train_state import EarlyStopping
 
 
 def test_parameter_groups_exact_sets(tiny_model):
@@ -87,8 +88,8 @@ def _flat(config):
 def test_max_length_beyond_the_encoder_window_is_refused(tiny_config):
     from mtst.data import load_splits
     from mtst.errors import ConfigError
-    from mtst.train import build_model
+    from mtst.model import MultiTaskModel
 
     config = tiny_config.model_copy(update={"encoder": tiny_config.encoder.model_copy(update={"max_length": 512})})
     with pytest.raises(ConfigError, match="exceeds the encoder's 128 positions"):
-        build_model(config, load_splits(config.data))
+        MultiTaskModel.from_config(config, load_splits(config.data))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +16,8 @@ import typer
 from pydantic import ValidationError
 
 from mtst.errors import ConfigError, MtstError
-from mtst.serve.config import Backend, ServeConfig
+from mtst.serve.config import ServeConfig
+from mtst.strategies import STRATEGY_SPECS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task sentence transformer.")
 
@@ -22,8 +25,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task s
 def _setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
+    level = logging.DEBUG if verbose else logging.INFO
+    if int(os.environ.get("RANK", "0")) != 0:
+        level = logging.WARNING  # in a multi-process run (torchrun, accelerate launch) the main process reports
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=level,
         format="%(message)s",
         handlers=[RichHandler(show_path=False, show_time=False, markup=False)],
         force=True,
@@ -52,27 +58,75 @@ DataDirOption = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A command-line flag and the config setting it overrides."""
+
+    flag: str
+    key: str  # dotted config path, e.g. train.epochs
+    kind: type
+    help: str | None = None
+    with_resume: bool = False  # may be given with --resume (it names data, not a setting of the run)
+
+    @property
+    def name(self) -> str:
+        return self.flag.split(" ")[0].split("/")[0]
+
+    @property
+    def parameter(self) -> str:
+        return self.key.rpartition(".")[2] if self.key != "encoder.name_or_path" else "encoder"
+
+
+# Every flag of `mtst train`, listed once: the command's options, its overrides and --resume's check come from here.
+TRAIN_SETTINGS = (
+    Setting("--data-dir", "data.dir", Path, "Dataset folder (overrides the config; env MTST_DATA_DIR).", True),
+    Setting("--output-dir -o", "output_dir", Path),
+    Setting("--epochs", "train.epochs", int),
+    Setting("--max-train-examples", "train.max_train_examples", int),
+    Setting("--seed", "train.seed", int),
+    Setting("--encoder", "encoder.name_or_path", str, "Local HF encoder folder."),
+    Setting("--strategy", "strategy", str, f"{', '.join(STRATEGY_SPECS)}."),
+    Setting(
+        "--group-by-length/--no-group-by-length", "train.group_by_length", bool, "Batches of similar-length sentences."
+    ),
+)
+
+
+def with_settings(settings: tuple[Setting, ...]):
+    """Adds one keyword-only option per setting to a command's signature; the command gets them as **given."""
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        extra = [
+            inspect.Parameter(
+                s.parameter,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[s.kind | None, typer.Option(*s.flag.split(" "), help=s.help)],
+            )
+            for s in settings
+        ]
+        kept = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        command.__signature__ = signature.replace(parameters=[*kept, *extra])
+        return command
+
+    return decorate
+
+
+def overrides(settings: tuple[Setting, ...], given: dict) -> dict:
+    """The config overrides the given flags make (`data.dir` etc.), None for flags not given."""
+    return {s.key: (str(v) if isinstance(v := given.get(s.parameter), Path) else v) for s in settings}
+
+
 @app.command()
 @friendly_errors
+@with_settings(TRAIN_SETTINGS)
 def train(
     config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
-    max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
-    encoder: Annotated[str | None, typer.Option("--encoder", help="Local HF encoder folder.")] = None,
-    strategy: Annotated[
-        str | None,
-        typer.Option("--strategy", help="full, frozen, discriminative, freeze-lower:N, gradual or llrd:DECAY."),
-    ] = None,
-    group_by_length: Annotated[
-        bool | None,
-        typer.Option("--group-by-length/--no-group-by-length", help="Batches of similar-length sentences."),
-    ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the interrupted run in this output folder.")
     ] = None,
+    **given,
 ) -> None:
     """Train one joint model; writes best/, metrics.jsonl, curves.png, summary.json and training_state/."""
     from mtst.config import load_config
@@ -80,35 +134,17 @@ def train(
 
     _setup_logging()
     if resume is not None:
-        settings_given = {
-            "--config": config,
-            "--output-dir": output_dir,
-            "--epochs": epochs,
-            "--max-train-examples": max_train_examples,
-            "--seed": seed,
-            "--encoder": encoder,
-            "--strategy": strategy,
-            "--group-by-length": group_by_length,
-        }
-        clashing = [flag for flag, value in settings_given.items() if value is not None]
+        clashing = [
+            s.flag.split("/")[0] for s in TRAIN_SETTINGS if not s.with_resume and given.get(s.parameter) is not None
+        ]
+        if config is not None:
+            clashing.insert(0, "--config")
         if clashing:
             raise MtstError(f"--resume continues with the run's own config.yaml; drop {', '.join(clashing)}")
         if not (resume / "config.yaml").is_file():
             raise MtstError(f"{resume}: nothing to resume (no config.yaml)")
-        config, output_dir = resume / "config.yaml", resume
-    settings = load_config(
-        config,
-        **{
-            "data.dir": str(data_dir) if data_dir else None,
-            "output_dir": str(output_dir) if output_dir else None,
-            "train.epochs": epochs,
-            "train.max_train_examples": max_train_examples,
-            "train.seed": seed,
-            "encoder.name_or_path": encoder,
-            "strategy.name": strategy,
-            "train.group_by_length": group_by_length,
-        },
-    )
+        config, given = resume / "config.yaml", {**given, "output_dir": resume}
+    settings = load_config(config, **overrides(TRAIN_SETTINGS, given))
     summary = run_training(settings, resume=resume is not None)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # in a multi-process run (torchrun, accelerate launch) the main process reports
@@ -223,14 +259,14 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
-    from mtst.data.readers import LINE_BREAK, read_text_lines
+    from mtst.data.readers import read_text_lines
     from mtst.predict import Predictor
 
     sentences = list(texts or [])
     if file is not None:
         sentences += read_text_lines(file)
     if not sentences and not sys.stdin.isatty():
-        sentences = [line for line in LINE_BREAK.split(sys.stdin.read().removeprefix("\ufeff")) if line.strip()]
+        sentences = read_text_lines("<stdin>", sys.stdin.buffer.read())
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
     results = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).predict(sentences)
@@ -299,36 +335,30 @@ def data_check(
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else "\n".join(render(report)))
 
 
-_SERVE = ServeConfig()  # the serve options' defaults
+def with_serve_options(command):
+    """One option per ServeConfig field (its default and description): the server's settings are listed once."""
+    signature = inspect.signature(command, eval_str=True)
+    options = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=field.default,
+            annotation=Annotated[field.annotation, typer.Option(f"--{name.replace('_', '-')}", help=field.description)],
+        )
+        for name, field in ServeConfig.model_fields.items()
+    ]
+    kept = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    command.__signature__ = signature.replace(parameters=[*kept, *options])
+    return command
 
 
 @app.command()
 @friendly_errors
-def serve(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
-    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 opens it to the network.")] = _SERVE.host,
-    port: Annotated[int, typer.Option()] = _SERVE.port,
-    backend: Annotated[Backend, typer.Option(help="Inference backend.")] = _SERVE.backend,
-    max_texts: Annotated[int, typer.Option(help="Texts per request.")] = _SERVE.max_texts,
-    max_chars: Annotated[int, typer.Option(help="Characters per text.")] = _SERVE.max_chars,
-    max_body_bytes: Annotated[int, typer.Option(help="Request body size.")] = _SERVE.max_body_bytes,
-    max_batch_sentences: Annotated[
-        int, typer.Option(help="Sentences per model call, over requests; 1 turns micro-batching off.")
-    ] = _SERVE.max_batch_sentences,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more requests.")] = _SERVE.max_wait_ms,
-) -> None:
+@with_serve_options
+def serve(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")], **options) -> None:
     """Serve a checkpoint over HTTP: POST /predict, GET /health and /info, OpenAPI at /docs, a page at /."""
     try:
-        config = ServeConfig(
-            host=host,
-            port=port,
-            backend=backend,
-            max_texts=max_texts,
-            max_chars=max_chars,
-            max_body_bytes=max_body_bytes,
-            max_batch_sentences=max_batch_sentences,
-            max_wait_ms=max_wait_ms,
-        )
+        config = ServeConfig(**options)
     except ValidationError as error:
         first = error.errors()[0]
         raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
@@ -344,7 +374,7 @@ def serve(
     predictor = load_predictor(checkpoint, config.backend)
     server = create_app(predictor.predict, describe_checkpoint(checkpoint, config.backend), config)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
-        logging.getLogger(__name__).warning("listening on %s: anyone who can reach it can use the model", host)
+        logging.getLogger(__name__).warning("listening on %s: anyone who can reach it can use the model", config.host)
     uvicorn.run(server, host=config.host, port=config.port, log_config=None)
 
 

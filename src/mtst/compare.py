@@ -10,15 +10,13 @@ import json
 import logging
 from pathlib import Path
 
-import matplotlib
+# Figures are built with the object-oriented API (no pyplot), so no global backend is set or needed.
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from mtst.checkpoint import atomic_file, write_text_atomic  # noqa: E402
-from mtst.config import Config  # noqa: E402
-from mtst.strategies import parse_strategy  # noqa: E402
+from mtst.checkpoint import atomic_file, write_text_atomic
+from mtst.config import Config
+from mtst.strategies import parse_strategy
 
 logger = logging.getLogger(__name__)
 SENTENCES_PER_CORPUS = 5
@@ -34,13 +32,10 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
     from mtst.errors import ConfigError
     from mtst.train import train
 
-    for spec in strategies:
-        try:
-            parse_strategy(spec)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
-    if len(set(strategies)) != len(strategies) or not strategies:
+    parsed = {strategy.spec: strategy for strategy in map(parse_strategy, strategies)}
+    if len(parsed) != len(strategies) or not strategies:
         raise ConfigError(f"--strategies must name distinct strategies, got {','.join(strategies)}")
+    strategies = list(parsed)
     output = Path(output_dir)
     corpora = load_corpora(config)  # once: every strategy sees the very same examples
     if sentences is None:
@@ -50,7 +45,7 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
         logger.info("strategy %s", spec)
         run_config = config.model_copy(
             update={
-                "strategy": config.strategy.model_copy(update={"name": spec}),
+                "strategy": parsed[spec],
                 "output_dir": str(output / run_folder(spec)),
             }
         )
@@ -155,7 +150,8 @@ def plot_overlays(runs: dict, tasks: list[str], folder: Path) -> None:
                     xs.append(row["epoch"])
                     ys.append(value)
     for metric, lines in series.items():
-        figure, axis = plt.subplots(figsize=(6, 4))
+        figure = Figure(figsize=(6, 4))
+        axis = figure.subplots()
         for spec, (xs, ys) in lines.items():
             axis.plot(xs, ys, marker="o", label=spec)
         axis.set(title=metric, xlabel="epoch")
@@ -165,4 +161,3 @@ def plot_overlays(runs: dict, tasks: list[str], folder: Path) -> None:
         figure.tight_layout()
         with atomic_file(folder / f"{metric}.png") as tmp:
             figure.savefig(tmp, dpi=100)
-        plt.close(figure)

@@ -9,8 +9,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mtst.data.sampling import TaskSampling, TaskSamplingConfig
 from mtst.data.settings import DataConfig
 from mtst.errors import ConfigError
+from mtst.strategies import Strategy, StrategyConfig
 from mtst.tasks import KINDS, TaskConfig, task_config
 
 
@@ -50,25 +52,6 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: int | None = Field(None, ge=1)
 
 
-class StrategyConfig(_Strict):
-    """Which parameters train and at which learning rate; see mtst.strategies."""
-
-    # full, frozen, discriminative, freeze-lower:N, gradual or llrd:DECAY
-    name: str = "full"
-    discriminative_encoder_lr: float = Field(5e-5, gt=0)
-    discriminative_head_lr: float = Field(1e-3, gt=0)
-    # gradual: epochs between unfreezing one more encoder block (top first); epoch 1 trains the heads only.
-    gradual_epochs_per_block: int = Field(1, ge=1)
-
-    @field_validator("name")
-    @classmethod
-    def _known_strategy(cls, value: str) -> str:
-        from mtst.strategies import parse_strategy
-
-        parse_strategy(value)  # raises ValueError naming the valid choices
-        return value
-
-
 class LossConfig(_Strict):
     """How the task losses combine: `sum`, `static` (weights per task) or learned `uncertainty` weights."""
 
@@ -84,9 +67,6 @@ class LossConfig(_Strict):
         return value
 
 
-SAMPLING_RULES = ("proportional", "temperature:T", "round-robin")
-
-
 class Config(_Strict):
     encoder: EncoderConfig = EncoderConfig()
     data: DataConfig = DataConfig()
@@ -95,10 +75,11 @@ class Config(_Strict):
         task_config(name="slots", type="token"),
     ]
     train: TrainConfig = TrainConfig()
-    strategy: StrategyConfig = StrategyConfig()
+    # Which parameters train and at which learning rate: `full`, `llrd:0.8` or `{name: llrd, decay: 0.8}`, ...
+    strategy: StrategyConfig = Strategy()
     loss: LossConfig = LossConfig()
     # Multi-corpus only: which corpus supplies the next batch (proportional, temperature:T, round-robin).
-    task_sampling: str = "proportional"
+    task_sampling: TaskSamplingConfig = TaskSampling()
     output_dir: str = "runs/latest"
 
     @model_validator(mode="after")
@@ -116,9 +97,6 @@ class Config(_Strict):
                 raise ValueError(f"loss.weights names unknown tasks {unknown}; tasks are {names}")
         elif self.loss.weights:
             raise ValueError("loss.weights apply only with loss.weighting: static")
-        from mtst.data.sampling import parse_task_sampling
-
-        parse_task_sampling(self.task_sampling)
         return self
 
 

@@ -51,12 +51,31 @@ def run_sharded(model, examples: Sequence[Example], batch_size: int, accelerator
     return ordered, {name: loss_sums[name] / loss_counts[name] for name in loss_sums}
 
 
+def tune_decoding(model, scored: dict, examples: Sequence[Example], predictions: Sequence[Prediction]) -> dict:
+    """Each task's decoding settings tuned on these (dev) examples, set on the model (and so saved with it)."""
+    tuned = {}
+    for name, task in scored.items():
+        rows = [i for i, ex in enumerate(examples) if task.field in ex.annotations]
+        gold = [task.gold(examples[i].annotations[task.field]) for i in rows]
+        tuned[name] = task.tuned(gold, [predictions[i][name] for i in rows]) if rows else task
+        model.tasks[name] = tuned[name]
+    return tuned
+
+
 def evaluate(
-    model, examples: Sequence[Example], batch_size: int = 128, accelerator=None, tasks: Sequence[str] | None = None
+    model,
+    examples: Sequence[Example],
+    batch_size: int = 128,
+    accelerator=None,
+    tasks: Sequence[str] | None = None,
+    tune: bool = False,
 ) -> tuple[dict, list[Prediction]]:
-    """Metrics of `tasks` (default: every task of the model) on examples labelled for them."""
+    """Metrics of `tasks` (default: every task of the model) on examples labelled for them; with `tune`,
+    the tasks' decoding settings (a multi-label threshold) are first tuned on these examples."""
     predictions, losses = run_sharded(model, examples, batch_size, accelerator)
     scored = {name: task for name, task in model.tasks.items() if tasks is None or name in tasks}
+    if tune:
+        scored = tune_decoding(model, scored, examples, predictions)
     metrics = compute_metrics(scored, examples, predictions)
     for name, loss in losses.items():
         if name in metrics:
@@ -64,7 +83,9 @@ def evaluate(
     return metrics, predictions
 
 
-def evaluate_corpora(model, corpora, split: str, batch_size: int = 128, accelerator=None) -> tuple[dict, list]:
+def evaluate_corpora(
+    model, corpora, split: str, batch_size: int = 128, accelerator=None, tune: bool = False
+) -> tuple[dict, list]:
     """Each task on its own corpus's `split`; [(examples, predictions)] per corpus evaluated.
 
     With several corpora, sentence accuracy is per corpus (`sentence_accuracy.<tasks>`) and `score` is the
@@ -76,7 +97,7 @@ def evaluate_corpora(model, corpora, split: str, batch_size: int = 128, accelera
         examples = getattr(corpus.splits, split)
         if not examples:
             continue
-        metrics, predictions = evaluate(model, examples, batch_size, accelerator, corpus.tasks)
+        metrics, predictions = evaluate(model, examples, batch_size, accelerator, corpus.tasks, tune)
         samples.append((examples, predictions))
         if len(corpora) == 1:
             return metrics, samples

@@ -8,6 +8,7 @@ a padded batch before they replace anything, and `onnx_export.json` records what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
@@ -51,6 +52,18 @@ class JointGraph(nn.Module):
         return tuple(logits[name] for name in self.model.tasks)
 
 
+@contextlib.contextmanager
+def quieter(name: str | None):
+    """Only errors from the logger `name` (None: the root logger) while inside; its level is restored after."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _batch(model: MultiTaskModel, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     encoded = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_length, return_tensors="pt")
     return encoded["input_ids"], encoded["attention_mask"]
@@ -59,10 +72,10 @@ def _batch(model: MultiTaskModel, texts: list[str]) -> tuple[torch.Tensor, torch
 def _export_fp32(model: MultiTaskModel, path: Path) -> None:
     # The torch.export-based exporter (dynamo=True) is the one PyTorch maintains and the default since 2.9;
     # the TorchScript one is deprecated and only traces, baking Python branches on shapes into the graph.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notices
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # exporter chatter (deprecations inside torch/transformers), not ours
+    # "torchvision is not installed" notices and exporter chatter (deprecations inside torch/transformers), not ours.
+    with warnings.catch_warnings(), quieter("torch.onnx"):
+        warnings.simplefilter("ignore")
         program = torch.onnx.export(
             JointGraph(model).eval(),
             _batch(model, TRACE_TEXTS),
@@ -97,12 +110,8 @@ def _max_differences(path: Path, model: MultiTaskModel) -> dict[str, float]:
 
 def _quantize_int8(source: Path, target: Path) -> None:
     # quantize_dynamic logs advice about optional pre-processing through the root logger; keep our output clean.
-    root, level = logging.getLogger(), logging.getLogger().level
-    root.setLevel(logging.ERROR)
-    try:
+    with quieter(None):
         quantize_dynamic(source, target, weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
 
 
 def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) -> dict:

@@ -51,3 +51,18 @@ def build_loss_weighting(config: Config) -> LossWeighting:
     if config.loss.weighting == "uncertainty":
         return UncertaintyWeighting(tasks)
     return LossWeighting(tasks, config.loss.weights if config.loss.weighting == "static" else None)
+
+
+class WeightedModel(nn.Module):
+    """The model and its loss weighting as one module: what accelerate prepares, so that a multi-process
+    run averages the gradients of learned loss weights as DDP averages the model's."""
+
+    def __init__(self, model: nn.Module, loss_weighting: LossWeighting):
+        super().__init__()
+        self.model = model
+        self.loss_weighting = loss_weighting
+
+    def forward(self, input_ids, attention_mask, labels: dict | None = None):
+        """The model's output, and the combined loss (None when no example of the batch is labelled)."""
+        output = self.model(input_ids, attention_mask, labels)
+        return output, (self.loss_weighting(output.losses) if output.losses else None)

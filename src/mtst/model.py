@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import ValidationError
@@ -16,9 +17,13 @@ from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel
 
 from mtst.checkpoint import atomic_directory
-from mtst.encoder import load_tokenizer
+from mtst.data import Corpus, Splits, as_corpora
+from mtst.encoder import load_encoder, load_tokenizer
 from mtst.errors import CheckpointError
-from mtst.tasks import KINDS, Task, task_from_dict
+from mtst.tasks import KINDS, Task, build_task, task_from_dict
+
+if TYPE_CHECKING:
+    from mtst.config import Config
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
 FORMAT_VERSION = 1
@@ -46,6 +51,21 @@ class MultiTaskModel(nn.Module):
         self.max_length = max_length
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict({task.name: task.head(hidden) for task in tasks})
+
+    @classmethod
+    def from_config(cls, config: Config, data: Splits | list[Corpus]) -> MultiTaskModel:
+        """The encoder the config names, with one head per task; each task's labels come from the train
+        split of its own corpus."""
+        train_of = {name: corpus.splits.train for corpus in as_corpora(config, data) for name in corpus.tasks}
+        tokenizer, encoder = load_encoder(config.encoder.name_or_path, config.encoder.max_length)
+        by_name = {task.name: task for task in config.tasks}
+        tasks = [build_task(task, train_of[task.name], by_name) for task in config.tasks]
+        return cls(encoder, tokenizer, tasks, config.encoder.max_length)
+
+    def set_class_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """The loss weight of each label, per task that weighs its loss (from the train split's frequencies)."""
+        for name, task_weights in weights.items():
+            self.heads[name].class_weights.copy_(task_weights)
 
     @property
     def crfs(self) -> dict[str, nn.Module]:

@@ -1,34 +1,34 @@
-"""AdamW parameter groups: encoder and heads at their own learning rates, no decay on bias/LayerNorm."""
+"""The optimizer and its schedule: AdamW over the strategy's parameter groups and the learned loss weights."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from transformers import get_cosine_schedule_with_warmup
 
-
-def _no_decay(name: str, parameter: nn.Parameter) -> bool:
-    return parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
-
-
-def decay_groups(name: str, named: list[tuple[str, nn.Parameter]], lr: float, weight_decay: float) -> list[dict]:
-    """`name` (decayed weights) and `name.no_decay` (bias, LayerNorm) at one learning rate; empty ones left out."""
-    groups = []
-    for decay in (True, False):
-        params = [p for n, p in named if _no_decay(n, p) != decay]
-        if params:
-            groups.append(
-                {
-                    "params": params,
-                    "lr": lr,
-                    "weight_decay": weight_decay if decay else 0.0,
-                    "name": f"{name}{'' if decay else '.no_decay'}",
-                }
-            )
-    return groups
+from mtst.config import TrainConfig
+from mtst.loss_weighting import WeightedModel
+from mtst.strategies import Strategy, decay_groups
 
 
 def parameter_groups(model: nn.Module, encoder_lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+    """Encoder and heads at their own learning rates (the trainable parameters only), no decay on bias/LayerNorm."""
     groups = []
     for prefix, lr in (("encoder.", encoder_lr), ("heads.", head_lr)):
         named = [(n, p) for n, p in model.named_parameters() if n.startswith(prefix) and p.requires_grad]
         groups += decay_groups(prefix.rstrip("."), named, lr, weight_decay)
     return groups
+
+
+def build_optimizer(
+    module: WeightedModel, strategy: Strategy, cfg: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW over every parameter that trains in some epoch (the strategy's groups, then the learned loss
+    weights at the head LR without decay), with linear warm-up and cosine decay over `total_steps`."""
+    groups = strategy.parameter_groups(module.model, cfg)
+    loss_weights = list(module.loss_weighting.parameters())
+    if loss_weights:
+        groups.append({"params": loss_weights, "lr": cfg.head_lr, "weight_decay": 0.0, "name": "loss_weighting"})
+    optimizer = torch.optim.AdamW(groups)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    return optimizer, scheduler

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+# Figures are built with the object-oriented API (no pyplot), so no global backend is set or needed.
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from mtst.checkpoint import atomic_file  # noqa: E402
+from mtst.checkpoint import atomic_file
 
 
 def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
     """Left: per-task train and dev loss; right: per-task dev main metric and sentence accuracy."""
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))
+    loss_axis, metric_axis = figure.subplots(1, 2)
     for name, task in tasks.items():
         loss_axis.plot(epochs, [row["train_loss"].get(name) for row in history], marker="o", label=f"{name} train")
         loss_axis.plot(
@@ -36,4 +35,3 @@ def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:
     figure.tight_layout()
     with atomic_file(path) as tmp:
         figure.savefig(tmp, dpi=110)
-    plt.close(figure)

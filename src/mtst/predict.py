@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from mtst.backends import BACKENDS
 from mtst.data.example import Example
 from mtst.errors import MtstError
 from mtst.inference import Prediction, run_model
@@ -15,16 +16,14 @@ from mtst.windows import merge_windows, windows_of
 
 
 def to_json(model, example: Example, prediction: Prediction) -> dict:
-    """One sentence's result: each task adds its part, the first task of each kind at the top level."""
+    """One sentence's result: each task predicted adds its part, the first task of each kind at the top level."""
     result: dict = {"text": example.text}
     kinds_seen: set[str] = set()
     for name, task in model.tasks.items():
-        task.add_to_json(result, example, prediction[name], first=task.type not in kinds_seen)
+        if name in prediction:
+            task.add_to_json(result, example, prediction[name], first=task.type not in kinds_seen)
         kinds_seen.add(task.type)
     return result
-
-
-BACKENDS = ("torch", "onnx")
 
 
 class Predictor:

@@ -10,17 +10,16 @@ counting them as trainable would overstate what a run fine-tunes. Heads always t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from mtst.errors import ConfigError
-from mtst.optim import decay_groups
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from mtst.config import StrategyConfig, TrainConfig
-
+# The short forms (`--strategy llrd:0.8`); in YAML the same as `strategy: {name: llrd, decay: 0.8}`.
 STRATEGY_SPECS = ("full", "frozen", "discriminative", "freeze-lower:N", "gradual", "llrd:DECAY")
 # Where the transformer layers sit in the encoder families we know (BERT/RoBERTa/MPNet, DistilBERT, others).
 LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "encoder.layers")
@@ -47,19 +46,52 @@ def encoder_blocks(encoder: nn.Module) -> list[nn.Module]:
     return [embeddings, *layers]
 
 
-@dataclass(frozen=True)
-class Strategy:
+def _no_decay(name: str, parameter: nn.Parameter) -> bool:
+    return parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+
+
+def decay_groups(name: str, named: list[tuple[str, nn.Parameter]], lr: float, weight_decay: float) -> list[dict]:
+    """`name` (decayed weights) and `name.no_decay` (bias, LayerNorm) at one learning rate; empty ones left out."""
+    groups = []
+    for decay in (True, False):
+        params = [p for n, p in named if _no_decay(n, p) != decay]
+        if params:
+            groups.append(
+                {
+                    "params": params,
+                    "lr": lr,
+                    "weight_decay": weight_decay if decay else 0.0,
+                    "name": f"{name}{'' if decay else '.no_decay'}",
+                }
+            )
+    return groups
+
+
+class LearningRates(Protocol):
+    """What a strategy reads of the training settings (`TrainConfig` has these)."""
+
+    encoder_lr: float
+    head_lr: float
+    weight_decay: float
+
+
+class Strategy(BaseModel):
     """`full`: every block trains at `train.encoder_lr`, the heads at `train.head_lr` (as in the core)."""
 
-    spec: str
-    options: StrategyConfig | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Literal["full"] = "full"
 
-    def block_lr(self, depth: int, blocks: int, cfg: TrainConfig) -> float | None:
+    @property
+    def spec(self) -> str:
+        """The short form, as `--strategy` takes it and run folders are named."""
+        return self.name
+
+    def block_lr(self, depth: int, blocks: int, lrs: LearningRates) -> float | None:
         """The block's learning rate, or None when it never trains."""
-        return cfg.encoder_lr
+        return lrs.encoder_lr
 
-    def head_lr(self, cfg: TrainConfig) -> float:
-        return cfg.head_lr
+    def heads_lr(self, lrs: LearningRates) -> float:
+        return lrs.head_lr
 
     def block_trains(self, depth: int, blocks: int, epoch: int) -> bool:
         """Whether the block trains during `epoch` (1-based); a pure function of the epoch, so resume needs no state."""
@@ -69,25 +101,25 @@ class Strategy:
     def changes_during_training(self) -> bool:
         return False
 
-    def parameter_groups(self, model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    def parameter_groups(self, model: nn.Module, lrs: LearningRates) -> list[dict]:
         """AdamW groups for every parameter that trains in some epoch; no decay on bias and LayerNorm."""
         names = {id(p): n for n, p in model.named_parameters()}
         blocks = encoder_blocks(model.encoder)
         groups = []
         for depth, block in enumerate(blocks):
-            lr = self.block_lr(depth, len(blocks), cfg)
+            lr = self.block_lr(depth, len(blocks), lrs)
             if lr is not None:
                 label = "encoder.embeddings" if depth == 0 else f"encoder.layer.{depth - 1}"
                 named = [(names[id(p)], p) for p in block.parameters()]
-                groups += decay_groups(label, named, lr, cfg.weight_decay)
+                groups += decay_groups(label, named, lr, lrs.weight_decay)
         heads = [(n, p) for n, p in model.named_parameters() if n.startswith("heads.")]
-        return groups + decay_groups("heads", heads, self.head_lr(cfg), cfg.weight_decay)
+        return groups + decay_groups("heads", heads, self.heads_lr(lrs), lrs.weight_decay)
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
         """Sets requires_grad per block for `epoch`; frozen blocks run in eval mode (no dropout noise)."""
         blocks = encoder_blocks(model.encoder)
         trains = [
-            self.block_lr(depth, len(blocks), _ANY_LR) is not None and self.block_trains(depth, len(blocks), epoch)
+            self._ever_trains(depth, len(blocks)) and self.block_trains(depth, len(blocks), epoch)
             for depth in range(len(blocks))
         ]
         # The pooler and anything else outside the blocks stays frozen, and out of training mode.
@@ -99,54 +131,77 @@ class Strategy:
         for parameter in model.heads.parameters():
             parameter.requires_grad_(True)
 
+    def _ever_trains(self, depth: int, blocks: int) -> bool:
+        return self.block_lr(depth, blocks, _ANY_LR) is not None
+
+    def trains_encoder(self, model: nn.Module, epochs: int) -> bool:
+        """Whether any encoder block trains in some epoch (else every head is a linear probe on frozen features)."""
+        blocks = len(encoder_blocks(model.encoder))
+        return any(
+            self._ever_trains(d, blocks) and self.block_trains(d, blocks, e)
+            for d in range(blocks)
+            for e in range(1, epochs + 1)
+        )
+
 
 class _AnyLR:
-    """Stands in for TrainConfig where only "does this block ever train" is asked."""
+    """Stands in for the training settings where only "does this block ever train" is asked."""
 
     encoder_lr = head_lr = 1.0
+    weight_decay = 0.0
 
 
 _ANY_LR = _AnyLR()
 
 
-@dataclass(frozen=True)
 class Frozen(Strategy):
     """The encoder never trains; only the heads, at `train.head_lr`."""
 
-    def block_lr(self, depth, blocks, cfg):
+    name: Literal["frozen"] = "frozen"
+
+    def block_lr(self, depth, blocks, lrs):
         return None
 
 
-@dataclass(frozen=True)
 class Discriminative(Strategy):
-    """Every block trains at `strategy.discriminative_encoder_lr` (5e-5), heads at `..._head_lr` (1e-3)."""
+    """Every block trains at its own `encoder_lr` (5e-5), the heads at `head_lr` (1e-3)."""
 
-    def block_lr(self, depth, blocks, cfg):
-        return self.options.discriminative_encoder_lr
+    name: Literal["discriminative"] = "discriminative"
+    encoder_lr: float = Field(5e-5, gt=0)
+    head_lr: float = Field(1e-3, gt=0)
 
-    def head_lr(self, cfg):
-        return self.options.discriminative_head_lr
+    def block_lr(self, depth, blocks, lrs):
+        return self.encoder_lr
+
+    def heads_lr(self, lrs):
+        return self.head_lr
 
 
-@dataclass(frozen=True)
 class FreezeLower(Strategy):
-    """Embeddings and the lowest N layers never train; the layers above train at `train.encoder_lr`."""
+    """Embeddings and the lowest `layers` layers never train; the layers above train at `train.encoder_lr`."""
 
-    layers: int = 0
+    name: Literal["freeze-lower"] = "freeze-lower"
+    layers: int = Field(ge=0)
 
-    def block_lr(self, depth, blocks, cfg):
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.layers}"
+
+    def block_lr(self, depth, blocks, lrs):
         if self.layers > blocks - 1:
             raise ConfigError(f"strategy {self.spec}: the encoder has only {blocks - 1} layers")
-        return None if depth <= self.layers else cfg.encoder_lr
+        return None if depth <= self.layers else lrs.encoder_lr
 
 
-@dataclass(frozen=True)
 class Gradual(Strategy):
-    """ULMFiT-style: epoch 1 trains the heads; every `gradual_epochs_per_block` epochs one more block
+    """ULMFiT-style: epoch 1 trains the heads; every `epochs_per_block` epochs one more block
     (top layer first, embeddings last) starts training at `train.encoder_lr`."""
 
+    name: Literal["gradual"] = "gradual"
+    epochs_per_block: int = Field(1, ge=1)
+
     def block_trains(self, depth, blocks, epoch):
-        unfrozen = (epoch - 1) // self.options.gradual_epochs_per_block
+        unfrozen = (epoch - 1) // self.epochs_per_block
         return depth >= blocks - unfrozen
 
     @property
@@ -154,42 +209,66 @@ class Gradual(Strategy):
         return True
 
 
-@dataclass(frozen=True)
 class LayerwiseDecay(Strategy):
-    """Layer-wise LR decay: the top layer at `train.encoder_lr`, each block below at the one above x DECAY."""
+    """Layer-wise LR decay: the top layer at `train.encoder_lr`, each block below at the one above x `decay`."""
 
-    decay: float = 1.0
+    name: Literal["llrd"] = "llrd"
+    decay: float = Field(gt=0, le=1)
 
-    def block_lr(self, depth, blocks, cfg):
-        return cfg.encoder_lr * self.decay ** (blocks - 1 - depth)
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.decay:g}"
+
+    def block_lr(self, depth, blocks, lrs):
+        return lrs.encoder_lr * self.decay ** (blocks - 1 - depth)
 
 
-def parse_strategy(spec: str, options: StrategyConfig | None = None) -> Strategy:
-    """`full`, `frozen`, `discriminative`, `freeze-lower:N`, `gradual` or `llrd:DECAY` as an object."""
-    simple = {"full": Strategy, "frozen": Frozen, "discriminative": Discriminative, "gradual": Gradual}
-    if spec in simple:
-        return simple[spec](spec, options)
-    lower = re.fullmatch(r"freeze-lower:(\d+)", spec)
+# A run's config.yaml written before strategies were typed: {name: "llrd:0.8", discriminative_encoder_lr: ...}.
+_LEGACY_OPTIONS = {
+    "discriminative_encoder_lr": ("discriminative", "encoder_lr"),
+    "discriminative_head_lr": ("discriminative", "head_lr"),
+    "gradual_epochs_per_block": ("gradual", "epochs_per_block"),
+}
+
+
+def _from_legacy(value: dict) -> dict:
+    parsed = short_form(value["name"]) if isinstance(value.get("name"), str) else value
+    options = {key: option for key, option in value.items() if key not in _LEGACY_OPTIONS and key != "name"}
+    for key, (kind, option) in _LEGACY_OPTIONS.items():
+        if key in value and parsed.get("name") == kind:
+            options[option] = value[key]
+    return {**parsed, **options}
+
+
+def short_form(value):
+    """`llrd:0.8` as {"name": "llrd", "decay": 0.8}; a mapping or anything else passes through unchanged."""
+    if isinstance(value, dict) and (set(value) & set(_LEGACY_OPTIONS) or ":" in str(value.get("name", ""))):
+        return _from_legacy(value)
+    if not isinstance(value, str):
+        return value
+    if value in ("full", "frozen", "discriminative", "gradual"):
+        return {"name": value}
+    lower = re.fullmatch(r"freeze-lower:(\d+)", value)
     if lower:
-        return FreezeLower(spec, options, int(lower.group(1)))
-    llrd = re.fullmatch(r"llrd:([0-9]*\.?[0-9]+)", spec)
+        return {"name": "freeze-lower", "layers": int(lower.group(1))}
+    llrd = re.fullmatch(r"llrd:([0-9]*\.?[0-9]+)", value)
     if llrd and 0 < float(llrd.group(1)) <= 1:
-        return LayerwiseDecay(spec, options, float(llrd.group(1)))
-    raise ValueError(f"unknown strategy {spec!r}; choose one of {', '.join(STRATEGY_SPECS)} (0 < DECAY <= 1)")
+        return {"name": "llrd", "decay": float(llrd.group(1))}
+    raise ValueError(f"unknown strategy {value!r}; choose one of {', '.join(STRATEGY_SPECS)} (0 < DECAY <= 1)")
 
 
-def build_strategy(options: StrategyConfig) -> Strategy:
+StrategyConfig = Annotated[
+    Union[Strategy, Frozen, Discriminative, FreezeLower, Gradual, LayerwiseDecay],  # noqa: UP007
+    Field(discriminator="name"),
+    BeforeValidator(short_form),
+]
+_ADAPTER = TypeAdapter(StrategyConfig)
+
+
+def parse_strategy(value: str | dict) -> Strategy:
+    """A strategy from its short form (`llrd:0.8`) or its YAML mapping; ConfigError naming the choices."""
     try:
-        return parse_strategy(options.name, options)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-
-
-def trains_encoder(strategy: Strategy, model: nn.Module, epochs: int) -> bool:
-    """Whether any encoder block trains in some epoch (else every head is a linear probe on frozen features)."""
-    blocks = len(encoder_blocks(model.encoder))
-    return any(
-        strategy.block_lr(d, blocks, _ANY_LR) is not None and strategy.block_trains(d, blocks, e)
-        for d in range(blocks)
-        for e in range(1, epochs + 1)
-    )
+        return _ADAPTER.validate_python(value)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(first["msg"].removeprefix("Value error, ")) from None

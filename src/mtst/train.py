@@ -1,9 +1,7 @@
-"""The joint training loop: one encoder, every task's loss summed, evaluated on dev after each epoch."""
+"""The joint training loop: one encoder, every task's loss combined, evaluated on dev after each epoch."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -15,204 +13,78 @@ from pathlib import Path
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
 
+from mtst import reports
 from mtst.checkpoint import write_text_atomic
 from mtst.config import Config, TrainConfig
-from mtst.data import Corpus, Splits, load_corpora
-from mtst.data.batching import Collator, LengthGroupedBatchSampler, entity_sampler
-from mtst.data.example import Example
-from mtst.data.features import encode_examples
+from mtst.data import Corpus, Splits, as_corpora, load_corpora
+from mtst.data.loaders import build_loaders, sampler_generator
 from mtst.data.sampling import TaskSampler
-from mtst.encoder import load_encoder
 from mtst.errors import CheckpointError, ConfigError
 from mtst.evaluate import evaluate_corpora, headline
-from mtst.loss_weighting import LossWeighting, build_loss_weighting
+from mtst.loss_weighting import WeightedModel, build_loss_weighting
 from mtst.model import MultiTaskModel
-from mtst.plots import plot_curves
-from mtst.strategies import Strategy, build_strategy, trains_encoder
-from mtst.tasks import build_task
-from mtst.train_state import Progress, has_training_state, load_training_state, save_training_state
+from mtst.optim import build_optimizer
+from mtst.strategies import Strategy
+from mtst.train_state import EarlyStopping, Progress, has_training_state, load_training_state, save_training_state
 
 logger = logging.getLogger(__name__)
 
 
-def as_corpora(config: Config, data: Splits | list[Corpus]) -> list[Corpus]:
-    """Splits given for a single-corpus run are one corpus holding every task."""
-    return [Corpus([task.name for task in config.tasks], data)] if isinstance(data, Splits) else data
-
-
-def build_model(config: Config, data: Splits | list[Corpus]) -> MultiTaskModel:
-    """Each task's labels come from the train split of its own corpus."""
-    train_of = {name: corpus.splits.train for corpus in as_corpora(config, data) for name in corpus.tasks}
-    tokenizer, encoder = load_encoder(config.encoder.name_or_path, config.encoder.max_length)
-    by_name = {task.name: task for task in config.tasks}
-    tasks = [build_task(task, train_of[task.name], by_name) for task in config.tasks]
-    return MultiTaskModel(encoder, tokenizer, tasks, config.encoder.max_length)
-
-
-def count_parameters(model: torch.nn.Module) -> dict[str, int]:
-    return {
-        "total": sum(p.numel() for p in model.parameters()),
-        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-    }
-
-
-def bears_entities(tasks, example: Example) -> bool:
-    """Whether any of the corpus's tasks marks the example for entity up-sampling."""
-    return any(task.bears_entities(example) for task in tasks)
-
-
-def imbalance_settings(config: Config, model: MultiTaskModel, corpora: list[Corpus]) -> dict:
-    """How the run counters class imbalance, logged and kept in summary.json (the `O` tag dominates)."""
-    with_entities = sum(
-        bears_entities([model.tasks[name] for name in corpus.tasks], ex)
-        for corpus in corpora
-        for ex in corpus.splits.train
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(
+        mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no",
+        # torchrun on CPU: accelerate must be told, or each process trains alone (gloo backend otherwise).
+        cpu=several_cpu_processes,
+        # The encoder's pooler (and a head whose task is absent from a batch) gets no gradient.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    settings: dict = {
-        "entity_sampler_weight": config.train.entity_sampler_weight,
-        "entity_bearing_train_sentences": with_entities,
-    }
-    for name, task in model.tasks.items():
-        described = task.imbalance(getattr(model.heads[name], "class_weights", None))
-        if described is not None:
-            settings[f"{name}.class_weights"] = described
-    return settings
-
-
-class EarlyStopping:
-    """Tracks the best dev score; `should_stop` once `patience` epochs pass without improvement."""
-
-    def __init__(self, patience: int, best: float = float("-inf"), best_epoch: int = 0, bad_epochs: int = 0):
-        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, best, best_epoch, bad_epochs
-
-    def update(self, score: float, epoch: int) -> bool:
-        if score > self.best:
-            self.best, self.best_epoch, self.bad_epochs = score, epoch, 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.bad_epochs >= self.patience
-
-    @property
-    def state(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
-
-
-def weights_checksum(model: torch.nn.Module) -> str:
-    """A digest of every weight, to show that the replicas of a multi-process run hold the same model."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def corpus_loader(config: Config, model: MultiTaskModel, corpus: Corpus) -> DataLoader:
-    """Batches of one corpus, labelled for its own tasks only; token tasks' class weights set from it."""
-    cfg = config.train
-    tasks = [model.tasks[name] for name in corpus.tasks]
-    features = encode_examples(corpus.splits.train, model.tokenizer, tasks, model.max_length)
-    for task in tasks:
-        weights = task.loss_weights([f.labels[task.name] for f in features if task.name in f.labels])
-        if weights is not None:
-            model.heads[task.name].class_weights.copy_(weights)
-    has_entities = [bears_entities(tasks, ex) for ex in corpus.splits.train]
-    sampler = entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed)
-    if cfg.group_by_length:
-        lengths = [len(feature.input_ids) for feature in features]
-        batching: dict = {"batch_sampler": LengthGroupedBatchSampler(sampler, lengths, cfg.batch_size)}
-    else:
-        batching = {"batch_size": cfg.batch_size, "sampler": sampler}
-    return DataLoader(
-        features,
-        **batching,
-        collate_fn=Collator(model.tokenizer.pad_token_id, {t.name: t for t in tasks}),
-        num_workers=cfg.num_workers,
-        # Its own generator, so that starting an epoch's iterator draws nothing from the global RNG
-        # (which drives dropout): a resumed run then replays the same random stream.
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-
-
-def sampler_generator(loader: DataLoader) -> torch.Generator:
-    """The generator that orders a loader's epoch, with or without length grouping: its state is saved
-    at each epoch start so that a resumed run redraws the same batches."""
-    return loader.batch_sampler.sampler.generator
 
 
 @dataclass
 class Trainer:
     """The pieces a training run needs, prepared for the accelerator's device(s)."""
 
-    model: MultiTaskModel
+    module: WeightedModel  # the model and its loss weighting, as accelerate prepared them
     loaders: list[DataLoader]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     accelerator: Accelerator
     sampler_generators: list[torch.Generator]
-    epoch_start_sampler_states: list[torch.Tensor]
     strategy: Strategy
-    loss_weighting: LossWeighting
     task_sampler: TaskSampler
+    epoch_start_sampler_states: list[torch.Tensor]
 
     @classmethod
-    def setup(
-        cls, config: Config, data: Splits | list[Corpus], resume_from: Path | None = None
-    ) -> tuple[Trainer, Progress]:
-        cfg = config.train
-        corpora = as_corpora(config, data)
-        several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-        accelerator = Accelerator(
-            mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no",
-            # torchrun on CPU: accelerate must be told, or each process trains alone (gloo backend otherwise).
-            cpu=several_cpu_processes,
-            # The encoder's pooler (and a head whose task is absent from a batch) gets no gradient.
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
-        strategy = build_strategy(config.strategy)
+    def setup(cls, config: Config, data: Splits | list[Corpus], resume_from: Path | None = None):
+        """(trainer, progress): the run's pieces, restored from `resume_from`'s training state when given."""
+        cfg, corpora, strategy = config.train, as_corpora(config, data), config.strategy
+        accelerator = make_accelerator(cfg)
         if accelerator.num_processes > 1 and (len(corpora) > 1 or strategy.changes_during_training):
             what = "multi-corpus training" if len(corpora) > 1 else f"strategy {strategy.spec}"
             raise ConfigError(f"{what} runs in one process only (not yet supported with several processes)")
-        model = build_model(config, corpora)
-        loaders = [corpus_loader(config, model, corpus) for corpus in corpora]
+        model = MultiTaskModel.from_config(config, corpora)
+        loaders, class_weights = build_loaders(cfg, model, corpora)
+        model.set_class_weights(class_weights)
+        module = WeightedModel(model, build_loss_weighting(config))
+        optimizer, scheduler = build_optimizer(module, strategy, cfg, cfg.epochs * sum(len(ld) for ld in loaders))
         generators = [sampler_generator(loader) for loader in loaders]
-        loss_weighting = build_loss_weighting(config).to(accelerator.device)
-        groups = strategy.parameter_groups(model, cfg)
-        if list(loss_weighting.parameters()):
-            groups.append(
-                {
-                    "params": list(loss_weighting.parameters()),
-                    "lr": cfg.head_lr,
-                    "weight_decay": 0.0,
-                    "name": "loss_weighting",
-                }
-            )
-        optimizer = torch.optim.AdamW(groups)
-        total_steps = cfg.epochs * sum(len(loader) for loader in loaders)
-        scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
         progress = Progress()
         if resume_from is not None:
-            progress = load_training_state(resume_from, model, optimizer, scheduler, generators, loss_weighting)
-        if not trains_encoder(strategy, model, cfg.epochs):
+            progress = load_training_state(resume_from, model, optimizer, scheduler, generators, module.loss_weighting)
+        if not strategy.trains_encoder(model, cfg.epochs):
             logger.warning(
                 "strategy %s trains no encoder layer: every task is a linear head over frozen features", strategy.spec
             )
         # Before `prepare`: a multi-process wrapper registers only the parameters that train at that point.
         strategy.on_epoch_start(model, progress.epoch)
-        model, optimizer, scheduler, *loaders = accelerator.prepare(model, optimizer, scheduler, *loaders)
+        module, optimizer, scheduler, *loaders = accelerator.prepare(module, optimizer, scheduler, *loaders)
         sampler = TaskSampler(config.task_sampling, cfg.seed)
-        trainer = cls(
-            model, loaders, optimizer, scheduler, accelerator, generators, [], strategy, loss_weighting, sampler
-        )
-        return trainer, progress
+        return cls(module, loaders, optimizer, scheduler, accelerator, generators, strategy, sampler, []), progress
 
     @property
     def loader(self) -> DataLoader:
@@ -220,29 +92,34 @@ class Trainer:
 
     @property
     def unwrapped(self) -> MultiTaskModel:
-        return self.accelerator.unwrap_model(self.model)
+        return self.accelerator.unwrap_model(self.module).model
+
+    @property
+    def model(self) -> MultiTaskModel:
+        return self.unwrapped
+
+    @property
+    def loss_weighting(self):
+        return self.accelerator.unwrap_model(self.module).loss_weighting
 
     def train_epoch(self, cfg: TrainConfig, progress: Progress, save_state: Callable[[], None]) -> dict[str, float]:
         """One pass over the sampled train set (the rest of it, when resumed); each task's mean training loss."""
-        self.model.train()
+        self.module.train()
         self.strategy.on_epoch_start(self.unwrapped, progress.epoch)
         self.epoch_start_sampler_states = [generator.get_state() for generator in self.sampler_generators]
         sums, counts = defaultdict(float, progress.epoch_loss_sums), defaultdict(int, progress.epoch_loss_counts)
-        done = progress.step_in_epoch
-        # disable=None: a bar on a terminal, none in a log file; only the main process draws one.
-        quiet = None if self.accelerator.is_main_process else True
         batches = self.task_sampler.batches(self.loaders, progress.epoch)
         steps = sum(len(loader) for loader in self.loaders)
-        bar = tqdm(batches, total=steps, desc=f"epoch {progress.epoch}", leave=False, disable=quiet, initial=0)
+        # disable=None: a bar on a terminal, none in a log file; only the main process draws one.
+        quiet = None if self.accelerator.is_main_process else True
+        bar = tqdm(batches, total=steps, desc=f"epoch {progress.epoch}", leave=False, disable=quiet)
         for step, batch in enumerate(bar, start=1):
-            if step <= done:
+            if step <= progress.step_in_epoch:
                 continue  # taken before the run was interrupted
-            output = self.model(**batch)
-            if output.losses:  # else no example in this batch is labelled for any task
-                loss = self.loss_weighting(output.losses)
+            output, loss = self.module(**batch)
+            if loss is not None:  # else no example in this batch is labelled for any task
                 self.accelerator.backward(loss)
-                self._average_across_processes(self.loss_weighting)
-                self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.accelerator.clip_grad_norm_(self.unwrapped.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -257,13 +134,6 @@ class Trainer:
                 save_state()
         return self._mean_over_processes(sums, counts)
 
-    def _average_across_processes(self, module: torch.nn.Module) -> None:
-        """Gradients of parameters outside the wrapped model (learned loss weights), averaged like DDP does."""
-        if self.accelerator.num_processes > 1:
-            for parameter in module.parameters():
-                if parameter.grad is not None:
-                    parameter.grad = self.accelerator.reduce(parameter.grad, reduction="mean")
-
     def _mean_over_processes(self, sums: dict[str, float], counts: dict[str, int]) -> dict[str, float]:
         names = list(self.unwrapped.tasks)
         totals = torch.tensor(
@@ -275,39 +145,8 @@ class Trainer:
     def save_state(self, output: Path, progress: Progress) -> None:
         """The whole training state, written by the main process only."""
         if self.accelerator.is_main_process:
-            save_training_state(
-                output,
-                self.unwrapped,
-                self.optimizer,
-                self.scheduler,
-                self.epoch_start_sampler_states,
-                progress,
-                self.loss_weighting,
-            )
-
-
-def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> None:
-    """A few dev sentences, gold next to predicted, so a run can be judged by eye as it goes."""
-    for example, prediction in list(zip(examples, predictions, strict=True))[:count]:
-        gold, predicted, kinds_seen = {}, {}, set()
-        for name, task in model.tasks.items():
-            first = task.type not in kinds_seen
-            kinds_seen.add(task.type)
-            value = example.annotations.get(task.field)
-            if value is not None:
-                task.add_to_json(gold, example, task.as_prediction(value), first)
-            task.add_to_json(predicted, example, prediction[name], first)
-        logger.info("  %s", example.text)
-        logger.info("    gold: %s", _without_scores(gold))
-        logger.info("    pred: %s", _without_scores(predicted))
-
-
-def _without_scores(value):
-    if isinstance(value, dict):
-        return {k: _without_scores(v) for k, v in value.items() if k not in ("score", "start", "end")}
-    if isinstance(value, list):
-        return [_without_scores(v) for v in value]
-    return value
+            states, weighting = self.epoch_start_sampler_states, self.loss_weighting
+            save_training_state(output, self.unwrapped, self.optimizer, self.scheduler, states, progress, weighting)
 
 
 def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: bool = False) -> dict:
@@ -315,35 +154,21 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
 
     With `resume`, continues from OUTPUT/training_state exactly where the interrupted run stood.
     """
-    cfg = config.train
-    started = time.perf_counter()
+    cfg, started, output = config.train, time.perf_counter(), Path(config.output_dir)
     set_seed(cfg.seed)
-    output = Path(config.output_dir)
     if resume and not has_training_state(output):
         raise CheckpointError(f"{output}: nothing to resume (no {output / 'training_state'})")
     corpora = as_corpora(config, splits) if splits is not None else load_corpora(config)
-    has_dev = any(corpus.splits.dev for corpus in corpora)
     trainer, progress = Trainer.setup(config, corpora, output if resume else None)
-    accelerator, elapsed_before = trainer.accelerator, progress.elapsed_s
+    accelerator, elapsed_before, model = trainer.accelerator, progress.elapsed_s, trainer.unwrapped
     main = accelerator.is_main_process
-    if not main:
-        logging.getLogger("mtst").setLevel(logging.WARNING)  # one process reports
     if main:
         write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
-    parameters = count_parameters(trainer.unwrapped)
-    imbalance = imbalance_settings(config, trainer.unwrapped, corpora)
-    logger.info(
-        "training on %s x%d: %d train / %d dev sentences, strategy %s: %s trainable of %s parameters%s",
-        accelerator.device,
-        accelerator.num_processes,
-        sum(len(corpus.splits.train) for corpus in corpora),
-        sum(len(corpus.splits.dev) for corpus in corpora),
-        trainer.strategy.spec,
-        f"{parameters['trainable']:,}",
-        f"{parameters['total']:,}",
-        f"; resumed at epoch {progress.epoch}, batch {progress.step_in_epoch}" if resume else "",
+    parameters = reports.count_parameters(model)
+    imbalance = reports.imbalance_settings(cfg.entity_sampler_weight, model, corpora)
+    reports.log_start(
+        trainer, corpora, parameters, imbalance, (progress.epoch, progress.step_in_epoch) if resume else None
     )
-    logger.info("class imbalance: %s", json.dumps(imbalance))
     stopper, history = EarlyStopping(cfg.patience, **progress.early_stopping), progress.history
 
     def save_state() -> None:
@@ -354,38 +179,16 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     for epoch in range(progress.epoch, cfg.epochs + 1):
         if stopper.should_stop:
             break
-        epoch_started = time.perf_counter()
-        progress.epoch = epoch
+        epoch_started, progress.epoch = time.perf_counter(), epoch
         train_loss = trainer.train_epoch(cfg, progress, save_state)
-        trainable = count_parameters(trainer.unwrapped)["trainable"]
-        dev_metrics, dev_samples = evaluate_corpora(trainer.unwrapped, corpora, "dev", cfg.eval_batch_size, accelerator)
+        dev_metrics, dev_samples = evaluate_corpora(model, corpora, "dev", cfg.eval_batch_size, accelerator, tune=True)
         dev = headline(dev_metrics)
-        if has_dev and cfg.early_stopping_metric not in dev:
-            raise ConfigError(f"train.early_stopping_metric {cfg.early_stopping_metric!r} is not one of {sorted(dev)}")
-        score = dev[cfg.early_stopping_metric] if has_dev else float(epoch)  # no dev: the latest is best
-        loss_weights = trainer.loss_weighting.weights()
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "dev": dev,
-                "seconds": time.perf_counter() - epoch_started,
-                "trainable_parameters": trainable,
-                "loss_weights": loss_weights,
-            }
-        )
-        logger.info("epoch %d  train loss %s  dev %s", epoch, _fmt(train_loss), _fmt(dev))
-        logger.info("  %s trainable parameters; loss weights %s", f"{trainable:,}", _fmt(loss_weights))
-        for examples, predictions in dev_samples:
-            log_samples(trainer.unwrapped, examples, predictions, cfg.num_sample_predictions)
-        if main:
-            write_text_atomic(output / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
-            plot_curves(history, trainer.unwrapped.tasks, output / "curves.png")
-        if stopper.update(score, epoch) and main:
-            trainer.unwrapped.save_pretrained(output / "best")
-            logger.info("new best %s = %.4f, saved %s", cfg.early_stopping_metric, score, output / "best")
-        progress.epoch, progress.step_in_epoch = epoch + 1, 0
-        progress.epoch_loss_sums, progress.epoch_loss_counts = {}, {}
+        history.append(reports.epoch_row(epoch, train_loss, dev, epoch_started, model, trainer.loss_weighting))
+        reports.record_epoch(output, history, model, dev_samples, cfg.num_sample_predictions, main)
+        if stopper.update(dev_score(cfg, dev, epoch, corpora), epoch) and main:
+            model.save_pretrained(output / "best")
+            logger.info("new best %s = %.4f, saved %s", cfg.early_stopping_metric, stopper.best, output / "best")
+        progress.start_epoch(epoch + 1)
         trainer.epoch_start_sampler_states = [generator.get_state() for generator in trainer.sampler_generators]
         save_state()
         if stopper.should_stop:
@@ -393,29 +196,19 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     accelerator.wait_for_everyone()
     best = MultiTaskModel.from_pretrained(output / "best", device=accelerator.device)
     test_metrics = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, accelerator)[0]
-    summary = {
-        "strategy": trainer.strategy.spec,
-        "loss_weighting": config.loss.weighting,
-        "best_epoch": stopper.best_epoch,
-        "epochs_run": len(history),
-        "early_stopping_metric": cfg.early_stopping_metric,
-        "dev": history[stopper.best_epoch - 1]["dev"],
-        "test": headline(test_metrics),
-        "test_report": {name: value["report"] for name, value in test_metrics.items() if isinstance(value, dict)},
-        "parameters": {**parameters, "trainable_by_epoch": [row["trainable_parameters"] for row in history]},
-        "loss_weights_by_epoch": [row["loss_weights"] for row in history],
-        "imbalance": imbalance,
-        "train_examples": sum(len(corpus.splits.train) for corpus in corpora),
-        "processes": accelerator.num_processes,
-        "final_weight_checksums": gather_object([weights_checksum(trainer.unwrapped)]),
-        "wall_time_s": round(elapsed_before + time.perf_counter() - started, 1),
-    }
-    if main:
-        write_text_atomic(output / "summary.json", json.dumps(summary, indent=2))
-    logger.info("best epoch %d; test %s; %.0f s", stopper.best_epoch, _fmt(summary["test"]), summary["wall_time_s"])
+    elapsed = round(elapsed_before + time.perf_counter() - started, 1)
+    summary = reports.summarize(
+        config, trainer, stopper, history, test_metrics, corpora, elapsed, parameters, imbalance
+    )
+    reports.write_summary(output, summary, main)
     accelerator.wait_for_everyone()
     return summary
 
 
-def _fmt(values: dict) -> str:
-    return "  ".join(f"{k}={v:.4f}" for k, v in values.items())
+def dev_score(cfg: TrainConfig, dev: dict[str, float], epoch: int, corpora: list[Corpus]) -> float:
+    """The early-stopping score of an epoch; without any dev split, the latest epoch is the best."""
+    if not any(corpus.splits.dev for corpus in corpora):
+        return float(epoch)
+    if cfg.early_stopping_metric not in dev:
+        raise ConfigError(f"train.early_stopping_metric {cfg.early_stopping_metric!r} is not one of {sorted(dev)}")
+    return dev[cfg.early_stopping_metric]

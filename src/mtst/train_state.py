@@ -37,6 +37,32 @@ class Progress:
     epoch_loss_counts: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.step_in_epoch = epoch, 0
+        self.epoch_loss_sums, self.epoch_loss_counts = {}, {}
+
+
+class EarlyStopping:
+    """Tracks the best dev score; `should_stop` once `patience` epochs pass without improvement."""
+
+    def __init__(self, patience: int, best: float = float("-inf"), best_epoch: int = 0, bad_epochs: int = 0):
+        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, best, best_epoch, bad_epochs
+
+    def update(self, score: float, epoch: int) -> bool:
+        if score > self.best:
+            self.best, self.best_epoch, self.bad_epochs = score, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    @property
+    def state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
 
 def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     state = optimizer.state_dict()

@@ -18,6 +18,7 @@ __all__ = [
     "Corpus",
     "Example",
     "Splits",
+    "as_corpora",
     "corpus_data",
     "load_corpora",
     "load_splits",
@@ -99,6 +100,11 @@ def corpus_data(config: Config) -> list[tuple[list[str], DataConfig]]:
         else:
             groups.append(([task.name], data))
     return groups
+
+
+def as_corpora(config: Config, data: Splits | list[Corpus]) -> list[Corpus]:
+    """Splits given for a single-corpus run are one corpus holding every task."""
+    return [Corpus([task.name for task in config.tasks], data)] if isinstance(data, Splits) else data
 
 
 def load_corpora(config: Config) -> list[Corpus]:

@@ -27,16 +27,18 @@ FORMATS = ("jointbert", "conll", "jsonl", "csv")
 BOM = "\ufeff"
 
 
-def _decode(path: Path) -> str:
-    """The file's text, refusing invalid UTF-8 with the line of the first bad byte."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, None, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(path, None, "expected a file, found a folder") from None
-    except OSError as error:
-        raise DataError(path, None, f"cannot read the file ({error.strerror or error})") from None
+def _decode(path: Path, raw: bytes | None = None) -> str:
+    """The file's text (or `raw`, bytes already read from `path`), refusing invalid UTF-8 with the line of the
+    first bad byte."""
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise DataError(path, None, "file not found") from None
+        except IsADirectoryError:
+            raise DataError(path, None, "expected a file, found a folder") from None
+        except OSError as error:
+            raise DataError(path, None, f"cannot read the file ({error.strerror or error})") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -401,6 +403,8 @@ def read_path(
     raise DataError(path, None, f"unknown data format {fmt!r}; choose one of auto, {', '.join(FORMATS)}")
 
 
-def read_text_lines(path: str | Path) -> list[str]:
-    """Non-blank lines of a plain text file (for prediction); a leading BOM is dropped without a warning."""
-    return [line for line in _split_lines(_decode(Path(path)).removeprefix(BOM)) if line.strip()]
+def read_text_lines(path: str | Path, raw: bytes | None = None) -> list[str]:
+    """Non-blank lines of a plain text file (for prediction), or of `raw`, bytes read from `path` (such as
+    standard input); a leading BOM is dropped without a warning."""
+    text = _decode(Path(path), raw).removeprefix(BOM)
+    return [line for line in _split_lines(text) if line.strip()] if text else []

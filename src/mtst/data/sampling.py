@@ -10,46 +10,84 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Annotated, Literal, Union
 
 import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
+# The short forms (`task_sampling: temperature:2`); the mapping form is `{name: temperature, temperature: 2}`.
 TASK_SAMPLING_RULES = ("proportional", "temperature:T", "round-robin")
 
 
-def parse_task_sampling(rule: str) -> tuple[str, float | None]:
-    """("proportional" | "temperature" | "round-robin", T or None); ValueError naming the choices."""
-    if rule in ("proportional", "round-robin"):
-        return rule, None
-    match = re.fullmatch(r"temperature:([0-9]*\.?[0-9]+)", rule)
+class TaskSampling(BaseModel):
+    """`proportional`: every batch of every corpus once per epoch, shuffled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Literal["proportional"] = "proportional"
+
+    def order(self, lengths: Sequence[int], epoch: int, seed: int) -> list[int]:
+        """The corpus index of each batch of `epoch`."""
+        steps = sum(lengths)
+        if len(lengths) == 1:
+            return [0] * steps
+        return self._draw(lengths, steps, torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+    def _draw(self, lengths: Sequence[int], steps: int, generator: torch.Generator) -> list[int]:
+        pooled = torch.tensor([i for i, n in enumerate(lengths) for _ in range(n)])
+        return pooled[torch.randperm(steps, generator=generator)].tolist()
+
+
+class RoundRobin(TaskSampling):
+    """Corpora in turn."""
+
+    name: Literal["round-robin"] = "round-robin"
+
+    def _draw(self, lengths, steps, generator):
+        return [step % len(lengths) for step in range(steps)]
+
+
+class Temperature(TaskSampling):
+    """Each batch from corpus i with probability proportional to n_i^(1/T) (T=1 proportional in expectation,
+    larger T flatter)."""
+
+    name: Literal["temperature"] = "temperature"
+    temperature: float = Field(gt=0)
+
+    def _draw(self, lengths, steps, generator):
+        sizes = torch.tensor(lengths, dtype=torch.double)
+        return torch.multinomial(sizes ** (1 / self.temperature), steps, replacement=True, generator=generator).tolist()
+
+
+def short_form(value):
+    """`temperature:2` as {"name": "temperature", "temperature": 2.0}; a mapping passes through unchanged."""
+    if not isinstance(value, str):
+        return value
+    if value in ("proportional", "round-robin"):
+        return {"name": value}
+    match = re.fullmatch(r"temperature:([0-9]*\.?[0-9]+)", value)
     if match and float(match.group(1)) > 0:
-        return "temperature", float(match.group(1))
-    raise ValueError(f"unknown task_sampling {rule!r}; choose one of {', '.join(TASK_SAMPLING_RULES)} (T > 0)")
+        return {"name": "temperature", "temperature": float(match.group(1))}
+    raise ValueError(f"unknown task_sampling {value!r}; choose one of {', '.join(TASK_SAMPLING_RULES)} (T > 0)")
+
+
+TaskSamplingConfig = Annotated[
+    Union[TaskSampling, RoundRobin, Temperature],  # noqa: UP007
+    Field(discriminator="name"),
+    BeforeValidator(short_form),
+]
 
 
 @dataclass(frozen=True)
 class TaskSampler:
-    """`proportional`: every batch of every corpus once, shuffled; `temperature:T`: each batch from corpus i
-    with probability proportional to n_i^(1/T) (T=1 proportional in expectation, larger T flatter);
-    `round-robin`: corpora in turn."""
+    """Draws which corpus supplies each batch of an epoch, by `rule` (a short form or a TaskSampling)."""
 
-    rule: str = "proportional"
+    rule: TaskSampling | str = "proportional"
     seed: int = 13
 
     def order(self, lengths: Sequence[int], epoch: int) -> list[int]:
         """The corpus index of each batch of `epoch`."""
-        kind, temperature = parse_task_sampling(self.rule)
-        steps = sum(lengths)
-        if len(lengths) == 1:
-            return [0] * steps
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        if kind == "round-robin":
-            return [step % len(lengths) for step in range(steps)]
-        if kind == "temperature":
-            sizes = torch.tensor(lengths, dtype=torch.double)
-            draws = torch.multinomial(sizes ** (1 / temperature), steps, replacement=True, generator=generator)
-            return draws.tolist()
-        pooled = torch.tensor([i for i, n in enumerate(lengths) for _ in range(n)])
-        return pooled[torch.randperm(steps, generator=generator)].tolist()
+        rule = TypeAdapter(TaskSamplingConfig).validate_python(self.rule)
+        return rule.order(lengths, epoch, self.seed)
 
     def batches(self, loaders: Sequence, epoch: int) -> Iterator:
         """The epoch's batches, each from the corpus `order` names."""

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-Backend = Literal["torch", "onnx"]
+from mtst.backends import Backend
 
 
 class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    host: str = "127.0.0.1"  # loopback: exposing the model to a network is an explicit choice
+    # Loopback: exposing the model to a network is an explicit choice.
+    host: str = Field("127.0.0.1", description="interface to listen on; 0.0.0.0 opens it to the network")
     port: int = Field(8000, ge=0, le=65535)
-    backend: Backend = "torch"
+    backend: Backend = Field("torch", description="inference backend")
     max_texts: int = Field(64, ge=1, description="texts per request")
     max_chars: int = Field(10_000, ge=1, description="characters per text")
     # Room for max_texts x max_chars of ordinary text; JSON escapes (\uXXXX) and 4-byte UTF-8 can exceed it.
-    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1)
-    max_batch_sentences: int = Field(64, ge=1, description="sentences per model call, summed over requests")
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1, description="request body size")
+    max_batch_sentences: int = Field(
+        64, ge=1, description="sentences per model call, summed over requests; 1 turns micro-batching off"
+    )
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits for more requests once one arrived")

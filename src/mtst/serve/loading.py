@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
+from mtst.backends import Backend
 from mtst.encoder import DEFAULT_ENCODER
 from mtst.errors import CheckpointError
 from mtst.model import read_checkpoint
 from mtst.predict import Predictor
-from mtst.serve.config import Backend
 
 
 def load_predictor(checkpoint: str | Path, backend: Backend = "torch") -> Predictor:

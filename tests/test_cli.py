@@ -203,21 +203,20 @@ def test_serve_a_folder_that_is_no_checkpoint(tmp_path):
 
 
 def test_evaluate_takes_a_multi_corpus_runs_settings_for_the_corpus_it_scores(tmp_path):
-    from mtst.cli import _run_data_config
-    from mtst.config import load_config
+    from mtst.checkpoint_config import CheckpointConfig
+    from mtst.data.settings import DataConfig
+    from mtst.tasks import make_task
 
     news, ner = tmp_path / "news", tmp_path / "ner"
-    config = load_config(
-        None,
+    config = CheckpointConfig(
+        data=DataConfig(format="jsonl"),
         tasks=[
-            {
-                "name": "topic",
-                "type": "sentence",
-                "data": {"dir": str(news), "format": "csv", "label_names": {"1": "W"}},
-            },
-            {"name": "entities", "type": "token", "data": {"dir": str(ner), "format": "conll"}},
+            make_task(
+                "topic", "sentence", "label", ["W"], data={"dir": str(news), "format": "csv", "label_names": {"1": "W"}}
+            ),
+            make_task("entities", "token", "tags", ["O"], data={"dir": str(ner), "format": "conll"}),
         ],
     )
-    assert _run_data_config(config, news).label_names == {"1": "W"}
-    assert _run_data_config(config, ner).format == "conll"
-    assert _run_data_config(config, tmp_path / "other") == config.data
+    assert config.data_for(news).label_names == {"1": "W"}
+    assert config.data_for(ner).format == "conll"
+    assert config.data_for(tmp_path / "other") == config.data

@@ -42,8 +42,8 @@ def test_uncertainty_weights_train_and_survive_the_training_state(tiny_config, t
     trainer, _ = Trainer.setup(config, splits)
     assert trainer.optimizer.param_groups[-1]["name"] == "loss_weighting"
     before = trainer.loss_weighting.log_variances.detach().clone()
-    trainer.model.train()
-    output = trainer.model(**next(iter(trainer.loader)))
+    trainer.unwrapped.train()
+    output = trainer.unwrapped(**next(iter(trainer.loader)))
     trainer.loss_weighting(output.losses).backward()
     assert trainer.loss_weighting.log_variances.grad.abs().min() > 0
     trainer.optimizer.step()

@@ -79,7 +79,7 @@ def test_a_batch_computes_losses_only_for_its_own_corpus_tasks(two_corpora):
     trainer, _ = Trainer.setup(two_corpora, corpora)
     seen = Counter()
     for batch in trainer.task_sampler.batches(trainer.loaders, epoch=1):
-        output = trainer.model(**batch)
+        output = trainer.unwrapped(**batch)
         assert set(output.losses) == set(batch["labels"]) and set(batch["labels"]) in ({"topic"}, {"entities"})
         seen[next(iter(batch["labels"]))] += 1
     assert seen == {"topic": 3, "entities": 3}  # round-robin over ceil(8/3) batches of each corpus

@@ -107,7 +107,7 @@ def test_training_state_round_trip(tmp_path, tiny_config):
     splits = load_splits(tiny_config.data)
     trainer, _ = Trainer.setup(tiny_config, splits)
     batch = next(iter(trainer.loader))
-    sum(trainer.model(**batch).losses.values()).backward()
+    sum(trainer.unwrapped(**batch).losses.values()).backward()
     trainer.optimizer.step()
     trainer.scheduler.step()
     progress = Progress(epoch=2, step_in_epoch=1, global_step=3, early_stopping={"best": 0.5})

@@ -204,21 +204,19 @@ def evaluate(
 ) -> None:
     """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report.
 
-    Data settings not given as options come from the training run's config.yaml beside the checkpoint.
+    Data settings not given as options come from the checkpoint, which keeps those it was trained with.
     """
-
-    from mtst.config import DataConfig, load_config
     from mtst.data import read_split
     from mtst.evaluate import evaluate as run_evaluation
     from mtst.evaluate import headline
+    from mtst.model import read_checkpoint
     from mtst.predict import Predictor
 
     _setup_logging()
-    run_config = checkpoint.parent / "config.yaml"
     folder = data_dir or os.environ.get("MTST_DATA_DIR")
     if not folder:
         raise MtstError("no data directory: pass --data-dir or set MTST_DATA_DIR")
-    data = _run_data_config(load_config(run_config), Path(folder)) if run_config.is_file() else DataConfig()
+    data = read_checkpoint(checkpoint).config.data_for(folder)
     overrides = {"format": data_format, "text_column": text_column, "label_column": label_column}
     data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
     examples = read_split(data, split)
@@ -236,14 +234,6 @@ def evaluate(
                 if isinstance(row, dict):
                     scores = f"{row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f}"
                     typer.echo(f"  {label:<30} {scores} {int(row['support'])}")
-
-
-def _run_data_config(config, folder: Path):
-    """The data settings of the run's corpus in `folder`: a multi-corpus run's task data, else `data`."""
-    for task in config.tasks:
-        if task.data is not None and task.data.dir and Path(task.data.dir).resolve() == folder.resolve():
-            return task.data
-    return config.data
 
 
 @app.command()

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from mtst.data.example import Example
+from mtst.errors import ConfigError
 from mtst.inference import Prediction, run_model
 
 
@@ -119,3 +120,12 @@ def headline(metrics: dict) -> dict[str, float]:
         else:
             flat[name] = value
     return flat
+
+
+def early_stopping_score(metric: str, dev: dict[str, float], epoch: int, corpora) -> float:
+    """The early-stopping score of an epoch from its dev headline; without any dev split, the latest epoch is best."""
+    if not any(corpus.splits.dev for corpus in corpora):
+        return float(epoch)
+    if metric not in dev:
+        raise ConfigError(f"train.early_stopping_metric {metric!r} is not one of {sorted(dev)}")
+    return dev[metric]

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
@@ -17,16 +16,17 @@ from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel
 
 from mtst.checkpoint import atomic_directory
+from mtst.checkpoint_config import CheckpointConfig, EncoderInfo, parse_checkpoint_config
 from mtst.data import Corpus, Splits, as_corpora
-from mtst.encoder import load_encoder, load_tokenizer
+from mtst.data.settings import DataConfig
+from mtst.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
 from mtst.errors import CheckpointError
-from mtst.tasks import KINDS, Task, build_task, task_from_dict
+from mtst.tasks import Task, build_task
 
 if TYPE_CHECKING:
     from mtst.config import Config
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
-FORMAT_VERSION = 1
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -43,12 +43,22 @@ class ModelOutput:
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, encoder: nn.Module, tokenizer, tasks: Sequence[Task], max_length: int = 128):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokenizer,
+        tasks: Sequence[Task],
+        max_length: int = 128,
+        encoder_name: str | None = None,
+        data: DataConfig | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.tasks = {task.name: task for task in tasks}
         self.max_length = max_length
+        # Saved in config.json so that a checkpoint describes itself: the encoder it started from, the data settings.
+        self.encoder_name, self.data = encoder_name, data
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict({task.name: task.head(hidden) for task in tasks})
 
@@ -60,7 +70,8 @@ class MultiTaskModel(nn.Module):
         tokenizer, encoder = load_encoder(config.encoder.name_or_path, config.encoder.max_length)
         by_name = {task.name: task for task in config.tasks}
         tasks = [build_task(task, train_of[task.name], by_name) for task in config.tasks]
-        return cls(encoder, tokenizer, tasks, config.encoder.max_length)
+        name = config.encoder.name_or_path or DEFAULT_ENCODER
+        return cls(encoder, tokenizer, tasks, config.encoder.max_length, name, config.data)
 
     def set_class_weights(self, weights: dict[str, torch.Tensor]) -> None:
         """The loss weight of each label, per task that weighs its loss (from the train split's frequencies)."""
@@ -112,23 +123,22 @@ class MultiTaskModel(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         """Writes config.json, model.safetensors, encoder/config.json and the tokenizer, atomically."""
         with atomic_directory(directory) as tmp:
-            config = {
-                "format_version": FORMAT_VERSION,
-                "max_length": self.max_length,
-                "pooling": "mean",
-                "tasks": [task.model_dump(mode="json") for task in self.tasks.values()],
-            }
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            (tmp / CONFIG_FILE).write_text(self.checkpoint_config().model_dump_json(indent=2), encoding="utf-8")
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
             self.tokenizer.save_pretrained(tmp)
             save_model(self, str(tmp / WEIGHTS_FILE))
+
+    def checkpoint_config(self) -> CheckpointConfig:
+        """What config.json holds: the encoder, the data settings and every task with its labels."""
+        encoder = EncoderInfo(name=self.encoder_name, max_length=self.max_length)
+        return CheckpointConfig(encoder=encoder, data=self.data, tasks=list(self.tasks.values()))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
         directory = Path(directory)
         spec = read_checkpoint(directory)
         encoder = AutoModel.from_config(spec.encoder_config)
-        model = cls(encoder, spec.tokenizer, spec.tasks, spec.max_length)
+        model = cls(encoder, spec.tokenizer, spec.tasks, spec.max_length, spec.config.encoder.name, spec.config.data)
         _check_weight_shapes(model, directory / WEIGHTS_FILE)
         try:
             # safetensors wants "cpu", not the "cpu:0" that a multi-process run's device reads as.
@@ -144,40 +154,6 @@ class MultiTaskModel(nn.Module):
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
         return model.to(device).eval()
-
-
-def _unset_options_dropped(entry: dict, kind: type[Task]) -> dict:
-    """Format 1 wrote every kind's options into every task (`crf: false` on a sentence task): those left
-    unset (None, False) are dropped for the kinds that do not have them."""
-    return {key: value for key, value in entry.items() if key in kind.model_fields or value not in (None, False)}
-
-
-def _read_tasks(entries, config_path: Path) -> list[Task]:
-    """The tasks of a checkpoint's config.json, each validated by its kind; one line naming the first problem."""
-    if not isinstance(entries, list):
-        raise CheckpointError(f"{config_path}: unreadable checkpoint config (`tasks` must be a list)")
-    tasks = []
-    for index, entry in enumerate(entries):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        kind = entry.get("type") if isinstance(entry, dict) else None
-        if kind not in KINDS:
-            raise CheckpointError(f"{config_path}: task {name!r} has unknown type {kind!r}")
-        try:
-            tasks.append(task_from_dict(_unset_options_dropped(entry, KINDS[kind][1])))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in (f"tasks.{index}", *first["loc"][1:]))
-            if first["type"] == "missing":
-                raise CheckpointError(f"{config_path}: unreadable checkpoint config ({where}: missing)") from None
-            problem = first["msg"].removeprefix("Value error, ")
-            raise CheckpointError(f"{config_path}: task {name!r}: {problem}") from None
-    by_name = {task.name: task for task in tasks}
-    for task in tasks:
-        try:
-            task.check_with_tasks(by_name)
-        except ValueError as error:
-            raise CheckpointError(f"{config_path}: {error}") from None
-    return tasks
 
 
 def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
@@ -203,10 +179,17 @@ def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
 class CheckpointSpec:
     """Everything in a checkpoint folder but the weights: enough to tokenize and decode."""
 
-    tasks: list[Task]
-    max_length: int
+    config: CheckpointConfig
     tokenizer: object
     encoder_config: object
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.config.tasks
+
+    @property
+    def max_length(self) -> int:
+        return self.config.encoder.max_length
 
 
 def read_checkpoint(directory: str | Path) -> CheckpointSpec:
@@ -216,14 +199,13 @@ def read_checkpoint(directory: str | Path) -> CheckpointSpec:
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: not an mtst checkpoint (no {CONFIG_FILE})")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        entries = config["tasks"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
-    tasks = _read_tasks(entries, config_path)
+    config = parse_checkpoint_config(raw, config_path)
     try:
         encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
         tokenizer = load_tokenizer(directory, encoder_config.model_type)
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{directory}: incomplete checkpoint ({str(error).splitlines()[0]})") from None
-    return CheckpointSpec(tasks, config.get("max_length", 128), tokenizer, encoder_config)
+    return CheckpointSpec(config, tokenizer, encoder_config)

@@ -24,7 +24,7 @@ from mtst.data import Corpus, Splits, as_corpora, load_corpora
 from mtst.data.loaders import build_loaders, sampler_generator
 from mtst.data.sampling import TaskSampler
 from mtst.errors import CheckpointError, ConfigError
-from mtst.evaluate import evaluate_corpora, headline
+from mtst.evaluate import early_stopping_score, evaluate_corpora, headline
 from mtst.loss_weighting import WeightedModel, build_loss_weighting
 from mtst.model import MultiTaskModel
 from mtst.optim import build_optimizer
@@ -95,10 +95,6 @@ class Trainer:
         return self.accelerator.unwrap_model(self.module).model
 
     @property
-    def model(self) -> MultiTaskModel:
-        return self.unwrapped
-
-    @property
     def loss_weighting(self):
         return self.accelerator.unwrap_model(self.module).loss_weighting
 
@@ -132,15 +128,7 @@ class Trainer:
             progress.epoch_loss_sums, progress.epoch_loss_counts = dict(sums), dict(counts)
             if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
                 save_state()
-        return self._mean_over_processes(sums, counts)
-
-    def _mean_over_processes(self, sums: dict[str, float], counts: dict[str, int]) -> dict[str, float]:
-        names = list(self.unwrapped.tasks)
-        totals = torch.tensor(
-            [[sums.get(n, 0.0), float(counts.get(n, 0))] for n in names], device=self.accelerator.device
-        )
-        totals = self.accelerator.reduce(totals, reduction="sum")
-        return {n: float(s / c) for n, (s, c) in zip(names, totals.tolist(), strict=True) if c > 0}
+        return reports.mean_over_processes(self.accelerator, list(self.unwrapped.tasks), sums, counts)
 
     def save_state(self, output: Path, progress: Progress) -> None:
         """The whole training state, written by the main process only."""
@@ -185,7 +173,7 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
         dev = headline(dev_metrics)
         history.append(reports.epoch_row(epoch, train_loss, dev, epoch_started, model, trainer.loss_weighting))
         reports.record_epoch(output, history, model, dev_samples, cfg.num_sample_predictions, main)
-        if stopper.update(dev_score(cfg, dev, epoch, corpora), epoch) and main:
+        if stopper.update(early_stopping_score(cfg.early_stopping_metric, dev, epoch, corpora), epoch) and main:
             model.save_pretrained(output / "best")
             logger.info("new best %s = %.4f, saved %s", cfg.early_stopping_metric, stopper.best, output / "best")
         progress.start_epoch(epoch + 1)
@@ -203,12 +191,3 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     reports.write_summary(output, summary, main)
     accelerator.wait_for_everyone()
     return summary
-
-
-def dev_score(cfg: TrainConfig, dev: dict[str, float], epoch: int, corpora: list[Corpus]) -> float:
-    """The early-stopping score of an epoch; without any dev split, the latest epoch is the best."""
-    if not any(corpus.splits.dev for corpus in corpora):
-        return float(epoch)
-    if cfg.early_stopping_metric not in dev:
-        raise ConfigError(f"train.early_stopping_metric {cfg.early_stopping_metric!r} is not one of {sorted(dev)}")
-    return dev[cfg.early_stopping_metric]

@@ -5,11 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-import yaml
-
 from mtst.backends import Backend
-from mtst.encoder import DEFAULT_ENCODER
-from mtst.errors import CheckpointError
 from mtst.model import read_checkpoint
 from mtst.predict import Predictor
 
@@ -25,30 +21,17 @@ def mtst_version() -> str:
     return getattr(mtst, "__version__", None) or metadata.version("mtst")
 
 
-def _encoder_name(checkpoint: Path) -> str | None:
-    # The run's config.yaml beside the checkpoint names the encoder it started from; a copied checkpoint may lack it.
-    run_config = checkpoint.parent / "config.yaml"
-    if not run_config.is_file():
-        return None
-    encoder = (yaml.safe_load(run_config.read_text(encoding="utf-8")) or {}).get("encoder") or {}
-    return encoder.get("name_or_path") or DEFAULT_ENCODER
-
-
 def describe_checkpoint(checkpoint: str | Path, backend: Backend = "torch") -> dict:
-    """Model, tasks with their labels, encoder and mtst version, read by the same reader that loads the model."""
+    """Model, tasks with their labels, encoder and mtst version, all from the checkpoint's own files."""
     checkpoint = Path(checkpoint).resolve()
     spec = read_checkpoint(checkpoint)
-    try:
-        name = _encoder_name(checkpoint)
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        raise CheckpointError(f"{checkpoint}: cannot describe the checkpoint ({error})") from None
     encoder = spec.encoder_config
     return {
         "model": str(checkpoint),
         "version": mtst_version(),
         "backend": backend,
         "encoder": {
-            "name": name,
+            "name": spec.config.encoder.name,
             "model_type": encoder.model_type,
             "hidden_size": getattr(encoder, "hidden_size", None),
             "layers": getattr(encoder, "num_hidden_layers", None),

@@ -250,7 +250,7 @@ def predict(
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
     from mtst.data.readers import read_text_lines
-    from mtst.predict import Predictor
+    from mtst.predict import Predictor, describe
 
     sentences = list(texts or [])
     if file is not None:
@@ -259,13 +259,13 @@ def predict(
         sentences = read_text_lines("<stdin>", sys.stdin.buffer.read())
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
-    results = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).predict(sentences)
-    for result in results:
+    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    for result in predictor.predict(sentences):
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
         else:
-            spans = ", ".join(f"{e['text']} [{e['label']} {e['score']:.2f}]" for e in result.get("entities", []))
-            typer.echo(f"{result['text']}\n  -> {result.get('label', '')} ({result.get('score', 0):.2f})  {spans}")
+            parts = describe(predictor.model.tasks, result)
+            typer.echo(f"{result['text']}\n" + "".join(f"  {name}: {text}\n" for name, text in parts.items()).rstrip())
 
 
 @app.command()

@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mtst.checkpoint import atomic_file, write_text_atomic
 from mtst.config import Config
+from mtst.predict import describe
 from mtst.strategies import parse_strategy
 
 logger = logging.getLogger(__name__)
@@ -122,18 +123,9 @@ def render_markdown(result: dict, config: Config, tasks: dict) -> str:
         lines += [f"**{sentence}**", "", "| strategy | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
         for spec in runs:
             prediction = result["predictions"][spec][index]
-            lines.append(f"| {spec} | " + " | ".join(_describe(prediction, tasks)) + " |")
+            lines.append(f"| {spec} | " + " | ".join(describe(tasks, prediction).values()) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _describe(prediction: dict, tasks: dict) -> list[str]:
-    """The cells of the qualitative table, read from the Predictor's JSON (first task of a kind at the top level)."""
-    cells, kinds_seen = [], set()
-    for task in tasks.values():
-        cells.append(task.describe(prediction, first=task.type not in kinds_seen))
-        kinds_seen.add(task.type)
-    return cells
 
 
 def plot_overlays(runs: dict, tasks: list[str], folder: Path) -> None:

@@ -110,13 +110,12 @@ def evaluate_corpora(
 
 
 def headline(metrics: dict) -> dict[str, float]:
-    """The flat numbers worth a table column: main metric per task, sentence accuracy, score."""
+    """The flat numbers worth a table column: each task's scores and loss (its kind's metrics, the per-label
+    report left out), sentence accuracy, score."""
     flat = {}
     for name, value in metrics.items():
         if isinstance(value, dict):
-            for key in ("accuracy", "precision", "recall", "f1", "loss"):
-                if key in value:
-                    flat[f"{name}.{key}"] = value[key]
+            flat.update({f"{name}.{key}": number for key, number in value.items() if isinstance(number, float | int)})
         else:
             flat[name] = value
     return flat

@@ -26,6 +26,15 @@ def to_json(model, example: Example, prediction: Prediction) -> dict:
     return result
 
 
+def describe(tasks: dict, result: dict) -> dict[str, str]:
+    """Each task's part of a result as short text (`label (0.97)`, `Paris [LOC]`), by task name."""
+    described, kinds_seen = {}, set()
+    for name, task in tasks.items():
+        described[name] = task.describe(result, first=task.type not in kinds_seen)
+        kinds_seen.add(task.type)
+    return described
+
+
 class Predictor:
     """Loads a checkpoint once and predicts raw sentences of any length.
 

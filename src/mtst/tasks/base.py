@@ -88,7 +88,7 @@ class Task(TaskConfigBase):
     def vocabulary(cls, config: TaskConfigBase, train: Sequence[Example]) -> list[str]:
         """The label list, from the train split's annotations; DataError when there are none."""
         field = config.annotation
-        labels = cls.labels_in([ex.annotations[field] for ex in train if ex.annotations.get(field) is not None])
+        labels = cls.labels_in(config, [ex.annotations[field] for ex in train if ex.annotations.get(field) is not None])
         if not labels:
             raise DataError(
                 train[0].origin.rsplit(":", 1)[0] if train else "train",
@@ -98,7 +98,8 @@ class Task(TaskConfigBase):
         return labels
 
     @classmethod
-    def labels_in(cls, values: Sequence[Any]) -> list[str]:
+    def labels_in(cls, config: TaskConfigBase, values: Sequence[Any]) -> list[str]:
+        """The label list (index = id) from the train split's annotations of the task."""
         raise NotImplementedError
 
     def check_with_tasks(self, tasks: dict[str, Task]) -> None:

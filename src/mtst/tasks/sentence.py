@@ -49,7 +49,7 @@ class SentenceTask(SentenceTaskConfig, Task):
     JSON_KEY = "label"
 
     @classmethod
-    def labels_in(cls, values: Sequence[str]) -> list[str]:
+    def labels_in(cls, config, values: Sequence[str]) -> list[str]:
         return sorted(set(values))
 
     def encode(self, value: str, word_ids) -> int:

@@ -196,7 +196,7 @@ class TokenTask(TokenTaskConfig, Task):
         return task.model_copy(update={"allowed_tags": allowed})
 
     @classmethod
-    def labels_in(cls, values: Sequence[Sequence[str]]) -> list[str]:
+    def labels_in(cls, config, values: Sequence[Sequence[str]]) -> list[str]:
         seen = sorted({tag for tags in values for tag in tags})
         return ["O"] + [tag for tag in seen if tag != "O"] if seen else []
 

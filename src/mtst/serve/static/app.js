@@ -36,12 +36,37 @@ function highlighted(result) {
   return sentence;
 }
 
+function scored(item) {
+  return [element("span", "label", item.label), " ", element("span", "score", item.score.toFixed(2))];
+}
+
+// What the other tasks add: a label and score ({label, score}), labels with scores ([{label, score}, ...]),
+// or entities ([{text, label, start, end, score}, ...]); each on a line of its own, named by its key.
+function extra(key, value) {
+  const line = element("p", "category extra");
+  line.dataset.key = key;
+  line.append(element("span", "task", key === "labels" ? "" : `${key}: `));
+  const items = Array.isArray(value) ? value : [value];
+  items.forEach((item, index) => {
+    if (index) line.append(" · ");
+    if (item.start !== undefined) line.append(`${item.text} [${item.label}]`);
+    else line.append(...scored(item));
+  });
+  if (!items.length) line.append("—");
+  return line;
+}
+
+const SHOWN = new Set(["text", "label", "score", "entities", "windows"]);
+
 function card(result) {
   const box = element("article", "result");
   if (result.label !== undefined) {
     const category = element("p", "category");
-    category.append(element("span", "label", result.label), " ", element("span", "score", result.score.toFixed(2)));
+    category.append(...scored(result));
     box.append(category);
+  }
+  for (const [key, value] of Object.entries(result)) {
+    if (!SHOWN.has(key) && value && typeof value === "object") box.append(extra(key, value));
   }
   box.append(highlighted(result));
   return box;

@@ -16,6 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from mtst.data import load_splits
+from mtst.tasks import task_config
 from mtst.train import Trainer
 from mtst.train_state import STATE_DIR, Progress, load_training_state, save_training_state
 from tests.conftest import TOY_SENTENCES, write_jointbert
@@ -59,9 +60,18 @@ def long_toy_data(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("group_by_length", [False, True], ids=["drawn-order", "length-grouped"])
-def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_data, group_by_length):
+@pytest.mark.parametrize(
+    ("group_by_length", "intent_kind"),
+    [(False, "sentence"), (True, "sentence"), (False, "multilabel")],
+    ids=["drawn-order", "length-grouped", "multilabel"],
+)
+def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_data, group_by_length, intent_kind):
     tiny_config.data.dir = str(long_toy_data)
+    if intent_kind == "multilabel":  # a label set per sentence, some with two intents, its threshold tuned on dev
+        two_intents = ("play rain songs", "O O O", "PlayMusic#GetWeather")
+        write_jointbert(long_toy_data / "train", (TOY_SENTENCES + [two_intents]) * 44)  # 99 batches of 4
+        tasks = [task_config(name="intent", type="multilabel", field="label"), tiny_config.tasks[1]]
+        tiny_config = tiny_config.model_copy(update={"tasks": tasks})
     train = {
         "epochs": 2,
         "batch_size": 4,

@@ -110,9 +110,16 @@ def split_stats(examples: Sequence[Example]) -> dict:
     return {
         "examples": len(examples),
         "words": percentiles([len(example.words) for example in examples]),
-        "labels": {name: label_stats(values) for name, values in fields.items() if isinstance(values[0], str)},
+        "labels": {
+            name: label_stats(_labels(values)) for name, values in fields.items() if not isinstance(values[0], tuple)
+        },
         "entities": {name: entity_stats(values) for name, values in fields.items() if isinstance(values[0], tuple)},
     }
+
+
+def _labels(values: Sequence[str | frozenset[str]]) -> list[str]:
+    """Sentence labels as they are; label sets (`"labels": [...]`) counted label by label."""
+    return [label for value in values for label in ([value] if isinstance(value, str) else sorted(value))]
 
 
 def unseen_in_train(stats: dict[str, dict]) -> dict[str, dict[str, list[str]]]:

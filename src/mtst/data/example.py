@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 # every word a whole number of sub-tokens, so a character span maps onto whole words.
 _WORD = re.compile(r"\w+|[^\w\s]")
 
-Annotation = str | tuple[str, ...]
+Annotation = str | tuple[str, ...] | frozenset[str]
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
@@ -22,7 +22,8 @@ class Example:
     """A sentence as words, with annotations keyed by field name.
 
     A sentence label is a `str` (field `label` by default); token tags are a tuple with one BIO tag
-    per word (field `tags` by default). `offsets` locate each word in `text`.
+    per word (field `tags` by default); a set of labels is a frozenset (field `labels`). `offsets` locate
+    each word in `text`.
     """
 
     words: tuple[str, ...]

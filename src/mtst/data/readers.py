@@ -25,6 +25,8 @@ COLUMN_BREAK = re.compile(r"[ \t]+")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", **{s: "conll" for s in CONLL_SUFFIXES}}
 FORMATS = ("jointbert", "conll", "jsonl", "csv")
 BOM = "\ufeff"
+# The JSONL field holding a set of labels (a multi-label task's default field); any other list is token tags.
+LABEL_SET = "labels"
 
 
 def _decode(path: Path, raw: bytes | None = None) -> str:
@@ -265,7 +267,9 @@ def _jsonl_example(record: dict, path: Path, line: int, bio: BioChecker) -> Exam
             raise DataError(path, line, f"`label` must be a non-empty string or an integer, found {found}")
         if key == "tags" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise DataError(path, line, f"`tags` must be a list of BIO tag strings, found {json.dumps(value)[:40]}")
-        if _is_label(value):
+        if key == LABEL_SET:
+            annotations[key] = _label_set(value, path, line)
+        elif _is_label(value):
             annotations[key] = str(value)  # integer class ids are labels too
         elif isinstance(value, list) and all(_is_label(v) for v in value):
             if len(value) != len(example.words):
@@ -275,6 +279,13 @@ def _jsonl_example(record: dict, path: Path, line: int, bio: BioChecker) -> Exam
         annotations["tags"] = bio.check(annotations["tags"], line)
     _check_unicode(example.text, annotations, path, line)
     return Example(example.words, example.text, example.offsets, annotations, origin=example.origin)
+
+
+def _label_set(value, path: Path, line: int) -> frozenset[str]:
+    """`"labels": [...]`: the labels of a multi-label task, any number of them (none too), in any order."""
+    if not (isinstance(value, list) and all(_is_label(v) and str(v).strip() for v in value)):
+        raise DataError(path, line, f"`labels` must be a list of non-empty labels, found {json.dumps(value)[:40]}")
+    return frozenset(str(v).strip() for v in value)
 
 
 def _is_label(value) -> bool:

@@ -11,6 +11,7 @@ from typing import Annotated, Union
 from pydantic import Field, TypeAdapter
 
 from mtst.tasks.base import Task, TaskConfigBase
+from mtst.tasks.multilabel import MultilabelTask, MultilabelTaskConfig
 from mtst.tasks.sentence import SentenceTask, SentenceTaskConfig
 from mtst.tasks.token import TokenTask, TokenTaskConfig
 
@@ -18,6 +19,7 @@ from mtst.tasks.token import TokenTask, TokenTaskConfig
 KINDS: dict[str, tuple[type[TaskConfigBase], type[Task]]] = {
     "sentence": (SentenceTaskConfig, SentenceTask),
     "token": (TokenTaskConfig, TokenTask),
+    "multilabel": (MultilabelTaskConfig, MultilabelTask),
 }
 TASK_TYPES = tuple(KINDS)
 

@@ -17,7 +17,6 @@ import os
 import statistics
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from machine import started_record, write_result
@@ -75,7 +74,7 @@ def conditioned_test_metrics(checkpoint: Path, args, max_train_examples: int | N
     splits = load_splits(data, max_train_examples, seed)
     intent, slots = model.tasks["intent"], model.tasks["slots"]
     allowed = tags_by_sentence_label(splits.train, intent.field, slots.field)
-    model.tasks["slots"] = replace(slots, condition_on="intent", allowed_tags=allowed)
+    model.tasks["slots"] = slots.model_copy(update={"condition_on": "intent", "allowed_tags": allowed})
     metrics, _ = evaluate(model, splits.test)
     return {
         "intent": metrics["intent"]["accuracy"],

@@ -42,8 +42,9 @@ from machine import median, started_record, write_result
 from mtst.config import Config, load_config
 from mtst.data import Splits, load_splits
 from mtst.data.batching import Collator, LengthGroupedBatchSampler
-from mtst.data.features import align_tags, encode_examples
+from mtst.data.features import encode_examples
 from mtst.model import MultiTaskModel
+from mtst.tasks.token import align_tags
 from mtst.train import Trainer
 from mtst.train_state import Progress
 

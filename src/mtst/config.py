@@ -59,6 +59,12 @@ class TaskConfig(_Strict):
     data: DataConfig | None = None
     # Token tasks only: how the cross-entropy weights each tag, from train tag frequencies.
     class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
+    # Token tasks only: no tag weighs more than this many times the lightest tag (usually `O`); None: no cap.
+    class_weight_cap: float | None = Field(None, ge=1.0)
+    # Token tasks only: a word's vector from its sub-tokens: first, mean or first_last (see mtst.word_vectors).
+    subtoken_pooling: Literal["first", "mean", "first_last"] = "first"
+    # Token tasks only: the last encoder layer, or a learned scalar mix of all of them (UDify / MaChAmp).
+    encoder_layers: Literal["last", "scalar_mix"] = "last"
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     # Token tasks only: a CRF layer over the words (its own loss; class_weights and smoothing do not apply).
@@ -69,8 +75,16 @@ class TaskConfig(_Strict):
 
     @model_validator(mode="after")
     def _token_options(self) -> TaskConfig:
-        if self.type != "token" and (self.crf or self.condition_on):
-            raise ValueError(f"task {self.name!r}: crf and condition_on apply to token tasks only")
+        token_only = {
+            "crf": self.crf,
+            "condition_on": self.condition_on,
+            "class_weight_cap": self.class_weight_cap,
+            "subtoken_pooling": self.subtoken_pooling != "first",
+            "encoder_layers": self.encoder_layers != "last",
+        }
+        given = [name for name, value in token_only.items() if value]
+        if self.type != "token" and given:
+            raise ValueError(f"task {self.name!r}: {', '.join(given)} apply to token tasks only")
         if self.crf and self.label_smoothing:
             raise ValueError(
                 f"task {self.name!r}: label_smoothing does not apply to a crf task (its loss is the CRF's)"

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from mtst.crf import CRF
 from mtst.data.labels import IGNORE_ID
+from mtst.word_vectors import ScalarMix, pool_subtokens, pooled_width
 
 if TYPE_CHECKING:
     from mtst.model import TaskSpec
@@ -41,20 +42,28 @@ class SentenceHead(nn.Module):
 class TokenHead(nn.Module):
     """Tags every token state (the logits are per sub-token emissions either way).
 
+    The states are the last encoder layer's, or a learned mix of all `num_layers` layers
+    (`encoder_layers: scalar_mix`), pooled over each word's sub-tokens as `subtoken_pooling` says.
     Without a CRF the loss is class-weighted cross-entropy that skips ignored positions; with one it is
     the CRF's negative log-likelihood over each sentence's labelled (first sub-token) positions.
     """
 
-    def __init__(self, hidden_size: int, task: TaskSpec):
+    def __init__(self, hidden_size: int, task: TaskSpec, num_layers: int = 1):
         super().__init__()
+        self.pooling = task.subtoken_pooling
+        self.layer_mix = ScalarMix(num_layers) if task.encoder_layers == "scalar_mix" else None
         self.dropout = nn.Dropout(task.dropout)
-        self.classifier = nn.Linear(hidden_size, len(task.labels))
+        self.classifier = nn.Linear(pooled_width(hidden_size, self.pooling), len(task.labels))
         self.register_buffer("class_weights", torch.ones(len(task.labels)))
         self.label_smoothing = task.label_smoothing
         self.crf = CRF(task.labels) if task.crf else None
 
+    def word_vectors(self, features: dict) -> torch.Tensor:
+        states = features["token_embeddings"] if self.layer_mix is None else self.layer_mix(features["hidden_states"])
+        return pool_subtokens(states, features.get("word_ids"), self.pooling)
+
     def forward(self, features: dict, labels: torch.Tensor | None = None):
-        logits = self.classifier(self.dropout(features["token_embeddings"]))
+        logits = self.classifier(self.dropout(self.word_vectors(features)))
         loss = None
         if labels is not None and (labels != IGNORE_ID).any():
             loss = self._crf_loss(logits, labels) if self.crf is not None else self._cross_entropy(logits, labels)

@@ -19,6 +19,7 @@ from mtst.data.features import TaskLabels
 from mtst.encoder import load_tokenizer
 from mtst.errors import CheckpointError
 from mtst.heads import HEADS, mean_pool
+from mtst.word_vectors import ENCODER_LAYERS, SUBTOKEN_POOLINGS
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
 FORMAT_VERSION = 1
@@ -37,6 +38,17 @@ class TaskSpec:
     # `allowed_tags` maps each of its labels to those tags.
     condition_on: str | None = None
     allowed_tags: dict[str, tuple[str, ...]] | None = None
+    # Token tasks: how a word's vector is built (mtst.word_vectors).
+    subtoken_pooling: str = "first"
+    encoder_layers: str = "last"
+
+    @property
+    def needs_word_ids(self) -> bool:
+        return self.type == "token" and self.subtoken_pooling != "first"
+
+    @property
+    def needs_all_layers(self) -> bool:
+        return self.type == "token" and self.encoder_layers == "scalar_mix"
 
     def tags_allowed_with(self, sentence_label: str) -> frozenset[str]:
         """The tags decoding may give when `condition_on` predicted `sentence_label` (`O` always)."""
@@ -61,8 +73,12 @@ class MultiTaskModel(nn.Module):
         self.tokenizer = tokenizer
         self.tasks = {task.name: task for task in tasks}
         self.max_length = max_length
-        hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict({task.name: HEADS[task.type](hidden, task) for task in tasks})
+        self.heads = nn.ModuleDict({task.name: _build_head(encoder.config, task) for task in tasks})
+
+    @property
+    def needs_word_ids(self) -> bool:
+        """Whether forward needs `word_ids` (a token task pools over each word's sub-tokens)."""
+        return any(task.needs_word_ids for task in self.tasks.values())
 
     @property
     def crfs(self) -> dict[str, nn.Module]:
@@ -70,14 +86,19 @@ class MultiTaskModel(nn.Module):
         return {name: head.crf for name, head in self.heads.items() if getattr(head, "crf", None) is not None}
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        token_embeddings = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        all_layers = any(task.needs_all_layers for task in self.tasks.values())
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=all_layers)
+        token_embeddings = output.last_hidden_state
         return {
             "token_embeddings": token_embeddings,
             "sentence_embedding": mean_pool(token_embeddings, attention_mask),
+            "hidden_states": output.hidden_states if all_layers else None,
         }
 
-    def forward(self, input_ids, attention_mask, labels: dict | None = None) -> ModelOutput:
-        features = self.embed(input_ids, attention_mask)
+    def forward(self, input_ids, attention_mask, labels: dict | None = None, word_ids=None) -> ModelOutput:
+        """`word_ids` ([B, S], the word index of each sub-token, -1 elsewhere) is needed only when a token
+        task pools sub-tokens (`needs_word_ids`); the Collator always provides it."""
+        features = {**self.embed(input_ids, attention_mask), "word_ids": word_ids}
         labels = labels or {}
         logits, losses = {}, {}
         for name, head in self.heads.items():
@@ -143,10 +164,21 @@ class MultiTaskModel(nn.Module):
         return model.to(device).eval()
 
 
+def _build_head(encoder_config, task: TaskSpec) -> nn.Module:
+    if task.type == "token":  # a token head may mix every layer: the embeddings' output and each block's
+        return HEADS["token"](encoder_config.hidden_size, task, num_layers=encoder_config.num_hidden_layers + 1)
+    return HEADS[task.type](encoder_config.hidden_size, task)
+
+
 def _check_tasks(tasks: Sequence[TaskSpec], config_path: Path) -> None:
     for task in tasks:
         if task.type not in HEADS:
             raise CheckpointError(f"{config_path}: task {task.name!r} has unknown type {task.type!r}")
+        if task.subtoken_pooling not in SUBTOKEN_POOLINGS or task.encoder_layers not in ENCODER_LAYERS:
+            raise CheckpointError(
+                f"{config_path}: task {task.name!r} has unknown subtoken_pooling {task.subtoken_pooling!r} "
+                f"or encoder_layers {task.encoder_layers!r}"
+            )
         if not task.labels or not all(isinstance(label, str) and label for label in task.labels):
             raise CheckpointError(f"{config_path}: task {task.name!r} needs a list of non-empty label strings")
         if len(set(task.labels)) != len(task.labels):

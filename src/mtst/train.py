@@ -70,6 +70,8 @@ def task_spec(config: Config, task: TaskConfig, train: Sequence[Example]) -> Tas
         crf=task.crf,
         condition_on=task.condition_on,
         allowed_tags=allowed,
+        subtoken_pooling=task.subtoken_pooling,
+        encoder_layers=task.encoder_layers,
     )
 
 
@@ -103,6 +105,7 @@ def imbalance_settings(config: Config, model: MultiTaskModel, corpora: list[Corp
         weights = model.heads[task.name].class_weights
         settings[f"{task.name}.class_weights"] = {
             "scheme": task.class_weights,
+            "cap": task.class_weight_cap,
             "min": round(float(weights.min()), 4),
             "max": round(float(weights.max()), 4),
             "O": round(float(weights[0]), 4),
@@ -148,7 +151,8 @@ def corpus_loader(config: Config, model: MultiTaskModel, corpus: Corpus) -> Data
     features = encode_examples(corpus.splits.train, model.tokenizer, [t.as_labels for t in tasks], model.max_length)
     for task in tasks:
         if task.type == "token":
-            weights = token_class_weights(features, task.name, len(task.labels), _class_scheme(config, task.name))
+            scheme, cap = _class_scheme(config, task.name)
+            weights = token_class_weights(features, task.name, len(task.labels), scheme, cap)
             model.heads[task.name].class_weights.copy_(weights)
     fields = _token_fields(config, corpus)
     has_entities = [any(ex.has_entities(f) for f in fields) for ex in corpus.splits.train]
@@ -175,8 +179,9 @@ def sampler_generator(loader: DataLoader) -> torch.Generator:
     return loader.batch_sampler.sampler.generator
 
 
-def _class_scheme(config: Config, task_name: str) -> str:
-    return next(task.class_weights for task in config.tasks if task.name == task_name)
+def _class_scheme(config: Config, task_name: str) -> tuple[str, float | None]:
+    task = next(task for task in config.tasks if task.name == task_name)
+    return task.class_weights, task.class_weight_cap
 
 
 @dataclass

@@ -9,10 +9,11 @@ from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
 from mtst.data.features import Features
 from mtst.data.labels import IGNORE_ID
+from mtst.word_vectors import NO_WORD
 
 
 class Collator:
-    """Pads a batch to its own longest sentence (not to a fixed length): ids, mask, labels."""
+    """Pads a batch to its own longest sentence (not to a fixed length): ids, mask, word ids, labels."""
 
     def __init__(self, pad_token_id: int, task_types: dict[str, str]):
         self.pad_token_id = pad_token_id
@@ -22,9 +23,11 @@ class Collator:
         width = max(len(f.input_ids) for f in batch)
         input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        word_ids = torch.full((len(batch), width), NO_WORD, dtype=torch.long)
         for row, feature in enumerate(batch):
             input_ids[row, : len(feature.input_ids)] = torch.tensor(feature.input_ids)
             attention_mask[row, : len(feature.input_ids)] = 1
+            word_ids[row, : len(feature.word_ids)] = torch.tensor(feature.word_ids, dtype=torch.long)
         labels = {}
         for name, kind in self.task_types.items():
             if not any(name in f.labels for f in batch):
@@ -38,7 +41,7 @@ class Collator:
                     tags = feature.labels.get(name, [])
                     padded[row, : len(tags)] = torch.tensor(tags, dtype=torch.long)
                 labels[name] = padded
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "word_ids": word_ids, "labels": labels}
 
 
 def entity_sampling_weights(has_entities: Sequence[bool], entity_weight: float) -> torch.Tensor:
@@ -93,11 +96,14 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             yield batches[position]
 
 
-def token_class_weights(features: Sequence[Features], task: str, num_labels: int, scheme: str) -> torch.Tensor:
+def token_class_weights(
+    features: Sequence[Features], task: str, num_labels: int, scheme: str, cap: float | None = None
+) -> torch.Tensor:
     """Cross-entropy weights from train tag frequencies, scaled so the average labelled token weighs 1.
 
     `inverse_sqrt` (the default) damps inverse frequency: with ~100 slot tags, some seen a handful of
     times, plain inverse frequency gives weights in the thousands and trades precision for recall.
+    `cap` bounds the ratio of the heaviest to the lightest weight (the scaling keeps ratios).
     """
     if scheme == "none":
         return torch.ones(num_labels)
@@ -107,4 +113,6 @@ def token_class_weights(features: Sequence[Features], task: str, num_labels: int
         counts += torch.bincount(ids, minlength=num_labels).float()
     frequency = counts.clamp(min=1) / counts.sum().clamp(min=1)
     weights = (1.0 / (num_labels * frequency)) ** (0.5 if scheme == "inverse_sqrt" else 1.0)
+    if cap is not None:
+        weights = weights.clamp(max=cap * float(weights.min()))
     return weights / (weights * frequency).sum()

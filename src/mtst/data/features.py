@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID
+from mtst.word_vectors import NO_WORD
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class Features:
     # (cut off by truncation, or made only of characters the tokenizer drops, such as U+FE0F).
     word_starts: list[int | None]
     labels: dict[str, int | list[int]]
+    # Per sub-token, the index of its word (NO_WORD for special tokens): sub-token pooling needs it.
+    word_ids: list[int] = field(default_factory=list)
 
 
 def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[int]:
@@ -78,7 +81,8 @@ def encode_examples(
             else:
                 tag_ids = [task.label_to_id.get(tag, IGNORE_ID) for tag in value]
                 labels[task.name] = align_tags(word_ids, tag_ids)
-        features.append(Features(encoded["input_ids"][index], starts, labels))
+        words = [NO_WORD if word is None else word for word in word_ids]
+        features.append(Features(encoded["input_ids"][index], starts, labels, words))
     if truncated:
         logger.warning(
             "%d of %d sentences exceed %d sub-tokens and were truncated; their cut-off words get no prediction",

@@ -165,10 +165,16 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print full metrics as JSON.")] = False,
     backend: Annotated[str, typer.Option("--backend", help="torch, or onnx (after `mtst export`).")] = "torch",
     quantized: Annotated[bool, typer.Option("--quantized", help="With --backend onnx: model.int8.onnx.")] = False,
+    errors: Annotated[
+        Path | None,
+        typer.Option("--errors", help="Write the error analysis here: errors.json and mispredicted.jsonl."),
+    ] = None,
 ) -> None:
     """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report.
 
     Data settings not given as options come from the training run's config.yaml beside the checkpoint.
+    With --errors DIR, also the entity error taxonomy (spurious, missed, wrong type / boundary), the most
+    confused types and labels, and every mispredicted sentence with gold beside predicted.
     """
 
     from mtst.config import DataConfig, load_config
@@ -187,7 +193,8 @@ def evaluate(
     data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
     examples = read_split(data, split)
     model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
-    metrics, _ = run_evaluation(model, examples)
+    metrics, predictions = run_evaluation(model, examples)
+    summary = _write_error_analysis(model, examples, predictions, errors) if errors is not None else []
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
@@ -200,6 +207,19 @@ def evaluate(
                 if isinstance(row, dict):
                     scores = f"{row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f}"
                     typer.echo(f"  {label:<30} {scores} {int(row['support'])}")
+    if summary:
+        typer.echo("\nerrors (" + str(errors) + ")\n" + "\n".join(summary))
+
+
+def _write_error_analysis(model, examples, predictions, directory: Path) -> list[str]:
+    from mtst.errors_analysis import analyze, summary_lines, write_analysis
+
+    report, records = analyze(model.tasks, examples, predictions)
+    try:
+        write_analysis(report, records, directory)
+    except OSError as error:
+        raise MtstError(f"{directory}: cannot write the error analysis ({error.strerror or error})") from None
+    return summary_lines(report, records)
 
 
 def _run_data_config(config, folder: Path):

@@ -121,6 +121,64 @@ def train(
 
 @app.command()
 @friendly_errors
+def pretrain(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="The encoder folder to write.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", help="Local HF encoder folder to start from.")] = None,
+    extra_text: Annotated[
+        Path | None, typer.Option("--extra-text", help="More unlabelled sentences, one per line.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 3,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 5e-5,
+    mlm_probability: Annotated[float, typer.Option("--mlm-probability", help="Share of sub-tokens masked.")] = 0.15,
+    whole_word_mask: Annotated[
+        bool, typer.Option("--whole-word-mask/--subword-mask", help="Mask whole words, or single sub-tokens.")
+    ] = True,
+    max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+) -> None:
+    """Task-adaptive pre-training: masked-LM training of the encoder on the config's training sentences.
+
+    Writes an encoder folder for `mtst train --encoder DIR` (or `encoder.name_or_path`), with pretrain.json.
+    """
+    from mtst.config import load_config
+    from mtst.pretrain import PretrainConfig
+    from mtst.pretrain import pretrain as run_pretraining
+
+    _setup_logging()
+    settings = load_config(
+        config,
+        **{
+            "data.dir": str(data_dir) if data_dir else None,
+            "encoder.name_or_path": encoder,
+            "train.max_train_examples": max_train_examples,
+            "train.seed": seed,
+        },
+    )
+    try:
+        options = PretrainConfig(
+            output_dir=str(output_dir),
+            extra_text=str(extra_text) if extra_text else None,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            mlm_probability=mlm_probability,
+            whole_word_mask=whole_word_mask,
+            max_length=settings.encoder.max_length,
+            seed=seed,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    note = run_pretraining(settings, options)
+    loss = note["dev_masked_lm_loss"]
+    typer.echo(json.dumps({"output_dir": str(output_dir), "dev_masked_lm_loss": loss}, indent=2))
+
+
+@app.command()
+@friendly_errors
 def compare(
     strategies: Annotated[
         str, typer.Option("--strategies", help="Comma-separated: full,frozen,discriminative,freeze-lower:N,...")

@@ -87,7 +87,8 @@ class MultiTaskModel(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         all_layers = any(task.needs_all_layers for task in self.tasks.values())
-        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=all_layers)
+        every_layer = {"output_hidden_states": True} if all_layers else {}  # asked only when a head mixes layers
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **every_layer)
         token_embeddings = output.last_hidden_state
         return {
             "token_embeddings": token_embeddings,

@@ -169,12 +169,14 @@ def summary_lines(report: dict, records: Sequence[dict]) -> list[str]:
         lines.append("  " + ", ".join(f"{category} {errors['counts'][category]}" for category in CATEGORIES))
         pairs = ", ".join(f"{c['gold']} -> {c['predicted']} ({c['count']})" for c in errors["confused_types"][:5])
         lines.append(f"  most confused types: {pairs or 'none'}")
-        worst = sorted(
+        # The types that cost most: (1 - F1) x support, i.e. roughly the gold entities the type's errors lose.
+        costly = sorted(
             ((label, row) for label, row in entry["report"].items() if "avg" not in label),
-            key=lambda item: item[1]["f1-score"],
+            key=lambda item: (1 - item[1]["f1-score"]) * item[1]["support"],
+            reverse=True,
         )[:5]
         lines.append(
-            "  weakest types: "
-            + ", ".join(f"{label} F1 {100 * row['f1-score']:.1f} (n={int(row['support'])})" for label, row in worst)
+            "  costliest types: "
+            + ", ".join(f"{label} F1 {100 * row['f1-score']:.1f} (n={int(row['support'])})" for label, row in costly)
         )
     return lines

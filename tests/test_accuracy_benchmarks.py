@@ -33,7 +33,7 @@ def benchmarks_on_path(monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-    for name in ("accuracy", "ablations"):
+    for name in ("accuracy", "ablations", "accuracy_grid"):
         sys.modules.pop(name, None)
 
 
@@ -108,3 +108,59 @@ def test_intent_slot_coverage_counts_entities_conditioning_must_lose(tiny_yaml, 
     (test / "label").write_text("GetWeather\nPlayMusic\n")
     intent_slot_coverage.main(str(tiny_yaml), str(toy_data_dir))
     assert "1 of 2 test entities (50.00 %), in 1 of 2 sentences" in capsys.readouterr().out
+
+
+def test_accuracy_grid_trains_each_variant_and_seed_once_and_ranks_on_dev(
+    tiny_yaml, toy_data_dir, tmp_path, capsys, benchmarks_on_path
+):
+    import accuracy_grid
+
+    output, runs = tmp_path / "grid.json", tmp_path / "runs"
+    argv = ["atis", "--data-dir", str(toy_data_dir), "--config", str(tiny_yaml), "--epochs", "1"]
+    argv += ["--max-train-examples", "6", "--seeds", "1", "2", "--jobs", "2", "--threads", "1"]
+    argv += ["--variants", "baseline", "cap+pooling-mean+entity-weight-1"]
+    argv += ["--define", "cap:token.class_weight_cap=3,train.batch_size=2", "--runs", str(runs)]
+    argv += ["--output", str(output), "--poll-seconds", "0.2"]
+    accuracy_grid.main(argv)
+    result = json.loads(output.read_text())
+    combination = "cap+pooling-mean+entity-weight-1"
+    assert list(result["variants"]) == ["baseline", combination]
+    assert sorted(result["ranked_on_dev"]["variants"]) == sorted(result["variants"])
+    assert [(row["variant"], row["seed"]) for row in result["runs"]][:2] == [("baseline", 1), ("baseline", 2)]
+    for row in result["runs"]:
+        assert set(row["dev"]) == set(row["test"]) >= {"intent.accuracy", "slots.precision", "slots.recall"}
+        assert {"slots.f1", "sentence_accuracy"} <= set(row["test"]) and row["epochs_run"] == 1
+    stats = result["variants"][combination]["test"]["slots.f1"]
+    assert stats["n"] == 2 and 0 <= stats["mean"] <= 100 and stats["std"] >= 0
+    assert result["machine"]["threads"] == 1 and "load_average_after" in result
+    grid = runs / "tiny-e1-n6"
+    combined = yaml.safe_load((grid / combination / "config.yaml").read_text())
+    assert combined["tasks"][1]["subtoken_pooling"] == "mean" and combined["tasks"][1]["class_weight_cap"] == 3
+    assert combined["train"]["entity_sampler_weight"] == 1.0 and combined["train"]["batch_size"] == 2
+    assert combined["tasks"][0]["label_smoothing"] == 0.0 and combined["train"]["patience"] == 1
+    run = grid / combination / "seed-2"
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["seed"] == 2
+    assert json.loads((run / "best" / "config.json").read_text())["tasks"][1]["subtoken_pooling"] == "mean"
+    baseline = json.loads((grid / "baseline" / "seed-1" / "best" / "config.json").read_text())
+    assert baseline["tasks"][1]["subtoken_pooling"] == "first"
+    assert f"| {combination} | 2 |" in capsys.readouterr().out
+    # Finished runs are read, not retrained; an interrupted one is resumed.
+    (grid / "baseline" / "seed-1.log").unlink()
+    accuracy_grid.main(argv)
+    assert not (grid / "baseline" / "seed-1.log").exists()
+    interrupted = grid / "baseline" / "seed-1"
+    (interrupted / "summary.json").unlink()
+    (interrupted / "training_state").mkdir(exist_ok=True)
+    assert accuracy_grid.train_command(grid / "baseline" / "config.yaml", interrupted, 1)[-2:] == [
+        "--resume",
+        str(interrupted),
+    ]
+
+
+def test_accuracy_grid_refuses_unknown_variants_and_bad_definitions(benchmarks_on_path):
+    import accuracy_grid
+
+    with pytest.raises(SystemExit, match="unknown variant 'nope'"):
+        accuracy_grid.parse_args(["atis", "--data-dir", "x", "--variants", "baseline+nope"])
+    with pytest.raises(SystemExit, match="every setting needs KEY=VALUE"):
+        accuracy_grid.parse_args(["atis", "--data-dir", "x", "--define", "v:train.epochs"])

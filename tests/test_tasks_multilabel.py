@@ -4,6 +4,7 @@ metrics, and the kind through train, compare, evaluate, predict, serve and ONNX 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -58,7 +59,7 @@ def test_labels_encode_as_multi_hot_rows_and_unlabelled_rows_are_ignored_by_the_
     assert encoded == [1.0, 1.0, 0.0]
     batch = TASK.collate([encoded, None], width=5)
     assert batch.tolist() == [[1.0, 1.0, 0.0], [IGNORE_ID] * 3]
-    head = TASK.head(4).eval()
+    head = TASK.head(SimpleNamespace(hidden_size=4, num_hidden_layers=1)).eval()
     features = {"sentence_embedding": torch.randn(2, 4)}
     logits, loss = head(features, batch)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[:1], batch[:1], reduction="sum")

@@ -157,6 +157,64 @@ def train(
 
 @app.command()
 @friendly_errors
+def pretrain(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="The encoder folder to write.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", help="Local HF encoder folder to start from.")] = None,
+    extra_text: Annotated[
+        Path | None, typer.Option("--extra-text", help="More unlabelled sentences, one per line.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 3,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 5e-5,
+    mlm_probability: Annotated[float, typer.Option("--mlm-probability", help="Share of sub-tokens masked.")] = 0.15,
+    whole_word_mask: Annotated[
+        bool, typer.Option("--whole-word-mask/--subword-mask", help="Mask whole words, or single sub-tokens.")
+    ] = True,
+    max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+) -> None:
+    """Task-adaptive pre-training: masked-LM training of the encoder on the config's training sentences.
+
+    Writes an encoder folder for `mtst train --encoder DIR` (or `encoder.name_or_path`), with pretrain.json.
+    """
+    from mtst.config import load_config
+    from mtst.pretrain import PretrainConfig
+    from mtst.pretrain import pretrain as run_pretraining
+
+    _setup_logging()
+    settings = load_config(
+        config,
+        **{
+            "data.dir": str(data_dir) if data_dir else None,
+            "encoder.name_or_path": encoder,
+            "train.max_train_examples": max_train_examples,
+            "train.seed": seed,
+        },
+    )
+    try:
+        options = PretrainConfig(
+            output_dir=str(output_dir),
+            extra_text=str(extra_text) if extra_text else None,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            mlm_probability=mlm_probability,
+            whole_word_mask=whole_word_mask,
+            max_length=settings.encoder.max_length,
+            seed=seed,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    note = run_pretraining(settings, options)
+    loss = note["dev_masked_lm_loss"]
+    typer.echo(json.dumps({"output_dir": str(output_dir), "dev_masked_lm_loss": loss}, indent=2))
+
+
+@app.command()
+@friendly_errors
 def compare(
     strategies: Annotated[
         str, typer.Option("--strategies", help="Comma-separated: full,frozen,discriminative,freeze-lower:N,...")
@@ -201,10 +259,16 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print full metrics as JSON.")] = False,
     backend: Annotated[str, typer.Option("--backend", help="torch, or onnx (after `mtst export`).")] = "torch",
     quantized: Annotated[bool, typer.Option("--quantized", help="With --backend onnx: model.int8.onnx.")] = False,
+    errors: Annotated[
+        Path | None,
+        typer.Option("--errors", help="Write the error analysis here: errors.json and mispredicted.jsonl."),
+    ] = None,
 ) -> None:
     """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report.
 
     Data settings not given as options come from the checkpoint, which keeps those it was trained with.
+    With --errors DIR, also the entity error taxonomy (spurious, missed, wrong type / boundary), the most
+    confused types and labels, and every mispredicted sentence with gold beside predicted.
     """
     from mtst.data import read_split
     from mtst.evaluate import evaluate as run_evaluation
@@ -221,7 +285,8 @@ def evaluate(
     data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
     examples = read_split(data, split)
     model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
-    metrics, _ = run_evaluation(model, examples)
+    metrics, predictions = run_evaluation(model, examples)
+    summary = _write_error_analysis(model, examples, predictions, errors) if errors is not None else []
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
@@ -234,6 +299,19 @@ def evaluate(
                 if isinstance(row, dict):
                     scores = f"{row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f}"
                     typer.echo(f"  {label:<30} {scores} {int(row['support'])}")
+    if summary:
+        typer.echo("\nerrors (" + str(errors) + ")\n" + "\n".join(summary))
+
+
+def _write_error_analysis(model, examples, predictions, directory: Path) -> list[str]:
+    from mtst.errors_analysis import analyze, summary_lines, write_analysis
+
+    report, records = analyze(model.tasks, examples, predictions)
+    try:
+        write_analysis(report, records, directory)
+    except OSError as error:
+        raise MtstError(f"{directory}: cannot write the error analysis ({error.strerror or error})") from None
+    return summary_lines(report, records)
 
 
 @app.command()

@@ -21,7 +21,8 @@ from torch import nn
 from mtst.checkpoint import atomic_file, write_text_atomic
 from mtst.errors import MtstError
 from mtst.model import MultiTaskModel
-from mtst.onnx_backend import EXPORT_NOTE, INPUT_NAMES, INT8_FILE, ONNX_FILE, open_session
+from mtst.onnx_backend import EXPORT_NOTE, INPUT_NAMES, INT8_FILE, ONNX_FILE, WORD_IDS, graph_inputs, open_session
+from mtst.word_vectors import NO_WORD
 
 try:
     import onnxruntime
@@ -47,8 +48,10 @@ class JointGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.model(input_ids, attention_mask).logits
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, word_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        logits = self.model(input_ids, attention_mask, word_ids=word_ids).logits
         return tuple(logits[name] for name in self.model.tasks)
 
 
@@ -64,22 +67,27 @@ def quieter(name: str | None):
         logger.setLevel(level)
 
 
-def _batch(model: MultiTaskModel, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(model: MultiTaskModel, texts: list[str]) -> tuple[torch.Tensor, ...]:
+    """input_ids and attention_mask, and word_ids when the graph takes them (graph_inputs)."""
     encoded = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_length, return_tensors="pt")
-    return encoded["input_ids"], encoded["attention_mask"]
+    if not model.needs_word_ids:
+        return encoded["input_ids"], encoded["attention_mask"]
+    words = [[NO_WORD if w is None else w for w in encoded.word_ids(row)] for row in range(len(texts))]
+    return encoded["input_ids"], encoded["attention_mask"], torch.tensor(words, dtype=torch.long)
 
 
 def _export_fp32(model: MultiTaskModel, path: Path) -> None:
     # The torch.export-based exporter (dynamo=True) is the one PyTorch maintains and the default since 2.9;
     # the TorchScript one is deprecated and only traces, baking Python branches on shapes into the graph.
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    inputs = graph_inputs(model.tasks.values())
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
     # "torchvision is not installed" notices and exporter chatter (deprecations inside torch/transformers), not ours.
     with warnings.catch_warnings(), quieter("torch.onnx"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             JointGraph(model).eval(),
             _batch(model, TRACE_TEXTS),
-            input_names=list(INPUT_NAMES),
+            input_names=list(inputs),
             output_names=list(model.tasks),
             dynamic_shapes=axes,
             opset_version=OPSET,
@@ -91,13 +99,15 @@ def _export_fp32(model: MultiTaskModel, path: Path) -> None:
 
 def _max_differences(path: Path, model: MultiTaskModel) -> dict[str, float]:
     """Largest absolute logit difference per task between the ONNX file and PyTorch on CHECK_TEXTS' tokens."""
-    input_ids, attention_mask = _batch(model, CHECK_TEXTS)
+    inputs = _batch(model, CHECK_TEXTS)
     with torch.no_grad():
-        expected = model(input_ids, attention_mask).logits
+        expected = JointGraph(model)(*inputs)
     session = open_session(path)
     names = list(model.tasks)
-    got = session.run(names, {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})
-    real_tokens = attention_mask.numpy().astype(bool)  # padding positions are never decoded
+    feeds = {name: value.numpy() for name, value in zip(graph_inputs(model.tasks.values()), inputs, strict=True)}
+    got = session.run(names, feeds)
+    expected = dict(zip(names, expected, strict=True))
+    real_tokens = inputs[1].numpy().astype(bool)  # padding positions are never decoded
     differences = {}
     for name, value in zip(names, got, strict=True):
         reference = expected[name].numpy()
@@ -151,7 +161,7 @@ def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
         raise MtstError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
     checkpoint = Path(checkpoint)
     model = MultiTaskModel.from_pretrained(checkpoint, device="cpu")
-    clashes = sorted(set(model.tasks) & set(INPUT_NAMES))
+    clashes = sorted(set(model.tasks) & (set(INPUT_NAMES) | {WORD_IDS}))
     if clashes:
         raise MtstError(f"task name {clashes[0]!r} is also an input name of the ONNX graph; rename the task")
     note_path = checkpoint / EXPORT_NOTE
@@ -163,7 +173,7 @@ def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
             "exporter": "torch.onnx.export(dynamo=True)",
             "torch": torch.__version__.split("+")[0],
             "onnxruntime": onnxruntime.__version__,
-            "inputs": {name: "int64 [batch, sequence]" for name in INPUT_NAMES},
+            "inputs": {name: "int64 [batch, sequence]" for name in graph_inputs(model.tasks.values())},
             "outputs": {name: task.OUTPUT_SHAPE for name, task in model.tasks.items()},
             "files": files,
         }

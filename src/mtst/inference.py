@@ -54,10 +54,10 @@ def _inference_forward(model):
     model.eval()
     device = next(model.parameters()).device
 
-    def forward(input_ids, attention_mask, labels):
+    def forward(input_ids, attention_mask, labels, word_ids):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             labels = {name: value.to(device) for name, value in labels.items()}
-            return model(input_ids.to(device), attention_mask.to(device), labels)
+            return model(input_ids.to(device), attention_mask.to(device), labels, word_ids.to(device))
 
     try:
         yield forward
@@ -70,7 +70,7 @@ def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple
     """Predictions in input order, and the mean loss of each task whose gold labels the examples carry.
 
     `model` is a MultiTaskModel or an OnnxModel: both have `tasks`, `tokenizer`, `max_length` and
-    `forward(input_ids, attention_mask, labels) -> ModelOutput` (the ONNX graph returns no losses).
+    `forward(input_ids, attention_mask, labels, word_ids) -> ModelOutput` (the ONNX graph returns no losses).
     """
     features = encode_examples(examples, model.tokenizer, list(model.tasks.values()), model.max_length)
     collate = Collator(model.tokenizer.pad_token_id, model.tasks)
@@ -82,7 +82,7 @@ def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = collate([features[i] for i in indices])
-            output = forward(batch["input_ids"], batch["attention_mask"], batch["labels"])
+            output = forward(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["word_ids"])
             for name, loss in output.losses.items():
                 loss_sums[name] += float(loss) * len(indices)
                 loss_counts[name] += len(indices)

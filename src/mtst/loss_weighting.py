@@ -62,7 +62,7 @@ class WeightedModel(nn.Module):
         self.model = model
         self.loss_weighting = loss_weighting
 
-    def forward(self, input_ids, attention_mask, labels: dict | None = None):
+    def forward(self, input_ids, attention_mask, labels: dict | None = None, word_ids=None):
         """The model's output, and the combined loss (None when no example of the batch is labelled)."""
-        output = self.model(input_ids, attention_mask, labels)
+        output = self.model(input_ids, attention_mask, labels, word_ids)
         return output, (self.loss_weighting(output.losses) if output.losses else None)

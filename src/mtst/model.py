@@ -59,8 +59,7 @@ class MultiTaskModel(nn.Module):
         self.max_length = max_length
         # Saved in config.json so that a checkpoint describes itself: the encoder it started from, the data settings.
         self.encoder_name, self.data = encoder_name, data
-        hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict({task.name: task.head(hidden) for task in tasks})
+        self.heads = nn.ModuleDict({task.name: task.head(encoder.config) for task in tasks})
 
     @classmethod
     def from_config(cls, config: Config, data: Splits | list[Corpus]) -> MultiTaskModel:
@@ -83,15 +82,26 @@ class MultiTaskModel(nn.Module):
         """The CRF of each token task that has one: decoding needs its transitions."""
         return {name: head.crf for name, head in self.heads.items() if getattr(head, "crf", None) is not None}
 
+    @property
+    def needs_word_ids(self) -> bool:
+        """Whether forward needs `word_ids` (a token task pools over each word's sub-tokens)."""
+        return any(task.needs_word_ids for task in self.tasks.values())
+
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        token_embeddings = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        all_layers = any(task.needs_all_layers for task in self.tasks.values())
+        every_layer = {"output_hidden_states": True} if all_layers else {}  # asked only when a head mixes layers
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **every_layer)
+        token_embeddings = output.last_hidden_state
         return {
             "token_embeddings": token_embeddings,
             "sentence_embedding": mean_pool(token_embeddings, attention_mask),
+            "hidden_states": output.hidden_states if all_layers else None,
         }
 
-    def forward(self, input_ids, attention_mask, labels: dict | None = None) -> ModelOutput:
-        features = self.embed(input_ids, attention_mask)
+    def forward(self, input_ids, attention_mask, labels: dict | None = None, word_ids=None) -> ModelOutput:
+        """`word_ids` ([B, S], the word index of each sub-token, -1 elsewhere) is needed only when a token
+        task pools sub-tokens (`needs_word_ids`); the Collator always provides it."""
+        features = {**self.embed(input_ids, attention_mask), "word_ids": word_ids}
         labels = labels or {}
         logits, losses = {}, {}
         for name, head in self.heads.items():

@@ -22,6 +22,13 @@ except ImportError:  # the optional `export` extra
 
 ONNX_FILE, INT8_FILE, EXPORT_NOTE = "model.onnx", "model.int8.onnx", "onnx_export.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
+# A third input, only in the graph of a model whose token task pools sub-tokens (Task.needs_word_ids).
+WORD_IDS = "word_ids"
+
+
+def graph_inputs(tasks) -> tuple[str, ...]:
+    """The graph's inputs for these tasks: word_ids only when some token task pools sub-tokens."""
+    return INPUT_NAMES + ((WORD_IDS,) if any(task.needs_word_ids for task in tasks) else ())
 
 
 def onnx_path(directory: str | Path, quantized: bool = False) -> Path:
@@ -42,7 +49,7 @@ def open_session(path: Path, threads: int | None = None) -> ort.InferenceSession
 
 class OnnxModel:
     """The exported graph with the MultiTaskModel surface that run_model needs: tasks, tokenizer,
-    max_length and `forward(input_ids, attention_mask, labels) -> ModelOutput` (logits only, no losses)."""
+    max_length and `forward(input_ids, attention_mask, labels, word_ids) -> ModelOutput` (logits only, no losses)."""
 
     def __init__(self, session: ort.InferenceSession, tokenizer, tasks, max_length: int, crfs: dict | None = None):
         self.session = session
@@ -62,16 +69,20 @@ class OnnxModel:
         session = open_session(path, threads)
         inputs = [node.name for node in session.get_inputs()]
         outputs = sorted(node.name for node in session.get_outputs())
-        if inputs != list(INPUT_NAMES) or outputs != sorted(task.name for task in spec.tasks):
+        if inputs != list(graph_inputs(spec.tasks)) or outputs != sorted(task.name for task in spec.tasks):
             raise CheckpointError(
                 f"{path}: graph inputs {inputs} / outputs {outputs} do not match the tasks in config.json; "
                 "run `mtst export` again"
             )
         return cls(session, spec.tokenizer, spec.tasks, spec.max_length, load_crfs(directory, spec.tasks))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: dict | None = None) -> ModelOutput:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: dict | None = None, word_ids=None
+    ) -> ModelOutput:
         names = list(self.tasks)
         feeds = {"input_ids": input_ids.long().numpy(), "attention_mask": attention_mask.long().numpy()}
+        if WORD_IDS in graph_inputs(self.tasks.values()):
+            feeds[WORD_IDS] = word_ids.long().numpy()
         outputs = self.session.run(names, feeds)
         logits = {name: torch.from_numpy(value) for name, value in zip(names, outputs, strict=True)}
         return ModelOutput(logits, {}, None)

@@ -9,13 +9,14 @@ import torch
 from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
 from mtst.data.features import Features
+from mtst.word_vectors import NO_WORD
 
 if TYPE_CHECKING:
     from mtst.tasks import Task
 
 
 class Collator:
-    """Pads a batch to its own longest sentence (not to a fixed length): ids, mask, labels."""
+    """Pads a batch to its own longest sentence (not to a fixed length): ids, mask, word ids, labels."""
 
     def __init__(self, pad_token_id: int, tasks: dict[str, Task]):
         self.pad_token_id = pad_token_id
@@ -25,16 +26,18 @@ class Collator:
         width = max(len(f.input_ids) for f in batch)
         input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        word_ids = torch.full((len(batch), width), NO_WORD, dtype=torch.long)
         for row, feature in enumerate(batch):
             input_ids[row, : len(feature.input_ids)] = torch.tensor(feature.input_ids)
             attention_mask[row, : len(feature.input_ids)] = 1
+            word_ids[row, : len(feature.word_ids)] = torch.tensor(feature.word_ids, dtype=torch.long)
         labels = {}
         for name, task in self.tasks.items():
             if not any(name in f.labels for f in batch):
                 continue  # a task without labels in this batch contributes no loss
             # Rows that lack this task's labels are ignored rather than dropping the task for the whole batch.
             labels[name] = task.collate([f.labels.get(name) for f in batch], width)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "word_ids": word_ids, "labels": labels}
 
 
 def entity_sampling_weights(has_entities: Sequence[bool], entity_weight: float) -> torch.Tensor:

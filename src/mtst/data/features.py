@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mtst.data.example import Example
+from mtst.word_vectors import NO_WORD
 
 if TYPE_CHECKING:
     from mtst.tasks import Task
@@ -22,6 +23,8 @@ class Features:
     # (cut off by truncation, or made only of characters the tokenizer drops, such as U+FE0F).
     word_starts: list[int | None]
     labels: dict[str, Any]  # per task, the label ids its kind encodes (Task.encode)
+    # Per sub-token, the index of its word (NO_WORD for special tokens): sub-token pooling needs it.
+    word_ids: list[int] = field(default_factory=list)
 
 
 def first_subtokens(word_ids: Sequence[int | None], num_words: int) -> list[int | None]:
@@ -55,7 +58,8 @@ def encode_examples(examples: Sequence[Example], tokenizer, tasks: Sequence[Task
             for task in tasks
             if example.annotations.get(task.field) is not None
         }
-        features.append(Features(encoded["input_ids"][index], starts, labels))
+        words = [NO_WORD if word is None else word for word in word_ids]
+        features.append(Features(encoded["input_ids"][index], starts, labels, words))
     if truncated:
         logger.warning(
             "%d of %d sentences exceed %d sub-tokens and were truncated; their cut-off words get no prediction",

@@ -129,9 +129,22 @@ class Task(TaskConfigBase):
 
     # --- the model ---
 
-    def head(self, hidden_size: int) -> nn.Module:
-        """The head: `forward(features, labels=None) -> (logits, loss)`."""
+    def head(self, encoder_config) -> nn.Module:
+        """The head over an encoder of this (Hugging Face) config: `forward(features, labels=None) -> (logits, loss)`.
+
+        `features` holds `token_embeddings` [B, S, H], `sentence_embedding` [B, H], `word_ids` [B, S] and,
+        when `needs_all_layers`, every layer's states (`hidden_states`)."""
         raise NotImplementedError
+
+    @property
+    def needs_word_ids(self) -> bool:
+        """Whether the head reads the word index of each sub-token (the ONNX graph then takes `word_ids`)."""
+        return False
+
+    @property
+    def needs_all_layers(self) -> bool:
+        """Whether the head reads every encoder layer, not just the last."""
+        return False
 
     # --- decoding and metrics ---
 
@@ -175,3 +188,22 @@ class Task(TaskConfigBase):
     def describe(self, result: dict, first: bool) -> str:
         """A short text of what `add_to_json` wrote, for comparison tables."""
         raise NotImplementedError
+
+    # --- error analysis (`mtst evaluate --errors`) ---
+
+    def errors(self, gold: Sequence[Any], predictions: Sequence[Any]) -> dict:
+        """What the task's mistakes have in common (confused labels, span error categories), for errors.json."""
+        return {}
+
+    def mispredicted(self, example: Example, value: Any, prediction: Any) -> dict | None:
+        """Gold beside predicted for one sentence the task got wrong; None when it got it right."""
+        gold, predicted = self.gold(value), self.predicted(prediction)
+        if gold == predicted:
+            return None
+        as_json = lambda v: sorted(v) if isinstance(v, frozenset) else v  # noqa: E731
+        return {"gold": as_json(gold), "predicted": as_json(predicted)}
+
+    @classmethod
+    def error_digest(cls, name: str, entry: dict) -> list[str]:
+        """A few lines summing up the task's entry of errors.json."""
+        return [f"{name}: {cls.MAIN_METRIC} {100 * entry[cls.MAIN_METRIC]:.2f}"]

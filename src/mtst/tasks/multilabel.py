@@ -98,8 +98,8 @@ class MultilabelTask(MultilabelTaskConfig, Task):
         ignored = [float(IGNORE_ID)] * len(self.labels)
         return torch.tensor([ignored if row is None else row for row in encoded], dtype=torch.float)
 
-    def head(self, hidden_size: int) -> nn.Module:
-        return MultilabelHead(hidden_size, self)
+    def head(self, encoder_config) -> nn.Module:
+        return MultilabelHead(encoder_config.hidden_size, self)
 
     # --- decoding and metrics ---
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -58,8 +59,8 @@ class SentenceTask(SentenceTaskConfig, Task):
     def collate(self, encoded: Sequence[int | None], width: int) -> torch.Tensor:
         return torch.tensor([IGNORE_ID if ids is None else ids for ids in encoded], dtype=torch.long)
 
-    def head(self, hidden_size: int) -> nn.Module:
-        return SentenceHead(hidden_size, self)
+    def head(self, encoder_config) -> nn.Module:
+        return SentenceHead(encoder_config.hidden_size, self)
 
     def decode(self, logits: torch.Tensor, word_starts, decoded: dict, crf=None) -> SentencePrediction:
         score, index = logits.float().softmax(-1).max(-1)
@@ -86,3 +87,17 @@ class SentenceTask(SentenceTaskConfig, Task):
     def describe(self, result: dict, first: bool) -> str:
         value = result if first else result[self.name]
         return f"{value['label']} ({value['score']:.2f})"
+
+    def errors(self, gold: Sequence[str], predictions: Sequence[SentencePrediction]) -> dict:
+        return {"confusions": sentence_confusions(gold, [p.label for p in predictions])}
+
+    @classmethod
+    def error_digest(cls, name: str, entry: dict) -> list[str]:
+        pairs = ", ".join(f"{c['gold']} -> {c['predicted']} ({c['count']})" for c in entry["confusions"][:5])
+        return [f"{name}: accuracy {100 * entry['accuracy']:.2f}; most confused: {pairs or 'none'}"]
+
+
+def sentence_confusions(gold: Sequence[str], predicted: Sequence[str], top: int = 10) -> list[dict]:
+    """The most frequent (gold label, predicted label) pairs among the mistakes."""
+    pairs = Counter((g, p) for g, p in zip(gold, predicted, strict=True) if g != p)
+    return [{"gold": g, "predicted": p, "count": n} for (g, p), n in pairs.most_common(top)]

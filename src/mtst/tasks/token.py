@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from seqeval.metrics import classification_report as entity_report
 from seqeval.metrics import f1_score, precision_score, recall_score
 from torch import nn
@@ -25,6 +25,8 @@ from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.data.tags import repair_iob2
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
+from mtst.tasks.spans import CATEGORIES, classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
+from mtst.word_vectors import ENCODER_LAYERS, SUBTOKEN_POOLINGS, ScalarMix, pool_subtokens, pooled_width
 
 
 @dataclass
@@ -36,20 +38,28 @@ class TokenPrediction:
 class TokenHead(nn.Module):
     """Tags every token state (the logits are per sub-token emissions either way).
 
+    The states are the last encoder layer's, or a learned mix of all `num_layers` layers
+    (`encoder_layers: scalar_mix`), pooled over each word's sub-tokens as `subtoken_pooling` says.
     Without a CRF the loss is class-weighted cross-entropy that skips ignored positions; with one it is
     the CRF's negative log-likelihood over each sentence's labelled (first sub-token) positions.
     """
 
-    def __init__(self, hidden_size: int, task: TokenTask):
+    def __init__(self, hidden_size: int, task: TokenTask, num_layers: int = 1):
         super().__init__()
+        self.pooling = task.subtoken_pooling
+        self.layer_mix = ScalarMix(num_layers) if task.encoder_layers == "scalar_mix" else None
         self.dropout = nn.Dropout(task.dropout)
-        self.classifier = nn.Linear(hidden_size, len(task.labels))
+        self.classifier = nn.Linear(pooled_width(hidden_size, self.pooling), len(task.labels))
         self.register_buffer("class_weights", torch.ones(len(task.labels)))
         self.label_smoothing = task.label_smoothing
         self.crf = CRF(task.labels) if task.crf else None
 
+    def word_vectors(self, features: dict) -> torch.Tensor:
+        states = features["token_embeddings"] if self.layer_mix is None else self.layer_mix(features["hidden_states"])
+        return pool_subtokens(states, features.get("word_ids"), self.pooling)
+
     def forward(self, features: dict, labels: torch.Tensor | None = None):
-        logits = self.classifier(self.dropout(features["token_embeddings"]))
+        logits = self.classifier(self.dropout(self.word_vectors(features)))
         loss = None
         if labels is not None and (labels != IGNORE_ID).any():
             loss = self._crf_loss(logits, labels) if self.crf is not None else self._cross_entropy(logits, labels)
@@ -98,11 +108,14 @@ def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[i
     return aligned
 
 
-def token_class_weights(encoded: Sequence[Sequence[int]], num_labels: int, scheme: str) -> torch.Tensor:
+def token_class_weights(
+    encoded: Sequence[Sequence[int]], num_labels: int, scheme: str, cap: float | None = None
+) -> torch.Tensor:
     """Cross-entropy weights from train tag frequencies, scaled so the average labelled token weighs 1.
 
     `inverse_sqrt` (the default) damps inverse frequency: with ~100 slot tags, some seen a handful of
     times, plain inverse frequency gives weights in the thousands and trades precision for recall.
+    `cap` bounds the ratio of the heaviest to the lightest weight (the scaling keeps ratios).
     """
     if scheme == "none":
         return torch.ones(num_labels)
@@ -112,32 +125,9 @@ def token_class_weights(encoded: Sequence[Sequence[int]], num_labels: int, schem
         counts += torch.bincount(kept, minlength=num_labels).float()
     frequency = counts.clamp(min=1) / counts.sum().clamp(min=1)
     weights = (1.0 / (num_labels * frequency)) ** (0.5 if scheme == "inverse_sqrt" else 1.0)
+    if cap is not None:
+        weights = weights.clamp(max=cap * float(weights.min()))
     return weights / (weights * frequency).sum()
-
-
-def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """(first word, last word, type) for each entity; an I- tag that opens an entity starts one, as conlleval does."""
-    spans: list[tuple[int, int, str]] = []
-    for index, tag in enumerate(tags):
-        prefix, _, kind = tag.partition("-")
-        continues = prefix == "I" and spans and spans[-1][1] == index - 1 and spans[-1][2] == kind
-        if continues:
-            spans[-1] = (spans[-1][0], index, kind)
-        elif prefix in ("B", "I") and kind:
-            spans.append((index, index, kind))
-    return spans
-
-
-def entities(example: Example, tokens: TokenPrediction) -> list[dict]:
-    """The predicted entities as character spans into the example's text, each with its mean tag score."""
-    found = []
-    for first, last, kind in tag_spans(tokens.tags):
-        start, end = example.offsets[first][0], example.offsets[last][1]
-        score = sum(tokens.scores[first : last + 1]) / (last - first + 1)
-        found.append(
-            {"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)}
-        )
-    return found
 
 
 def tag_words(crf: CRF | None, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
@@ -154,6 +144,12 @@ class TokenTaskConfig(TaskConfigBase):
 
     # How the cross-entropy weights each tag, from train tag frequencies.
     class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
+    # No tag weighs more than this many times the lightest tag (usually `O`); None: no cap.
+    class_weight_cap: float | None = Field(None, ge=1.0)
+    # A word's vector from its sub-tokens: first, mean or first_last (see mtst.word_vectors).
+    subtoken_pooling: Literal[SUBTOKEN_POOLINGS] = "first"
+    # The last encoder layer, or a learned scalar mix of all of them (UDify / MaChAmp).
+    encoder_layers: Literal[ENCODER_LAYERS] = "last"
     # A CRF layer over the words (its own loss; class_weights and smoothing do not apply).
     crf: bool = False
     # The name of a sentence task; decoding then allows only the tags seen in train together with the
@@ -233,20 +229,34 @@ class TokenTask(TokenTaskConfig, Task):
 
     def loss_weights(self, encoded: Sequence[list[int]]) -> torch.Tensor | None:
         # A CRF's loss is its likelihood: class weights do not apply.
-        return None if self.crf else token_class_weights(encoded, len(self.labels), self.class_weights)
+        return (
+            None
+            if self.crf
+            else token_class_weights(encoded, len(self.labels), self.class_weights, self.class_weight_cap)
+        )
 
     def imbalance(self, weights: torch.Tensor | None) -> dict:
         if self.crf:
             return {"scheme": "none: the CRF's likelihood is the loss"}
         return {
             "scheme": self.class_weights,
+            "cap": self.class_weight_cap,
             "min": round(float(weights.min()), 4),
             "max": round(float(weights.max()), 4),
             "O": round(float(weights[0]), 4),
         }
 
-    def head(self, hidden_size: int) -> nn.Module:
-        return TokenHead(hidden_size, self)
+    @property
+    def needs_word_ids(self) -> bool:
+        return self.subtoken_pooling != "first"
+
+    @property
+    def needs_all_layers(self) -> bool:
+        return self.encoder_layers == "scalar_mix"
+
+    def head(self, encoder_config) -> nn.Module:
+        # A head may mix every layer: the embeddings' output and each block's.
+        return TokenHead(encoder_config.hidden_size, self, num_layers=encoder_config.num_hidden_layers + 1)
 
     # --- decoding and metrics ---
 
@@ -313,3 +323,37 @@ class TokenTask(TokenTaskConfig, Task):
     def describe(self, result: dict, first: bool) -> str:
         found = result.get("entities", []) if first else result.get(self.name, [])
         return ", ".join(f"{e['text']} [{e['label']}]" for e in found) or "—"
+
+    # --- error analysis ---
+
+    def errors(self, gold: Sequence[Sequence[str]], predictions: Sequence[TokenPrediction]) -> dict:
+        return {"errors": token_task_errors(gold, [p.tags for p in predictions])}
+
+    def mispredicted(self, example: Example, value: Sequence[str], prediction: TokenPrediction) -> dict | None:
+        if tuple(value) == tuple(prediction.tags):
+            return None
+        judged = classify_spans(tag_spans(value), tag_spans(prediction.tags))
+        return {
+            "gold": spans_json(example, value),
+            "predicted": spans_json(example, prediction.tags),
+            "errors": [error_json(example, *entry) for entry in judged if entry[0] != "correct"],
+        }
+
+    @classmethod
+    def error_digest(cls, name: str, entry: dict) -> list[str]:
+        errors = entry["errors"]
+        pairs = ", ".join(f"{c['gold']} -> {c['predicted']} ({c['count']})" for c in errors["confused_types"][:5])
+        # The types that cost most: (1 - F1) x support, i.e. roughly the gold entities the type's errors lose.
+        costly = sorted(
+            ((label, row) for label, row in entry["report"].items() if "avg" not in label),
+            key=lambda item: (1 - item[1]["f1-score"]) * item[1]["support"],
+            reverse=True,
+        )[:5]
+        return [
+            f"{name}: P {100 * entry['precision']:.2f} R {100 * entry['recall']:.2f} F1 {100 * entry['f1']:.2f}; "
+            f"{errors['predicted_spans']} predicted / {errors['gold_spans']} gold spans",
+            "  " + ", ".join(f"{category} {errors['counts'][category]}" for category in CATEGORIES),
+            f"  most confused types: {pairs or 'none'}",
+            "  costliest types: "
+            + ", ".join(f"{label} F1 {100 * row['f1-score']:.1f} (n={int(row['support'])})" for label, row in costly),
+        ]

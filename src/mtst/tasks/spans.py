@@ -1,0 +1,113 @@
+"""Entity spans read from BIO tags, and predicted spans judged against gold ones (the token kind's errors).
+
+Each predicted entity span of a token task gets exactly one category, judged against the gold spans of its
+sentence (the categories of Chinchor & Sundheim's MUC scoring, as nervaluate and most NER error studies use):
+
+- `correct`: a gold span with the same boundaries and type;
+- `wrong_type`: a gold span with the same boundaries and another type;
+- `wrong_boundary`: no exact match, but it overlaps a gold span of its type;
+- `wrong_type_and_boundary`: it overlaps only gold spans of other types, none with its boundaries;
+- `spurious`: it overlaps no gold span.
+
+A gold span that no predicted span overlaps is `missed`. So the predicted count is the sum of the first five,
+and a gold span split in two by the prediction yields two boundary errors. Spans are read from BIO tags the
+way `mtst predict` reads them (`tag_spans`), so the counts describe the entities a user gets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from mtst.data.example import Example
+
+# hand-written rather than nervaluate: its MUC schemas give partial/incorrect counts per schema, not the
+# five-way category of each predicted span with the type pair behind it, which the confusion table needs.
+CATEGORIES = ("correct", "wrong_type", "wrong_boundary", "wrong_type_and_boundary", "spurious", "missed")
+Span = tuple[int, int, str]  # first word, last word (inclusive), type
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def classify_spans(gold: Sequence[Span], predicted: Sequence[Span]) -> list[tuple[str, Span | None, Span | None]]:
+    """(category, gold span, predicted span) for every predicted span, then one `missed` per unmatched gold span.
+
+    The gold span given with a wrong-type or boundary error is the one it is judged against (the same type
+    first), so (gold type, predicted type) pairs can be counted.
+    """
+    judged: list[tuple[str, Span | None, Span | None]] = []
+    for span in predicted:
+        overlapping = [g for g in gold if _overlaps(g, span)]
+        exact = next((g for g in overlapping if g[:2] == span[:2]), None)
+        same_type = next((g for g in overlapping if g[2] == span[2]), None)
+        if exact is not None:
+            judged.append(("correct" if exact[2] == span[2] else "wrong_type", exact, span))
+        elif same_type is not None:
+            judged.append(("wrong_boundary", same_type, span))
+        elif overlapping:
+            judged.append(("wrong_type_and_boundary", overlapping[0], span))
+        else:
+            judged.append(("spurious", None, span))
+    judged += [("missed", g, None) for g in gold if not any(_overlaps(g, p) for p in predicted)]
+    return judged
+
+
+def token_task_errors(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], top: int = 10) -> dict:
+    """Category counts, the most confused (gold type, predicted type) pairs, and span totals."""
+    counts: Counter[str] = Counter({category: 0 for category in CATEGORIES})
+    confused: Counter[tuple[str, str]] = Counter()
+    boundary_by_type: Counter[str] = Counter()
+    for gold_tags, predicted_tags in zip(gold, predicted, strict=True):
+        for category, gold_span, span in classify_spans(tag_spans(gold_tags), tag_spans(predicted_tags)):
+            counts[category] += 1
+            if category in ("wrong_type", "wrong_type_and_boundary"):
+                confused[(gold_span[2], span[2])] += 1
+            elif category == "wrong_boundary":
+                boundary_by_type[span[2]] += 1
+    return {
+        "gold_spans": sum(len(tag_spans(tags)) for tags in gold),
+        "predicted_spans": sum(counts[c] for c in CATEGORIES if c != "missed"),
+        "counts": dict(counts),
+        "confused_types": [{"gold": g, "predicted": p, "count": n} for (g, p), n in confused.most_common(top)],
+        "wrong_boundary_by_type": dict(boundary_by_type.most_common(top)),
+    }
+
+
+def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(first word, last word, type) for each entity; an I- tag that opens an entity starts one, as conlleval does."""
+    spans: list[tuple[int, int, str]] = []
+    for index, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        continues = prefix == "I" and spans and spans[-1][1] == index - 1 and spans[-1][2] == kind
+        if continues:
+            spans[-1] = (spans[-1][0], index, kind)
+        elif prefix in ("B", "I") and kind:
+            spans.append((index, index, kind))
+    return spans
+
+
+def entities(example: Example, tokens) -> list[dict]:
+    """The predicted entities as character spans into the example's text, each with its mean tag score."""
+    found = []
+    for first, last, kind in tag_spans(tokens.tags):
+        start, end = example.offsets[first][0], example.offsets[last][1]
+        score = sum(tokens.scores[first : last + 1]) / (last - first + 1)
+        found.append(
+            {"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)}
+        )
+    return found
+
+
+def spans_json(example: Example, tags: Sequence[str]) -> list[dict]:
+    return [
+        {"text": " ".join(example.words[a : b + 1]), "label": kind, "words": [a, b]} for a, b, kind in tag_spans(tags)
+    ]
+
+
+def error_json(example: Example, category: str, gold: Span | None, predicted: Span | None) -> dict:
+    def text(span: Span | None) -> str | None:
+        return None if span is None else f"{' '.join(example.words[span[0] : span[1] + 1])} [{span[2]}]"
+
+    return {"category": category, "gold": text(gold), "predicted": text(predicted)}

@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from mtst.backends import BACKENDS
+from mtst.data.settings import DATA_FORMATS
 from mtst.errors import ConfigError, MtstError
 from mtst.serve.config import ServeConfig
 from mtst.strategies import STRATEGY_SPECS
@@ -53,6 +55,7 @@ def friendly_errors(command):
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+BackendOption = Annotated[str, typer.Option("--backend", help=f"{', '.join(BACKENDS)} (onnx after `mtst export`).")]
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Dataset folder (overrides the config; env MTST_DATA_DIR).")
 ]
@@ -253,11 +256,11 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
     data_dir: DataDirOption = None,
     split: Annotated[str, typer.Option("--split")] = "test",
-    data_format: Annotated[str | None, typer.Option("--format", help="auto, jointbert, conll, jsonl or csv.")] = None,
+    data_format: Annotated[str | None, typer.Option("--format", help=f"{', '.join(DATA_FORMATS)}.")] = None,
     text_column: Annotated[str | None, typer.Option("--text-column", help="CSV text column.")] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="CSV label column.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print full metrics as JSON.")] = False,
-    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx (after `mtst export`).")] = "torch",
+    backend: BackendOption = "torch",
     quantized: Annotated[bool, typer.Option("--quantized", help="With --backend onnx: model.int8.onnx.")] = False,
     errors: Annotated[
         Path | None,
@@ -321,7 +324,7 @@ def predict(
     texts: Annotated[list[str] | None, typer.Argument(help="Sentences; or use --file, or standard input.")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="One sentence per line.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx (after `mtst export`).")] = "torch",
+    backend: BackendOption = "torch",
     quantized: Annotated[
         bool, typer.Option("--quantized", help="With --backend onnx: use model.int8.onnx (`export --quantize int8`).")
     ] = False,
@@ -390,7 +393,7 @@ app.add_typer(data_app, name="data")
 @friendly_errors
 def data_check(
     path: Annotated[Path, typer.Argument(help="A dataset folder (train, optional dev/test) or one split.")],
-    data_format: Annotated[str, typer.Option("--format", help="auto, jointbert, conll, jsonl or csv.")] = "auto",
+    data_format: Annotated[str, typer.Option("--format", help=f"{', '.join(DATA_FORMATS)}.")] = "auto",
     text_column: Annotated[str, typer.Option("--text-column", help="CSV text column.")] = "text",
     label_column: Annotated[str, typer.Option("--label-column", help="CSV label column.")] = "label",
     strict: Annotated[bool, typer.Option("--strict", help="Repairable problems are errors too.")] = False,

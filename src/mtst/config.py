@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,10 +14,12 @@ from mtst.errors import ConfigError
 
 TaskType = Literal["sentence", "token"]
 DATA_FORMATS = ("auto", "jointbert", "conll", "jsonl", "csv")
+TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity anywhere: a non-finite rate, weight or decay trains into NaN weights "successfully".
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EncoderConfig(_Strict):
@@ -73,6 +76,14 @@ class TaskConfig(_Strict):
     # together with the sentence label that task predicts (e.g. no `artist` slot in a GetWeather query).
     condition_on: str | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, value: str) -> str:
+        # The name keys the task's weights (`heads.NAME.*`, where a dot would nest) and its JSON output.
+        if not TASK_NAME.fullmatch(value):
+            raise ValueError(f"a task name is letters, digits, `_` or `-` (it names weights and keys), got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _token_options(self) -> TaskConfig:
         token_only = {
@@ -110,7 +121,8 @@ class TrainConfig(_Strict):
     patience: int = Field(5, ge=1)
     # "score" is the mean of every task's main dev metric (accuracy or entity F1).
     early_stopping_metric: str = "score"
-    seed: int = 13
+    # Python's, NumPy's and torch's generators are all seeded from it; NumPy takes 0 .. 2**32 - 1.
+    seed: int = Field(13, ge=0, le=2**32 - 1)
     # Mixed precision is used on CUDA only: bf16 autocast measured ~20x slower on our CPUs.
     amp: bool = True
     max_train_examples: int | None = Field(None, ge=1)
@@ -203,21 +215,52 @@ def _check_condition(task: TaskConfig, by_name: dict[str, TaskConfig]) -> None:
         raise ValueError(f"task {task.name!r}: condition_on needs both tasks labelled on the same corpus")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{self.name}:{key_node.start_mark.line + 1}: `{key}` given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> dict:
+    """The config file as a mapping; any problem with the file is one ConfigError line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error.strerror or error})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{raw[error.start]:02x}); save the config as UTF-8") from None
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        data = loader.get_single_data() or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def load_config(path: str | Path | None = None, **overrides) -> Config:
     """Read a YAML config (or the defaults), apply dotted overrides such as `train.epochs=3`."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw: dict = read_yaml(Path(path)) if path is not None else {}
     if os.environ.get("MTST_DATA_DIR") and overrides.get("data.dir") is None:
         overrides["data.dir"] = os.environ["MTST_DATA_DIR"]
     for dotted, value in overrides.items():

@@ -45,8 +45,10 @@ class TaskSampler:
         if kind == "round-robin":
             return [step % len(lengths) for step in range(steps)]
         if kind == "temperature":
-            sizes = torch.tensor(lengths, dtype=torch.double)
-            draws = torch.multinomial(sizes ** (1 / temperature), steps, replacement=True, generator=generator)
+            # n_i^(1/T) normalised, in log space: the power itself overflows for a small T.
+            logits = torch.tensor(lengths, dtype=torch.double).log() / temperature
+            weights = (logits - logits.max()).exp()
+            draws = torch.multinomial(weights, steps, replacement=True, generator=generator)
             return draws.tolist()
         pooled = torch.tensor([i for i, n in enumerate(lengths) for _ in range(n)])
         return pooled[torch.randperm(steps, generator=generator)].tolist()

@@ -29,6 +29,11 @@ def test_non_finite_numbers_are_refused(tmp_path, text, where):
         _load(tmp_path, text)
 
 
+def test_a_learning_rate_torch_cannot_step_with_is_refused():
+    with pytest.raises(ConfigError, match="train.encoder_lr: .*less than or equal to 10"):
+        load_config(None, **{"train.encoder_lr": 1e38})
+
+
 @pytest.mark.parametrize("name", ["intent.main", "", " ", "a/b"])
 def test_task_names_must_be_usable_as_keys(tmp_path, name):
     with pytest.raises(ConfigError, match="tasks.0.name"):

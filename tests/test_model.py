@@ -187,3 +187,11 @@ def test_the_package_never_unpickles():
         if pattern.search(line)
     ]
     assert offenders == []
+
+
+def test_nan_weights_are_never_saved(tiny_model, tmp_path):
+    with torch.no_grad():
+        tiny_model.heads["intent"].classifier.weight[0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="refusing to save NaN or infinite weights .*heads.intent"):
+        tiny_model.save_pretrained(tmp_path / "best")
+    assert not (tmp_path / "best").exists()

@@ -14,6 +14,9 @@ from mtst.errors import ConfigError
 
 TaskType = Literal["sentence", "token"]
 DATA_FORMATS = ("auto", "jointbert", "conll", "jsonl", "csv")
+# AdamW moves each weight by about the learning rate per step: far above 1 nothing can train, and near
+# float32's limit the update itself overflows (a RuntimeError inside torch instead of a config error).
+MAX_LR = 10.0
 TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
@@ -111,8 +114,8 @@ class TrainConfig(_Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(128, ge=1)
-    encoder_lr: float = Field(5e-5, gt=0)
-    head_lr: float = Field(1e-3, gt=0)
+    encoder_lr: float = Field(5e-5, gt=0, le=MAX_LR)
+    head_lr: float = Field(1e-3, gt=0, le=MAX_LR)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
@@ -139,8 +142,8 @@ class StrategyConfig(_Strict):
 
     # full, frozen, discriminative, freeze-lower:N, gradual or llrd:DECAY
     name: str = "full"
-    discriminative_encoder_lr: float = Field(5e-5, gt=0)
-    discriminative_head_lr: float = Field(1e-3, gt=0)
+    discriminative_encoder_lr: float = Field(5e-5, gt=0, le=MAX_LR)
+    discriminative_head_lr: float = Field(1e-3, gt=0, le=MAX_LR)
     # gradual: epochs between unfreezing one more encoder block (top first); epoch 1 trains the heads only.
     gradual_epochs_per_block: int = Field(1, ge=1)
 

@@ -19,6 +19,7 @@ from mtst.data.features import TaskLabels
 from mtst.encoder import load_tokenizer
 from mtst.errors import CheckpointError
 from mtst.heads import HEADS, mean_pool
+from mtst.jsonout import dumps
 from mtst.word_vectors import ENCODER_LAYERS, SUBTOKEN_POOLINGS
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
@@ -130,6 +131,9 @@ class MultiTaskModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Writes config.json, model.safetensors, encoder/config.json and the tokenizer, atomically."""
+        broken = [name for name, t in self.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+        if broken:
+            raise CheckpointError(f"{directory}: refusing to save NaN or infinite weights ({', '.join(broken[:3])})")
         with atomic_directory(directory) as tmp:
             config = {
                 "format_version": FORMAT_VERSION,
@@ -137,7 +141,7 @@ class MultiTaskModel(nn.Module):
                 "pooling": "mean",
                 "tasks": [asdict(task) for task in self.tasks.values()],
             }
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            (tmp / CONFIG_FILE).write_text(dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False), encoding="utf-8")
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
             self.tokenizer.save_pretrained(tmp)
             save_model(self, str(tmp / WEIGHTS_FILE))

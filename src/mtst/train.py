@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections import defaultdict
@@ -29,9 +30,10 @@ from mtst.data.features import encode_examples
 from mtst.data.labels import build_labels, tags_by_sentence_label
 from mtst.data.sampling import TaskSampler
 from mtst.encoder import load_encoder
-from mtst.errors import CheckpointError, ConfigError
+from mtst.errors import CheckpointError, ConfigError, TrainingDiverged
 from mtst.evaluate import evaluate_corpora, headline
 from mtst.inference import TokenPrediction
+from mtst.jsonout import dumps, write_json_atomic
 from mtst.loss_weighting import LossWeighting, build_loss_weighting
 from mtst.model import MultiTaskModel, TaskSpec
 from mtst.plots import plot_curves
@@ -116,8 +118,10 @@ def imbalance_settings(config: Config, model: MultiTaskModel, corpora: list[Corp
 class EarlyStopping:
     """Tracks the best dev score; `should_stop` once `patience` epochs pass without improvement."""
 
-    def __init__(self, patience: int, best: float = float("-inf"), best_epoch: int = 0, bad_epochs: int = 0):
-        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, best, best_epoch, bad_epochs
+    def __init__(self, patience: int, best: float | None = None, best_epoch: int = 0, bad_epochs: int = 0):
+        # None (saved before any epoch ended) is no score yet: JSON has no -inf.
+        self.best = float("-inf") if best is None else best
+        self.patience, self.best_epoch, self.bad_epochs = patience, best_epoch, bad_epochs
 
     def update(self, score: float, epoch: int) -> bool:
         if score > self.best:
@@ -132,7 +136,8 @@ class EarlyStopping:
 
     @property
     def state(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        best = self.best if math.isfinite(self.best) else None
+        return {"best": best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
 
 def weights_checksum(model: torch.nn.Module) -> str:
@@ -276,6 +281,7 @@ class Trainer:
             output = self.model(**batch)
             if output.losses:  # else no example in this batch is labelled for any task
                 loss = self.loss_weighting(output.losses)
+                _check_finite(loss, output.losses, progress.epoch, step)
                 self.accelerator.backward(loss)
                 self._average_across_processes(self.loss_weighting)
                 self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -320,6 +326,17 @@ class Trainer:
                 progress,
                 self.loss_weighting,
             )
+
+
+def _check_finite(loss: torch.Tensor, losses: dict[str, torch.Tensor], epoch: int, step: int) -> None:
+    """Stops before a NaN/inf loss reaches the weights: the optimizer has not stepped on it yet."""
+    value = loss.item()
+    if not math.isfinite(value):
+        parts = ", ".join(f"{name}={task_loss.item():.4g}" for name, task_loss in losses.items())
+        raise TrainingDiverged(
+            f"epoch {epoch}, batch {step}: the training loss is {value} ({parts}); stopped before it reached "
+            "the weights (lower train.encoder_lr / train.head_lr, or check the data)"
+        )
 
 
 def log_samples(model: MultiTaskModel, examples, predictions, count: int) -> None:
@@ -390,7 +407,11 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
             break
         epoch_started = time.perf_counter()
         progress.epoch = epoch
-        train_loss = trainer.train_epoch(cfg, progress, save_state)
+        try:
+            train_loss = trainer.train_epoch(cfg, progress, save_state)
+        except TrainingDiverged as error:
+            kept = f"{output / 'best'}/ holds epoch {stopper.best_epoch}" if stopper.best_epoch else "nothing saved"
+            raise TrainingDiverged(f"{error}; {kept}") from None
         trainable = count_parameters(trainer.unwrapped)["trainable"]
         dev_metrics, dev_samples = evaluate_corpora(trainer.unwrapped, corpora, "dev", cfg.eval_batch_size, accelerator)
         dev = headline(dev_metrics)
@@ -413,7 +434,7 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
         for examples, predictions in dev_samples:
             log_samples(trainer.unwrapped, examples, predictions, cfg.num_sample_predictions)
         if main:
-            write_text_atomic(output / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+            write_text_atomic(output / "metrics.jsonl", "".join(dumps(row, "metrics.jsonl") + "\n" for row in history))
             plot_curves(history, trainer.unwrapped.tasks, output / "curves.png")
         if stopper.update(score, epoch) and main:
             trainer.unwrapped.save_pretrained(output / "best")
@@ -445,7 +466,7 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
         "wall_time_s": round(elapsed_before + time.perf_counter() - started, 1),
     }
     if main:
-        write_text_atomic(output / "summary.json", json.dumps(summary, indent=2))
+        write_json_atomic(output / "summary.json", summary, indent=2)
     logger.info("best epoch %d; test %s; %.0f s", stopper.best_epoch, _fmt(summary["test"]), summary["wall_time_s"])
     accelerator.wait_for_everyone()
     return summary

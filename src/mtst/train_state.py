@@ -19,6 +19,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from mtst.checkpoint import atomic_directory
 from mtst.errors import CheckpointError
+from mtst.jsonout import dumps
 
 STATE_DIR = "training_state"
 FORMAT_VERSION = 1
@@ -125,7 +126,7 @@ def save_training_state(
             save_model(loss_weighting, str(tmp / "loss_weighting.safetensors"))
         save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
         save_file(rng_tensors, str(tmp / "rng.safetensors"))
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        (tmp / "state.json").write_text(dumps(meta, "state.json", indent=1), encoding="utf-8")
 
 
 def has_training_state(output_dir: str | Path) -> bool:

@@ -126,11 +126,11 @@ def test_a_loss_turning_non_finite_stops_the_run_and_keeps_the_last_good_checkpo
         return output
 
     monkeypatch.setattr(MultiTaskModel, "forward", nan_from_epoch_two)
-    with pytest.raises(MtstError, match=r"epoch 2, batch 1: the training loss is nan \(.*slots=nan.*best/ holds epoch 1"):
+    stopped = r"epoch 2, batch 1: the training loss is nan \(.*slots=nan.*best/ holds epoch 1"
+    with pytest.raises(MtstError, match=stopped):
         train(tiny_config)
     out = Path(tiny_config.output_dir)
     assert [_strict_json(row)["epoch"] for row in (out / "metrics.jsonl").read_text().splitlines()] == [1]
     assert not (out / "summary.json").exists()
     MultiTaskModel.from_pretrained(out / "best")
     _assert_nothing_non_finite_written(out)
-

@@ -390,6 +390,10 @@ def serve(
     max_texts: Annotated[int, typer.Option(help="Texts per request.")] = _SERVE.max_texts,
     max_chars: Annotated[int, typer.Option(help="Characters per text.")] = _SERVE.max_chars,
     max_body_bytes: Annotated[int, typer.Option(help="Request body size.")] = _SERVE.max_body_bytes,
+    max_subtokens: Annotated[int, typer.Option(help="Sub-tokens per request, over its texts.")] = _SERVE.max_subtokens,
+    max_queued_requests: Annotated[
+        int, typer.Option(help="Requests waiting for the model; one more gets 503 with Retry-After.")
+    ] = _SERVE.max_queued_requests,
     max_batch_sentences: Annotated[
         int, typer.Option(help="Sentences per model call, over requests; 1 turns micro-batching off.")
     ] = _SERVE.max_batch_sentences,
@@ -404,6 +408,8 @@ def serve(
             max_texts=max_texts,
             max_chars=max_chars,
             max_body_bytes=max_body_bytes,
+            max_subtokens=max_subtokens,
+            max_queued_requests=max_queued_requests,
             max_batch_sentences=max_batch_sentences,
             max_wait_ms=max_wait_ms,
         )
@@ -420,7 +426,8 @@ def serve(
 
     _setup_logging()
     predictor = load_predictor(checkpoint, config.backend)
-    server = create_app(predictor.predict, describe_checkpoint(checkpoint, config.backend), config)
+    info = describe_checkpoint(checkpoint, config.backend)
+    server = create_app(predictor.predict, info, config, predictor.count_subtokens)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: anyone who can reach it can use the model", host)
     uvicorn.run(server, host=config.host, port=config.port, log_config=None)

@@ -245,7 +245,8 @@ def read_yaml(path: Path) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{raw[error.start]:02x}); save the config as UTF-8") from None
+        problem = f"not UTF-8 (byte 0x{raw[error.start]:02x}); save the config as UTF-8"
+        raise ConfigError(f"{path}:{line}: {problem}") from None
     loader = _UniqueKeyLoader(text)
     loader.name = str(path)
     try:

@@ -44,7 +44,7 @@ def describe_checkpoint(checkpoint: str | Path, backend: Backend = "torch") -> d
         raise CheckpointError(f"{checkpoint}: cannot describe the checkpoint ({error})") from None
     encoder = spec.encoder_config
     return {
-        "model": str(checkpoint),
+        "model": checkpoint.name,  # not the absolute path: clients need not learn the server's file layout
         "version": mtst_version(),
         "backend": backend,
         "encoder": {

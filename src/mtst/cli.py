@@ -42,6 +42,12 @@ def friendly_errors(command):
         except MtstError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
+        except OSError as error:
+            if error.filename is None:
+                raise
+            # A file the system refused (permissions, a file where a folder must be): the OS's own words.
+            typer.echo(f"error: {error.filename}: {error.strerror or error}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -236,7 +242,7 @@ def evaluate(
     """
 
     from mtst.config import DataConfig, load_config
-    from mtst.data import read_split
+    from mtst.data import check_annotations, read_split
     from mtst.evaluate import evaluate as run_evaluation
     from mtst.evaluate import headline
     from mtst.predict import Predictor
@@ -251,6 +257,7 @@ def evaluate(
     data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
     examples = read_split(data, split)
     model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
+    check_annotations(examples, [(task.name, task.type, task.field) for task in model.tasks.values()], split)
     metrics, predictions = run_evaluation(model, examples)
     summary = _write_error_analysis(model, examples, predictions, errors) if errors is not None else []
     if as_json:
@@ -301,14 +308,14 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
-    from mtst.data.readers import LINE_BREAK, read_text_lines
+    from mtst.data.readers import read_text_lines, text_lines
     from mtst.predict import Predictor
 
     sentences = list(texts or [])
     if file is not None:
         sentences += read_text_lines(file)
     if not sentences and not sys.stdin.isatty():
-        sentences = [line for line in LINE_BREAK.split(sys.stdin.read().removeprefix("\ufeff")) if line.strip()]
+        sentences = text_lines(sys.stdin.buffer.read(), "<stdin>")
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
     results = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).predict(sentences)

@@ -279,10 +279,14 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
                 raise ConfigError(f"{path or 'config'}: `{key}` must be a mapping")
             node = node[key]
         node[leaf] = value
+    return validate_config(raw, str(path) if path else "")
+
+
+def validate_config(raw: dict, source: str = "") -> Config:
+    """The Config of a plain mapping; the first problem is one ConfigError line naming its setting."""
     try:
         return Config.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "config"
-        source = f"{path}: " if path else ""
-        raise ConfigError(f"{source}{where}: {first['msg']}") from None
+        raise ConfigError(f"{source}: {where}: {first['msg']}" if source else f"{where}: {first['msg']}") from None

@@ -23,7 +23,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from mtst.checkpoint import write_text_atomic
 from mtst.config import Config, TaskConfig, TrainConfig
-from mtst.data import Corpus, Splits, load_corpora
+from mtst.data import Corpus, Splits, check_annotations, load_corpora
 from mtst.data.batching import Collator, LengthGroupedBatchSampler, entity_sampler, token_class_weights
 from mtst.data.example import Example
 from mtst.data.features import encode_examples
@@ -370,9 +370,15 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     started = time.perf_counter()
     set_seed(cfg.seed)
     output = Path(config.output_dir)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{output}: output_dir is a file, not a folder")
     if resume and not has_training_state(output):
         raise CheckpointError(f"{output}: nothing to resume (no {output / 'training_state'})")
     corpora = as_corpora(config, splits) if splits is not None else load_corpora(config)
+    for corpus in corpora:
+        tasks = [(task.name, task.type, task.annotation) for task in config.tasks if task.name in corpus.tasks]
+        for split in ("train", "dev", "test"):
+            check_annotations(getattr(corpus.splits, split), tasks, split)
     has_dev = any(corpus.splits.dev for corpus in corpora)
     trainer, progress = Trainer.setup(config, corpora, output if resume else None)
     accelerator, elapsed_before = trainer.accelerator, progress.elapsed_s

@@ -37,12 +37,17 @@ def _decode(path: Path) -> str:
         raise DataError(path, None, "expected a file, found a folder") from None
     except OSError as error:
         raise DataError(path, None, f"cannot read the file ({error.strerror or error})") from None
+    return decode_utf8(raw, path)
+
+
+def decode_utf8(raw: bytes, origin: str | Path) -> str:
+    """`raw` as text, refusing invalid UTF-8 with the line of the first bad byte."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         head = raw[: error.start]  # lines end at \n, \r\n or \r, as everywhere else
         line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
-        raise DataError(path, line, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
+        raise DataError(origin, line, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
 
 
 def _split_lines(text: str) -> list[str]:
@@ -404,3 +409,8 @@ def read_path(
 def read_text_lines(path: str | Path) -> list[str]:
     """Non-blank lines of a plain text file (for prediction); a leading BOM is dropped without a warning."""
     return [line for line in _split_lines(_decode(Path(path)).removeprefix(BOM)) if line.strip()]
+
+
+def text_lines(raw: bytes, origin: str) -> list[str]:
+    """Non-blank lines of UTF-8 bytes from a stream such as standard input, named `origin` in errors."""
+    return [line for line in _split_lines(decode_utf8(raw, origin).removeprefix(BOM)) if line.strip()]

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from mtst.checkpoint import atomic_directory
+from mtst.checkpoint import atomic_directory, recover_directory
 from mtst.errors import CheckpointError
 from mtst.jsonout import dumps
 
@@ -130,6 +130,7 @@ def save_training_state(
 
 
 def has_training_state(output_dir: str | Path) -> bool:
+    recover_directory(Path(output_dir) / STATE_DIR)  # a kill between the two renames of the last save
     return (Path(output_dir) / STATE_DIR / "state.json").is_file()
 
 
@@ -143,6 +144,7 @@ def load_training_state(
 ) -> Progress:
     """Restores everything `save_training_state` wrote; the objects must come from the same config."""
     folder = Path(output_dir) / STATE_DIR
+    recover_directory(folder)
     try:
         meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)

@@ -20,12 +20,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task s
 
 
 def _setup_logging(verbose: bool = False) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(show_path=False, show_time=False, markup=False)],
+        # On stderr: standard output carries results (predict --json, train's summary) that programs read.
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False)],
         force=True,
     )
     for noisy in ("transformers", "accelerate", "httpx", "urllib3"):

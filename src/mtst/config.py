@@ -225,6 +225,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool | None):
+                continue  # an unhashable key: SafeLoader refuses it with its own error below
             if key in seen:
                 raise ConfigError(f"{self.name}:{key_node.start_mark.line + 1}: `{key}` given twice")
             seen.add(key)
@@ -247,16 +249,18 @@ def read_yaml(path: Path) -> dict:
         line = raw[: error.start].count(b"\n") + 1
         problem = f"not UTF-8 (byte 0x{raw[error.start]:02x}); save the config as UTF-8"
         raise ConfigError(f"{path}:{line}: {problem}") from None
-    loader = _UniqueKeyLoader(text)
-    loader.name = str(path)
     try:
-        data = loader.get_single_data() or {}
+        loader = _UniqueKeyLoader(text)  # its reader already refuses non-printable characters
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data() or {}
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
-    finally:
-        loader.dispose()
+        problem = getattr(error, "problem", None) or getattr(error, "reason", None) or error
+        raise ConfigError(f"{path}{line}: not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

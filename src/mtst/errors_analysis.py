@@ -16,7 +16,6 @@ way `mtst predict` reads them (`predict.tag_spans`), so the counts describe the 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from mtst.checkpoint import write_text_atomic
 from mtst.data.example import Example
 from mtst.evaluate import compute_metrics
 from mtst.inference import Prediction
+from mtst.jsonout import dumps
 from mtst.predict import tag_spans
 
 # hand-written rather than nervaluate: its MUC schemas give partial/incorrect counts per schema, not the
@@ -147,8 +147,8 @@ def analyze(tasks: dict, examples: Sequence[Example], predictions: Sequence[Pred
 def write_analysis(report: dict, records: Sequence[dict], directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(directory / ERRORS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    write_text_atomic(directory / ERRORS_FILE, dumps(report, ERRORS_FILE, indent=2, ensure_ascii=False) + "\n")
+    lines = "".join(dumps(record, SENTENCES_FILE, ensure_ascii=False) + "\n" for record in records)
     write_text_atomic(directory / SENTENCES_FILE, lines)
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
@@ -15,6 +16,7 @@ from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel
 
 from mtst.checkpoint import atomic_directory
+from mtst.config import TASK_NAME
 from mtst.data.features import TaskLabels
 from mtst.encoder import load_tokenizer
 from mtst.errors import CheckpointError
@@ -23,6 +25,7 @@ from mtst.jsonout import dumps
 from mtst.word_vectors import ENCODER_LAYERS, SUBTOKEN_POOLINGS
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
+TOKENIZER_FILE = "tokenizer.json"  # mtst needs a fast tokenizer, so every checkpoint it writes has one
 FORMAT_VERSION = 1
 
 
@@ -131,7 +134,7 @@ class MultiTaskModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Writes config.json, model.safetensors, encoder/config.json and the tokenizer, atomically."""
-        broken = [name for name, t in self.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+        broken = non_finite_weights(self)
         if broken:
             raise CheckpointError(f"{directory}: refusing to save NaN or infinite weights ({', '.join(broken[:3])})")
         with atomic_directory(directory) as tmp:
@@ -150,7 +153,11 @@ class MultiTaskModel(nn.Module):
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
         directory = Path(directory)
         spec = read_checkpoint(directory)
-        encoder = AutoModel.from_config(spec.encoder_config)
+        try:
+            encoder = AutoModel.from_config(spec.encoder_config)
+        except (ValueError, TypeError, KeyError) as error:  # e.g. a hidden size no head count divides
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{directory / ENCODER_DIR}: cannot build the encoder ({first})") from None
         model = cls(encoder, spec.tokenizer, spec.tasks, spec.max_length)
         _check_weight_shapes(model, directory / WEIGHTS_FILE)
         try:
@@ -166,6 +173,9 @@ class MultiTaskModel(nn.Module):
                 f"{directory / WEIGHTS_FILE}: weights do not match config.json "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
+        broken = non_finite_weights(model)
+        if broken:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: NaN or infinite weights ({', '.join(broken[:3])})")
         return model.to(device).eval()
 
 
@@ -173,6 +183,11 @@ def _build_head(encoder_config, task: TaskSpec) -> nn.Module:
     if task.type == "token":  # a token head may mix every layer: the embeddings' output and each block's
         return HEADS["token"](encoder_config.hidden_size, task, num_layers=encoder_config.num_hidden_layers + 1)
     return HEADS[task.type](encoder_config.hidden_size, task)
+
+
+def non_finite_weights(model: nn.Module) -> list[str]:
+    """The names of the weights holding NaN or infinity: never saved, never served."""
+    return [name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
 
 
 def _check_tasks(tasks: Sequence[TaskSpec], config_path: Path) -> None:
@@ -222,11 +237,26 @@ def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
             )
 
 
-def _task_spec(task: dict) -> TaskSpec:
-    allowed = task.get("allowed_tags")
-    if allowed is not None:
-        allowed = {label: tuple(tags) for label, tags in allowed.items()}
-    return TaskSpec(**{**task, "labels": tuple(task["labels"]), "allowed_tags": allowed})
+# config.json's task entries are validated like the training config: a string where labels belong would
+# otherwise become one label per character, a string dropout a traceback when the head is built.
+_TASK_ENTRY = TypeAdapter(TaskSpec)
+
+
+def _task_spec(task, config_path: Path) -> TaskSpec:
+    name = task.get("name") if isinstance(task, dict) else None
+    try:
+        spec = _TASK_ENTRY.validate_python(task)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "task"
+        raise CheckpointError(
+            f"{config_path}: unreadable checkpoint config (task {name!r}: {where}: {first['msg']})"
+        ) from None
+    if not TASK_NAME.fullmatch(spec.name):
+        raise CheckpointError(f"{config_path}: task name {spec.name!r} is not letters, digits, `_` or `-`")
+    if not (0 <= spec.dropout < 1 and 0 <= spec.label_smoothing < 1):  # NaN fails both too
+        raise CheckpointError(f"{config_path}: task {name!r}: dropout and label_smoothing must be in [0, 1)")
+    return spec
 
 
 @dataclass
@@ -247,13 +277,43 @@ def read_checkpoint(directory: str | Path) -> CheckpointSpec:
         raise CheckpointError(f"{directory}: not an mtst checkpoint (no {CONFIG_FILE})")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        tasks = [_task_spec(task) for task in config["tasks"]]
+        version, entries = config.get("format_version", FORMAT_VERSION), config["tasks"]
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{config_path}: format_version {version!r} is not {FORMAT_VERSION}, the one this mtst reads"
+        )
+    if not isinstance(entries, list):
+        raise CheckpointError(f"{config_path}: unreadable checkpoint config (`tasks` must be a list)")
+    tasks = [_task_spec(task, config_path) for task in entries]
     _check_tasks(tasks, config_path)
+    if not (directory / TOKENIZER_FILE).is_file():  # transformers would build a 5-piece vocabulary without it
+        raise CheckpointError(f"{directory}: incomplete checkpoint (no {TOKENIZER_FILE})")
     try:
         encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
         tokenizer = load_tokenizer(directory, encoder_config.model_type)
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{directory}: incomplete checkpoint ({str(error).splitlines()[0]})") from None
-    return CheckpointSpec(tasks, config.get("max_length", 128), tokenizer, encoder_config)
+    spec = CheckpointSpec(tasks, config.get("max_length", 128), tokenizer, encoder_config)
+    check_parts_agree(spec, directory)
+    return spec
+
+
+def check_parts_agree(spec: CheckpointSpec, directory: Path) -> None:
+    """The tokenizer, the encoder's config and max_length belong together: parts copied from elsewhere
+    would predict garbage (every word [UNK]) or fail later, in the middle of a request."""
+    rows, pieces = getattr(spec.encoder_config, "vocab_size", None), len(spec.tokenizer)
+    # Embedding matrices are often padded past the vocabulary (DeBERTa-v3: 128,001 pieces, 128,100 rows).
+    if rows is not None and not rows - 256 <= pieces <= rows:
+        raise CheckpointError(
+            f"{directory}: the tokenizer has {pieces} pieces but the encoder {rows} embedding rows; "
+            "its tokenizer files belong to another model"
+        )
+    positions = getattr(spec.encoder_config, "max_position_embeddings", None) or 8192
+    length = spec.max_length
+    if isinstance(length, bool) or not isinstance(length, int) or not 8 <= length <= positions:
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE}: max_length {length!r} must be an integer from 8 to the encoder's "
+            f"{positions} positions"
+        )

@@ -205,6 +205,8 @@ def train_masked_lm(model, features: list[dict], collator, settings: PretrainCon
     for epoch in range(1, settings.epochs + 1):
         total, batches = 0.0, 0
         for batch in loader:
+            if not (batch["labels"] != -100).any():
+                continue  # no token drawn for masking (a small batch): its loss is 0/0, NaN, and teaches nothing
             loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

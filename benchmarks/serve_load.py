@@ -5,6 +5,14 @@ Starts two servers in subprocesses, one with micro-batching (the default setting
 clients, one server at a time. Writes benchmarks/results/serve_load.json and prints a markdown table.
 
     python benchmarks/serve_load.py runs/demo/best --requests 1000 --sentences 4
+
+`--scenario abandoned` measures instead what clients that give up cost the next one: one server (default
+settings); each round, `--abandoning` clients send a request near the `--max-subtokens` budget and hang up
+after `--give-up-s`, then a fresh one-sentence request is timed. The server drops queued work whose client
+left, so the fresh request waits for at most the one heavy request already running, not for all of them.
+Writes benchmarks/results/serve_abandoned.json.
+
+    python benchmarks/serve_load.py runs/demo/best --scenario abandoned --threads 1
 """
 
 from __future__ import annotations
@@ -171,6 +179,86 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def heavy_texts(checkpoint: str, subtokens: int, count: int = 64) -> list[str]:
+    """`count` texts of demo sentences holding together just under `subtokens` sub-tokens (the server's count)."""
+    from mtst.predict import Predictor
+
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    pool, texts = demo_sentences(), []
+    per_text = subtokens // count
+    for index in range(count):
+        text = ""
+        for step in range(len(pool)):
+            longer = f"{text} {pool[(index + step) % len(pool)]}".strip()
+            if predictor.count_subtokens([longer]) > per_text:
+                break
+            text = longer
+        texts.append(text)
+    return texts
+
+
+async def abandon(url: str, texts: list[str], clients: int, give_up_s: float) -> None:
+    """`clients` connections each send `texts` and close after `give_up_s`, unanswered (a client timing out)."""
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"texts": texts}).encode()
+    head = f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    writers = []
+    for _ in range(clients):
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writers.append(writer)
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(give_up_s)
+    for writer in writers:
+        writer.close()
+
+
+def timed_post(url: str, texts: list[str]) -> tuple[float, int]:
+    started = time.perf_counter()
+    response = httpx.post(f"{url}/predict", json={"texts": texts}, timeout=600)
+    return round(time.perf_counter() - started, 3), response.status_code
+
+
+def abandoned_scenario(checkpoint: str, args) -> dict:
+    texts = heavy_texts(checkpoint, args.max_subtokens * 9 // 10)
+    fresh = [demo_sentences()[0]]
+    log = args.output.parent / "serve_abandoned.log"
+    process, url = start_server(checkpoint, ["--max-subtokens", str(args.max_subtokens)], log, args.threads)
+    try:
+        idle = sorted(timed_post(url, fresh)[0] for _ in range(10))
+        heavy_s, status = timed_post(url, texts)  # what one abandoned request costs when it is computed
+        assert status == 200, f"the heavy request got {status}"
+        rounds = []
+        for _ in range(args.rounds):
+            before = httpx.get(f"{url}/health").json()
+            asyncio.run(abandon(url, texts, args.abandoning, args.give_up_s))
+            latency, status = timed_post(url, fresh)
+            after = httpx.get(f"{url}/health").json()
+            rounds.append(
+                {
+                    "fresh_latency_s": latency,
+                    "fresh_status": status,
+                    "heavy_requests_computed": after["batches"] - before["batches"] - 1,
+                    "heavy_requests_dropped": after["dropped"] - before["dropped"],
+                }
+            )
+            print(json.dumps(rounds[-1]), flush=True)
+        too_big = timed_post(url, ["word " * 2_000] * 64)  # the issue's 64 x 10,000 characters: refused at once
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return {
+        "heavy_request": {"texts": len(texts), "characters": sum(map(len, texts)), "latency_s": heavy_s},
+        "fresh_request_idle_p50_s": idle[len(idle) // 2],
+        "abandoning_clients_per_round": args.abandoning,
+        "give_up_s": args.give_up_s,
+        "rounds": rounds,
+        "if_abandoned_work_were_computed_s": round(args.abandoning * heavy_s, 1),
+        "over_budget_request": {"latency_s": too_big[0], "status": too_big[1]},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", nargs="?", default="runs/demo/best")
@@ -178,8 +266,15 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=4, help="sentences per request")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the servers (default: torch's choice)")
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/serve_load.json"))
+    parser.add_argument("--output", type=Path, help="default benchmarks/results/serve_{load,abandoned}.json")
+    parser.add_argument("--scenario", choices=["load", "abandoned"], default="load")
+    parser.add_argument("--rounds", type=int, default=3, help="abandoned: rounds of clients giving up")
+    parser.add_argument("--abandoning", type=int, default=3, help="abandoned: clients giving up per round")
+    parser.add_argument("--give-up-s", type=float, default=1.0, help="abandoned: how long each waits")
+    parser.add_argument("--max-subtokens", type=int, default=16_384, help="abandoned: the server's budget")
     args = parser.parse_args()
+    default_name = "serve_load.json" if args.scenario == "load" else "serve_abandoned.json"
+    args.output = args.output or Path("benchmarks/results") / default_name
 
     pool = demo_sentences()
     requests = [
@@ -194,10 +289,13 @@ def main() -> None:
         "server_threads": args.threads or "torch default",
         "load_average_before": os.getloadavg(),
     }
-    results["modes"] = run(args.checkpoint, requests, args.concurrency, args.output.parent, args.threads)
+    if args.scenario == "abandoned":
+        results["abandoned"] = abandoned_scenario(args.checkpoint, args)
+    else:
+        results["modes"] = run(args.checkpoint, requests, args.concurrency, args.output.parent, args.threads)
     results["load_average_after"] = os.getloadavg()
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
+    print(json.dumps(results["abandoned"], indent=2) if args.scenario == "abandoned" else table(results))
 
 
 if __name__ == "__main__":

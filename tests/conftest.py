@@ -46,6 +46,13 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_encoder_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_encoder_dir, local_files_only=True)
+
+
 def write_jointbert(folder: Path, rows) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "seq.in").write_text("".join(f"{words}\n" for words, _, _ in rows))

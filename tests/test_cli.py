@@ -220,3 +220,87 @@ def test_evaluate_takes_a_multi_corpus_runs_settings_for_the_corpus_it_scores(tm
     assert config.data_for(news).label_names == {"1": "W"}
     assert config.data_for(ner).format == "conll"
     assert config.data_for(tmp_path / "other") == config.data
+
+
+def one_error_line(result, expected: str) -> str:
+    """Exit status 2, exactly one `error:` line holding `expected`, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    return errors[0]
+
+
+def _train(tmp_path, config_text: str, *extra: str):
+    from tests.conftest import TOY_SENTENCES, write_jointbert
+
+    for split in ("train", "dev", "test"):
+        write_jointbert(tmp_path / "data" / split, TOY_SENTENCES)
+    config = tmp_path / "c.yaml"
+    config.write_text(config_text)
+    arguments = ["train", "-c", str(config), "--data-dir", str(tmp_path / "data"), "-o", str(tmp_path / "run")]
+    return runner.invoke(app, [*arguments, *extra])
+
+
+def test_an_mtst_checkpoint_as_the_encoder_is_one_line(tmp_path, tiny_checkpoint):
+    result = _train(tmp_path, f"encoder: {{name_or_path: {tiny_checkpoint}}}\n")
+    one_error_line(result, "is an mtst checkpoint, not a Hugging Face encoder")
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ("[{name: intent, type: sentence}, {name: slots, type: token, field: label}]", "token task 'slots' reads"),
+        ("[{name: intent, type: sentence, field: tags}, {name: slots, type: token}]", "sentence task 'intent' reads"),
+    ],
+)
+def test_a_task_reading_the_other_kind_of_field_is_one_line_before_training(tmp_path, tiny_encoder_dir, tasks, message):
+    result = _train(tmp_path, f"encoder: {{name_or_path: {tiny_encoder_dir}}}\ntasks: {tasks}\n")
+    line = one_error_line(result, message)
+    assert "seq.in:1:" in line
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_an_output_dir_that_is_a_file_is_one_line_before_the_model_loads(tmp_path, tiny_encoder_dir):
+    (tmp_path / "run").write_text("not a folder")
+    result = _train(tmp_path, f"encoder: {{name_or_path: {tiny_encoder_dir}}}\n")
+    one_error_line(result, "run: output_dir is a file, not a folder")
+
+
+@pytest.mark.parametrize("epochs", ["-3", "0"])
+def test_demo_refuses_epochs_below_one(tmp_path, epochs):
+    result = runner.invoke(app, ["demo", "--epochs", epochs, "-o", str(tmp_path / "demo")])
+    one_error_line(result, "train.epochs: Input should be greater than or equal to 1")
+    assert not (tmp_path / "demo").exists()
+
+
+def test_predict_refuses_invalid_utf8_on_standard_input(trained):
+    result = runner.invoke(app, ["predict", str(trained / "run" / "best")], input=b"play queen\nbad \xff byte\n")
+    one_error_line(result, "<stdin>:2: invalid UTF-8 (byte 0xff)")
+
+
+def test_an_unreadable_split_folder_is_one_line(tmp_path, monkeypatch):
+    """Root ignores mode 000, so the test makes the folder's stat fail as it does for any other user."""
+    from pathlib import Path
+
+    from tests.conftest import TOY_SENTENCES, write_jointbert
+
+    locked = write_jointbert(tmp_path / "train", TOY_SENTENCES)
+    exists = Path.exists
+
+    def denied(path, *args, **kwargs):
+        if locked in path.parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return exists(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", denied)
+    for command in (["data", "check", str(tmp_path)], ["train", "--data-dir", str(tmp_path)]):
+        one_error_line(runner.invoke(app, command), f"{locked / 'seq.in'}: Permission denied")
+
+
+def test_evaluate_on_a_split_without_a_tasks_annotation_is_refused(trained, tmp_path):
+    from tests.conftest import TOY_SENTENCES, write_jointbert
+
+    (write_jointbert(tmp_path / "test", TOY_SENTENCES) / "seq.out").unlink()  # labels only, no tags
+    result = runner.invoke(app, ["evaluate", str(trained / "run" / "best"), "--data-dir", str(tmp_path)])
+    one_error_line(result, "no example of the test split holds `tags`, which task 'slots' reads")

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -44,6 +45,54 @@ CASES = [
         ["--strict"],
     ),
     ("conll-count", {"train.txt": b"EU B-ORG\nrejects\n"}, "train.txt", 2, "expected a word and a tag", []),
+    (
+        "conll-two-words-one-tag",
+        {"train.txt": b"EU B-ORG\nrejects O\n\nPeter Blackburn B-PER\n"},
+        "train.txt",
+        4,
+        "3 columns, but line 1 has 2",
+        [],
+    ),
+    (
+        "jsonl-tokens-with-entities",
+        jsonl_line2({"tokens": ["Elon", "Musk"], "entities": [{"start": 0, "end": 4, "label": "PER"}]}),
+        "train.jsonl",
+        2,
+        "`entities` are character spans into `text`; with `tokens` give `tags`",
+        [],
+    ),
+    (
+        "jsonl-tokens-and-text",
+        jsonl_line2({"tokens": ["Elon", "Musk"], "text": "Elon Musk", "label": "x"}),
+        "train.jsonl",
+        2,
+        "give `tokens` or `text`, not both",
+        [],
+    ),
+    (
+        "jsonl-duplicate-key",
+        {"train.jsonl": b'{"text": "fine"}\n{"text": "a b", "label": "x", "label": "y"}\n'},
+        "train.jsonl",
+        2,
+        "key `label` given twice",
+        [],
+    ),
+    (
+        "json-array-bad-record",
+        {"train.json": b'[\n  {"text": "fine"},\n  {"text": ""}\n]\n'},
+        "train.json",
+        3,
+        "empty text",
+        [],
+    ),
+    (
+        "json-array-unclosed",
+        {"train.json": b'[{"text": "fine"},\n'},
+        "train.json",
+        1,
+        "not valid JSON (the array has no closing `]`)",
+        [],
+    ),
     ("conll-empty", {"train.txt": b"\n  \r\n"}, "train.txt", None, "empty file", []),
     ("conll-docstart-only", {"train.txt": b"-DOCSTART- O\n\n"}, "train.txt", None, "no sentences found", []),
     ("conll-utf8", {"train.txt": b"EU B-ORG\r\n\xff O\r\n"}, "train.txt", 2, "invalid UTF-8 (byte 0xff)", []),
@@ -401,3 +450,27 @@ def test_strict_mode_comes_from_the_config(tmp_path):
         DataError, match=r"train\.txt:1: tag 'I-ORG' must continue a B-ORG or I-ORG tag but follows the sentence start"
     ):
         load_splits(DataConfig(dir=str(tmp_path), dev=None, test=None, strict=True))
+
+
+def test_a_json_array_file_is_read_record_by_record(tmp_path):
+    path = tmp_path / "train.json"
+    records = [{"text": "Elon Musk", "label": "person", "entities": [{"start": 0, "end": 9, "label": "PER"}]}]
+    path.write_text(json.dumps(records * 2, indent=2))
+    examples = read_path(path)
+    assert [e.annotations["tags"] for e in examples] == [("B-PER", "I-PER")] * 2
+    assert examples[1].origin == f"{path}:13"  # where the second record starts
+
+
+def test_a_pipe_named_like_a_split_is_refused_not_read(tmp_path):
+    os.mkfifo(tmp_path / "train.jsonl")
+    result = runner.invoke(app, ["data", "check", str(tmp_path)])  # reading a pipe would wait forever
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {tmp_path / 'train.jsonl'}: not a regular file; give a file or a folder"
+
+
+def test_csv_cells_longer_than_the_csv_modules_default_limit(tmp_path):
+    path = tmp_path / "train.csv"
+    text = "word " * 40_000  # 200,000 characters: over csv's default 131,072
+    path.write_text(f'text,label\n"{text}",long\n')
+    [example] = read_path(path)
+    assert example.text == text.strip() and len(example.words) == 40_000

@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtst.data.example import Example, split_words
 from mtst.data.readers import detect_format, find_split, read_conll, read_csv, read_jointbert, read_jsonl, read_path
@@ -12,6 +14,31 @@ def test_split_words_offsets_slice_the_text():
     for word, start, end in split_words(text):
         assert text[start:end] == word
     assert [w for w, _, _ in split_words(text)][:4] == ["Tesla", "'", "s", "CEO"]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("我想从北京飞往上海", list("我想从北京飞往上海")),
+        ("去Beijing北京 2024年!", ["去", "Beijing", "北", "京", "2024", "年", "!"]),
+        ("東京の天気はカタカナ", list("東京の天気はカタカナ")),
+        ("สวัสดี", ["ส", "วั", "ส", "ดี"]),  # Thai: a vowel mark stays with its consonant
+        ("서울 날씨", ["서울", "날씨"]),  # Hangul is written with spaces: words as usual
+        ("tab\there", ["tab", "here"]),
+    ],
+)
+def test_scripts_without_spaces_are_split_per_character(text, words):
+    found = split_words(text)
+    assert [word for word, _, _ in found] == words
+    assert all(text[start:end] == word for word, start, end in found)
+
+
+def test_jsonl_span_on_two_cjk_characters_becomes_tags(tmp_path):
+    path = tmp_path / "train.jsonl"
+    record = {"text": "我想从北京飞往上海", "label": "flight", "entities": [{"start": 3, "end": 5, "label": "city"}]}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    [example] = read_jsonl(path)
+    assert example.annotations["tags"] == ("O", "O", "O", "B-city", "I-city", "O", "O", "O", "O")
 
 
 def test_jointbert_reads_words_tags_and_labels(toy_data_dir):
@@ -198,3 +225,20 @@ def test_label_names_rename_coded_labels_and_refuse_unnamed_ones(tmp_path):
     (tmp_path / "test.csv").write_text("label,content\n2,a goal\n")
     splits = load_splits(config)
     assert [ex.annotations["label"] for ex in splits.train + splits.test] == ["World", "Sports", "Sports"]
+
+
+_MIXED = st.text(st.sampled_from(list("北京上海我想飞abcXYZ019 .,!'-") + ["の", "カ"]), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=_MIXED)
+def test_every_word_starts_a_new_bert_piece_and_continues_none(tiny_tokenizer, text):
+    """BERT splits what raw-text words hold into pieces: each word's first sub-token opens a word, the rest are
+    `##` continuations. A word holding two pieces (a CJK run kept whole) would get one tag for both."""
+    words = split_words(text)
+    encoded = tiny_tokenizer([w for w, _, _ in words], is_split_into_words=True, add_special_tokens=False)
+    pieces = tiny_tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+    previous = None
+    for piece, word in zip(pieces, encoded.word_ids(), strict=True):
+        assert piece.startswith("##") == (word == previous) or piece == "[UNK]", (text, words, pieces)
+        previous = word

@@ -131,6 +131,16 @@ def test_checkpoint_files_are_readable_like_any_folder(tiny_model, tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "ckpt").stat().st_mode) == 0o755
+    # safetensors writes its file 0600: a service account could not serve the checkpoint.
+    files = [path for path in (tmp_path / "ckpt").rglob("*") if path.is_file()]
+    assert "model.safetensors" in {path.name for path in files}
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in files} == {path.name: 0o644 for path in files}
+    old = os.umask(0o077)
+    try:
+        tiny_model.save_pretrained(tmp_path / "private")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "private" / "model.safetensors").stat().st_mode) == 0o600
 
 
 def test_encode_ignores_training_mode(tiny_model):
@@ -188,3 +198,11 @@ def test_the_package_never_unpickles():
         if pattern.search(line)
     ]
     assert offenders == []
+
+
+def test_nan_weights_are_never_saved(tiny_model, tmp_path):
+    with torch.no_grad():
+        tiny_model.heads["intent"].classifier.weight[0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="refusing to save NaN or infinite weights .*heads.intent"):
+        tiny_model.save_pretrained(tmp_path / "best")
+    assert not (tmp_path / "best").exists()

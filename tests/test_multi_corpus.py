@@ -105,3 +105,9 @@ def test_shipped_news_ner_config_gives_each_task_its_corpus():
     groups = corpus_data(config)
     assert [(names, data.format) for names, data in groups] == [(["topic"], "csv"), (["entities"], "conll")]
     assert groups[0][1].text_column == "content" and groups[0][1].dev_from_train == 0.1
+
+
+def test_a_tiny_temperature_picks_the_largest_corpus_instead_of_overflowing():
+    # 900 ** (1 / 0.001) is inf in double precision; the weights are computed in log space.
+    order = TaskSampler("temperature:0.001").order([900, 100], 1)
+    assert order == [0] * 1000

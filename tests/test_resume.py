@@ -158,3 +158,21 @@ def test_resume_refuses_other_settings(tmp_path):
     result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path), "--epochs", "3"])
     assert result.exit_code == 2
     assert "--epochs" in result.output
+
+
+def test_resume_after_a_kill_between_the_two_renames(tmp_path, tiny_config):
+    from mtst.train_state import has_training_state
+
+    splits = load_splits(tiny_config.data)
+    trainer, _ = Trainer.setup(tiny_config, splits)
+    state = torch.Generator().manual_seed(7).get_state()
+    progress = Progress(epoch=2, step_in_epoch=1, global_step=3)
+    save_training_state(tmp_path, trainer.unwrapped, trainer.optimizer, trainer.scheduler, state, progress)
+    old = tmp_path / f".{STATE_DIR}.old-killed"
+    old.mkdir()
+    os.replace(tmp_path / STATE_DIR, old / STATE_DIR)  # killed after the first rename
+
+    assert has_training_state(tmp_path)
+    fresh, _ = Trainer.setup(tiny_config, splits)
+    loaded = load_training_state(tmp_path, fresh.unwrapped, fresh.optimizer, fresh.scheduler, torch.Generator())
+    assert loaded == progress and not old.exists()

@@ -86,6 +86,9 @@ def test_a_100k_character_word_is_cut_to_max_length_subtokens_not_refused(predic
         (b"{'texts': ['a']}", JSON, 400, "malformed JSON"),
         (b'{"texts": ["\\ud800"]}', JSON, 422, "texts.0: Input should be a valid string"),
         (b'{"texts": ["\xff\xfe"]}', JSON, 400, "error parsing the body"),
+        ('{"texts": ["a"]}'.encode("utf-16"), JSON, 400, "the body is not UTF-8"),
+        ('{"texts": ["a"]}'.encode("utf-16-be"), JSON, 400, "the body is not UTF-8"),
+        ('{"texts": ["北京"]}'.encode("utf-32"), JSON, 400, "the body is not UTF-8"),
         (b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "Content-Type: application/json"),
         (b'{"texts": ["a"]}', {"content-type": "application/x-www-form-urlencoded"}, 415, "application/json"),
         (b'{"texts": ["' + b"a" * 5000 + b'"]}', JSON, 413, "larger than 4096 bytes"),
@@ -113,14 +116,17 @@ def test_health_info_and_errors_outside_predict(client, tiny_checkpoint):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["batches"] >= 1 and health["sentences"] >= health["batches"]
     info = client.get("/info").json()
-    assert info["model"] == str(tiny_checkpoint.resolve()) and info["version"] == mtst.__version__
+    # The folder's name only: a client has no business knowing where the server keeps its files.
+    assert info["model"] == tiny_checkpoint.name and info["version"] == mtst.__version__
+    assert str(tiny_checkpoint.parent) not in json.dumps(info)
     tags = ["O", "B-city", "I-city", "B-artist", "I-artist"]
     assert info["tasks"] == [
         {"name": "intent", "type": "sentence", "field": "label", "labels": ["GetWeather", "PlayMusic"]},
         {"name": "slots", "type": "token", "field": "tags", "labels": tags},
     ]
     assert info["encoder"]["model_type"] == "bert" and info["encoder"]["max_length"] == 64
-    assert info["limits"] == {"max_texts": 4, "max_chars": 200, "max_body_bytes": 4096}
+    limits = {"max_texts": 4, "max_chars": 200, "max_body_bytes": 4096, "max_subtokens": 16384}
+    assert info["limits"] == {**limits, "max_queued_requests": 64}
     assert client.get("/nowhere").json() == {"detail": "Not Found"}
     assert client.get("/predict").status_code == 405
 
@@ -172,3 +178,99 @@ def test_response_is_utf8_json(client):
     response = client.post("/predict", json={"texts": ["São Paulo 🎵"]})
     assert response.headers["content-type"] == "application/json"
     assert json.loads(response.content.decode("utf-8"))[0]["text"] == "São Paulo 🎵"
+
+
+class SlowRecorder:
+    """A predict function that takes `seconds` per call and records what it was asked."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.calls = seconds, []
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        time.sleep(self.seconds)
+        return [{"text": text} for text in texts]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _raw_post(port: int, texts) -> bytes:
+    body = json.dumps({"texts": texts}).encode()
+    head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def test_under_uvicorn_a_disconnected_clients_work_is_dropped_before_it_is_batched(tiny_checkpoint):
+    import socket
+    import threading
+
+    import uvicorn
+
+    recorder = SlowRecorder(0.4)
+    app = create_app(recorder, describe_checkpoint(tiny_checkpoint), ServeConfig(max_wait_ms=1))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            busy = threading.Thread(target=http.post, args=("/predict",), kwargs={"json": {"texts": ["busy"]}})
+            busy.start()
+            time.sleep(0.1)  # "busy" is being computed
+            for index in range(3):  # three clients send their request and give up
+                with socket.create_connection(("127.0.0.1", port)) as client:
+                    client.sendall(_raw_post(port, [f"gone{index}"]))
+                    time.sleep(0.02)
+            started = time.perf_counter()
+            fresh = http.post("/predict", json={"texts": ["fresh"]})
+            waited = time.perf_counter() - started
+            busy.join()
+            health = http.get("/health").json()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert fresh.json() == [{"text": "fresh"}]
+    assert recorder.calls == [["busy"], ["fresh"]], recorder.calls
+    assert health["dropped"] == 3 and waited < 0.4 * 2 + 0.3  # the rest of "busy", then its own call
+
+
+def test_a_full_queue_answers_503_with_retry_after(tiny_checkpoint):
+    recorder = SlowRecorder(0.3)
+    config = ServeConfig(max_wait_ms=0, max_batch_sentences=1, max_queued_requests=1)
+    app = create_app(recorder, describe_checkpoint(tiny_checkpoint), config)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                busy = asyncio.ensure_future(http.post("/predict", json={"texts": ["busy"]}))
+                await asyncio.sleep(0.05)
+                queued = asyncio.ensure_future(http.post("/predict", json={"texts": ["queued"]}))
+                await asyncio.sleep(0.05)
+                refused = await http.post("/predict", json={"texts": ["refused"]})
+                return refused, await busy, await queued
+
+    refused, busy, queued = asyncio.run(scenario())
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert "server busy: 1 requests are already waiting" in refused.json()["detail"]
+    assert busy.status_code == queued.status_code == 200 and ["refused"] not in recorder.calls
+
+
+def test_a_request_over_the_subtoken_budget_is_refused_before_any_work(predictor, tiny_checkpoint):
+    recorder = SlowRecorder(0)
+    config = ServeConfig(max_subtokens=50, max_wait_ms=1)
+    app = create_app(recorder, describe_checkpoint(tiny_checkpoint), config, predictor.count_subtokens)
+    with TestClient(app) as http:
+        assert http.post("/predict", json={"texts": ["paris " * 25, "berlin " * 25]}).status_code == 200
+        refused = http.post("/predict", json={"texts": ["paris " * 25, "berlin " * 26]})
+    assert refused.status_code == 413
+    assert refused.json()["detail"] == "the texts hold 51 sub-tokens; at most 50 per request"
+    assert len(recorder.calls) == 1

@@ -117,3 +117,51 @@ def test_the_event_loop_keeps_running_while_the_model_works():
 def test_predict_before_start_is_a_clear_error():
     with pytest.raises(RuntimeError, match="not running"):
         asyncio.run(MicroBatcher(RecordingPredictor(), 8, 1).predict(["x"]))
+
+
+def test_a_request_whose_caller_left_is_dropped_before_it_is_batched():
+    predictor = RecordingPredictor(seconds=0.2)
+
+    async def scenario():
+        batcher = MicroBatcher(predictor, max_sentences=64, max_wait_ms=1)
+        await batcher.start()
+        busy = asyncio.ensure_future(batcher.predict(["busy"]))
+        await asyncio.sleep(0.05)  # the worker is computing "busy"
+        gone = [asyncio.ensure_future(batcher.predict([f"gone{i}"])) for i in range(3)]
+        await asyncio.sleep(0.01)
+        for caller in gone:
+            caller.cancel()
+        fresh = await batcher.predict(["fresh"])
+        await busy
+        await batcher.stop()
+        return fresh, batcher.stats
+
+    fresh, stats = asyncio.run(scenario())
+    assert fresh == [{"text": "fresh"}]
+    assert predictor.calls == [["busy"], ["fresh"]] and stats.dropped == 3
+
+
+def test_the_queue_is_bounded_and_a_left_caller_frees_its_place():
+    from mtst.serve.batching import QueueFull
+
+    predictor = RecordingPredictor(seconds=0.2)
+
+    async def scenario():
+        batcher = MicroBatcher(predictor, max_sentences=1, max_wait_ms=0, max_queued=2)
+        await batcher.start()
+        busy = asyncio.ensure_future(batcher.predict(["busy"]))
+        await asyncio.sleep(0.05)  # taken into a batch: no longer queued
+        waiting = [asyncio.ensure_future(batcher.predict([f"w{i}"])) for i in range(2)]
+        await asyncio.sleep(0.01)
+        assert batcher.queued == 2
+        with pytest.raises(QueueFull, match="2 requests are already waiting"):
+            await batcher.predict(["one too many"])
+        waiting[0].cancel()
+        await asyncio.sleep(0)
+        later = await batcher.predict(["room again"])
+        await asyncio.gather(busy, waiting[1])
+        await batcher.stop()
+        return later
+
+    assert asyncio.run(scenario()) == [{"text": "room again"}]
+    assert ["w0"] not in predictor.calls

@@ -1,8 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from mtst.config import load_config
+from mtst.errors import MtstError
 from mtst.model import MultiTaskModel
 from mtst.optim import parameter_groups
 from mtst.predict import Predictor
@@ -93,3 +96,42 @@ def test_max_length_beyond_the_encoder_window_is_refused(tiny_config):
     config = tiny_config.model_copy(update={"encoder": tiny_config.encoder.model_copy(update={"max_length": 512})})
     with pytest.raises(ConfigError, match="exceeds the encoder's 128 positions"):
         MultiTaskModel.from_config(config, load_splits(config.data))
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"invalid JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _assert_nothing_non_finite_written(out):
+    for path in [*out.rglob("*.json"), *out.rglob("*.jsonl")]:
+        for line in path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]:
+            _strict_json(line)
+    for path in out.rglob("*.safetensors"):
+        from safetensors.torch import load_file
+
+        assert all(torch.isfinite(t).all() for t in load_file(path).values() if t.is_floating_point()), path
+
+
+def test_a_loss_turning_non_finite_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_config, monkeypatch):
+    forward, calls = MultiTaskModel.forward, []
+
+    def nan_from_epoch_two(self, *args, **kwargs):
+        output = forward(self, *args, **kwargs)
+        if self.training:
+            calls.append(1)
+            if len(calls) > 2:  # the toy train set is 2 batches: epoch 2 onwards
+                output.losses["slots"] = output.losses["slots"] * float("nan")
+        return output
+
+    monkeypatch.setattr(MultiTaskModel, "forward", nan_from_epoch_two)
+    stopped = r"epoch 2, batch 1: the training loss is nan \(.*slots=nan.*best/ holds epoch 1"
+    with pytest.raises(MtstError, match=stopped):
+        train(tiny_config)
+    out = Path(tiny_config.output_dir)
+    assert [_strict_json(row)["epoch"] for row in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert not (out / "summary.json").exists()
+    MultiTaskModel.from_pretrained(out / "best")
+    _assert_nothing_non_finite_written(out)

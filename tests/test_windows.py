@@ -77,9 +77,9 @@ class KeywordEncoder(nn.Module):
         return SimpleNamespace(last_hidden_state=hidden)
 
 
-def keyword_tagger(tokenizer) -> MultiTaskModel:
-    """Tags "paris" B-city and every other word O, wherever it stands."""
-    keyword = tokenizer.convert_tokens_to_ids("paris")
+def keyword_tagger(tokenizer, keyword: str = "paris") -> MultiTaskModel:
+    """Tags the keyword ("paris") B-city and every other word O, wherever it stands."""
+    keyword = tokenizer.convert_tokens_to_ids(keyword)
     tasks = [make_task("intent", "sentence", "label", ("other",)), make_task("slots", "token", "tags", ("O", "B-city"))]
     model = MultiTaskModel(KeywordEncoder(keyword), tokenizer, tasks, max_length=32)
     with torch.no_grad():
@@ -116,3 +116,18 @@ def test_windowed_offsets_slice_the_original_text(tiny_model):
     assert windowed["windows"]["count"] > 1
     for entity in windowed["entities"]:
         assert text[entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_cjk_text_is_read_per_character_like_bert_so_an_entity_inside_a_run_is_found(tiny_model):
+    predictor = Predictor(keyword_tagger(tiny_model.tokenizer, "北"), window_overlap=8)
+    text = "我想从北京飞往上海的航班"
+    [result] = predictor.predict([text])
+    assert [(e["text"], e["start"], e["end"]) for e in result["entities"]] == [("北", 3, 4)]
+
+
+def test_a_long_cjk_text_is_windowed(tiny_model):
+    predictor = Predictor(keyword_tagger(tiny_model.tokenizer, "北"), window_overlap=8)
+    text = "我想从上海飞往南京的航班" * 160 + "北"  # 1,921 characters, no space
+    [result] = predictor.predict([text])
+    assert result["windows"]["count"] > 60
+    assert [(e["start"], e["end"]) for e in result["entities"]] == [(len(text) - 1, len(text))]

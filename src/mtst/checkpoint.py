@@ -1,7 +1,9 @@
 """Atomic writes: a reader sees the old complete folder or the new complete one, never half of one.
 
 A folder cannot be swapped in one rename, so for an instant between the two renames the target is
-absent (the old copy sits in `.NAME.old-*` beside it); it is never a partly written folder.
+absent (the old copy sits in `.NAME.old-*` beside it); it is never a partly written folder. A process killed
+there, or while writing `.NAME.tmp-*`, leaves those behind: `recover_directory` (run by the next write, and
+by a resumed run before it reads its state) puts the old copy back and removes the rest.
 """
 
 from __future__ import annotations
@@ -26,15 +28,40 @@ def _fsync_tree(directory: Path) -> None:
                 os.fsync(handle.fileno())
 
 
+def _share_files(directory: Path) -> None:
+    """Files get the mode the umask allows, as open() gives them: some writers (safetensors) make them 0600."""
+    mode = 0o666 & ~_umask()
+    for path in directory.rglob("*"):
+        if path.is_file():
+            path.chmod(mode)
+
+
+def recover_directory(target: str | Path) -> bool:
+    """Undoes what an interrupted `atomic_directory` left: the old copy goes back in place when the target is
+    missing; half-written temporary folders are removed. Whether `target` exists now."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return False
+    if not target.exists():
+        olds = sorted(target.parent.glob(f".{target.name}.old-*/{target.name}"), key=lambda p: p.stat().st_mtime)
+        if olds:
+            os.replace(olds[-1], target)
+    for stale in [*target.parent.glob(f".{target.name}.tmp-*"), *target.parent.glob(f".{target.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return target.exists()
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path):
     """Yields a temporary folder beside `target`; on success it replaces `target` by renames."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); a checkpoint is shared like any folder
     try:
         yield tmp
+        _share_files(tmp)
         _fsync_tree(tmp)
         old = None
         if target.exists():

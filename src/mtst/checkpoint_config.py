@@ -22,17 +22,17 @@ READABLE_VERSIONS = (1, 2)
 
 
 class EncoderInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # The encoder the run started from, as the config named it (the packaged default by its name); None in format 1.
     name: str | None = None
-    max_length: int = Field(128, ge=1)
+    max_length: int = Field(128, ge=8)  # at most the encoder's positions (checked when the checkpoint is read)
     # How token states become the sentence embedding; the sentence-transformer's own mean pooling.
     pooling: Literal["mean"] = "mean"
 
 
 class CheckpointConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     format_version: Literal[2] = FORMAT_VERSION
     encoder: EncoderInfo = EncoderInfo()
@@ -99,8 +99,9 @@ def read_tasks(entries, path: Path) -> list[Task]:
             if first["type"] == "missing":
                 where = ".".join(str(part) for part in (f"tasks.{index}", *first["loc"][1:]))
                 raise CheckpointError(f"{path}: unreadable checkpoint config ({where}: missing)") from None
+            where = ".".join(str(part) for part in first["loc"][1:])
             problem = first["msg"].removeprefix("Value error, ")
-            raise CheckpointError(f"{path}: task {name!r}: {problem}") from None
+            raise CheckpointError(f"{path}: task {name!r}: {where + ': ' if where else ''}{problem}") from None
     by_name = {task.name: task for task in tasks}
     for task in tasks:
         try:

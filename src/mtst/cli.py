@@ -25,6 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task s
 
 
 def _setup_logging(verbose: bool = False) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     level = logging.DEBUG if verbose else logging.INFO
@@ -33,7 +34,8 @@ def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=level,
         format="%(message)s",
-        handlers=[RichHandler(show_path=False, show_time=False, markup=False)],
+        # On stderr: standard output carries results (predict --json, train's summary) that programs read.
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False)],
         force=True,
     )
     for noisy in ("transformers", "accelerate", "httpx", "urllib3"):
@@ -49,6 +51,12 @@ def friendly_errors(command):
             return command(*args, **kwargs)
         except MtstError as error:
             typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as error:
+            if error.filename is None:
+                raise
+            # A file the system refused (permissions, a file where a folder must be): the OS's own words.
+            typer.echo(f"error: {error.filename}: {error.strerror or error}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -273,7 +281,7 @@ def evaluate(
     With --errors DIR, also the entity error taxonomy (spurious, missed, wrong type / boundary), the most
     confused types and labels, and every mispredicted sentence with gold beside predicted.
     """
-    from mtst.data import read_split
+    from mtst.data import check_annotations, read_split
     from mtst.evaluate import evaluate as run_evaluation
     from mtst.evaluate import headline
     from mtst.model import read_checkpoint
@@ -288,6 +296,7 @@ def evaluate(
     data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
     examples = read_split(data, split)
     model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
+    check_annotations(examples, [(task.name, task.type, task.field) for task in model.tasks.values()], split)
     metrics, predictions = run_evaluation(model, examples)
     summary = _write_error_analysis(model, examples, predictions, errors) if errors is not None else []
     if as_json:
@@ -330,14 +339,14 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
-    from mtst.data.readers import read_text_lines
+    from mtst.data.readers import read_text_lines, text_lines
     from mtst.predict import Predictor, describe
 
     sentences = list(texts or [])
     if file is not None:
         sentences += read_text_lines(file)
     if not sentences and not sys.stdin.isatty():
-        sentences = read_text_lines("<stdin>", sys.stdin.buffer.read())
+        sentences = text_lines(sys.stdin.buffer.read(), "<stdin>")
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
     predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
@@ -443,7 +452,8 @@ def serve(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (
 
     _setup_logging()
     predictor = load_predictor(checkpoint, config.backend)
-    server = create_app(predictor.predict, describe_checkpoint(checkpoint, config.backend), config)
+    info = describe_checkpoint(checkpoint, config.backend)
+    server = create_app(predictor.predict, info, config, predictor.count_subtokens)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: anyone who can reach it can use the model", config.host)
     uvicorn.run(server, host=config.host, port=config.port, log_config=None)

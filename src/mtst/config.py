@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mtst.data.sampling import TaskSampling, TaskSamplingConfig
 from mtst.data.settings import DataConfig
 from mtst.errors import ConfigError
-from mtst.strategies import Strategy, StrategyConfig
+from mtst.strategies import MAX_LR, Strategy, StrategyConfig
 from mtst.tasks import KINDS, TaskConfig, task_config
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity anywhere: a non-finite rate, weight or decay trains into NaN weights "successfully".
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EncoderConfig(_Strict):
@@ -30,8 +31,8 @@ class TrainConfig(_Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(128, ge=1)
-    encoder_lr: float = Field(5e-5, gt=0)
-    head_lr: float = Field(1e-3, gt=0)
+    encoder_lr: float = Field(5e-5, gt=0, le=MAX_LR)
+    head_lr: float = Field(1e-3, gt=0, le=MAX_LR)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
@@ -40,7 +41,8 @@ class TrainConfig(_Strict):
     patience: int = Field(5, ge=1)
     # "score" is the mean of every task's main dev metric (accuracy or entity F1).
     early_stopping_metric: str = "score"
-    seed: int = 13
+    # Python's, NumPy's and torch's generators are all seeded from it; NumPy takes 0 .. 2**32 - 1.
+    seed: int = Field(13, ge=0, le=2**32 - 1)
     # Mixed precision is used on CUDA only: bf16 autocast measured ~20x slower on our CPUs.
     amp: bool = True
     max_train_examples: int | None = Field(None, ge=1)
@@ -100,21 +102,57 @@ class Config(_Strict):
         return self
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool | None):
+                continue  # an unhashable key: SafeLoader refuses it with its own error below
+            if key in seen:
+                raise ConfigError(f"{self.name}:{key_node.start_mark.line + 1}: `{key}` given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> dict:
+    """The config file as a mapping; any problem with the file is one ConfigError line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error.strerror or error})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        problem = f"not UTF-8 (byte 0x{raw[error.start]:02x}); save the config as UTF-8"
+        raise ConfigError(f"{path}:{line}: {problem}") from None
+    try:
+        loader = _UniqueKeyLoader(text)  # its reader already refuses non-printable characters
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data() or {}
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or getattr(error, "reason", None) or error
+        raise ConfigError(f"{path}{line}: not valid YAML ({problem})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def load_config(path: str | Path | None = None, **overrides) -> Config:
     """Read a YAML config (or the defaults), apply dotted overrides such as `train.epochs=3`."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw: dict = read_yaml(Path(path)) if path is not None else {}
     if os.environ.get("MTST_DATA_DIR") and overrides.get("data.dir") is None:
         overrides["data.dir"] = os.environ["MTST_DATA_DIR"]
     for dotted, value in overrides.items():
@@ -129,11 +167,16 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
                 raise ConfigError(f"{path or 'config'}: `{key}` must be a mapping")
             node = node[key]
         node[leaf] = value
+    return validate_config(raw, str(path) if path else "")
+
+
+def validate_config(raw: dict, source: str = "") -> Config:
+    """The Config of a plain mapping; the first problem is one ConfigError line naming its setting."""
     try:
         return Config.model_validate(raw)
     except ValidationError as error:
-        source = f"{path}: " if path else ""
-        raise ConfigError(source + validation_message(error.errors()[0])) from None
+        problem = validation_message(error.errors()[0])
+        raise ConfigError(f"{source}: {problem}" if source else problem) from None
 
 
 def validation_message(error: dict) -> str:

@@ -8,9 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mtst.config import Config, DataConfig, TrainConfig
+from mtst.config import Config, validate_config
 from mtst.predict import Predictor
-from mtst.tasks import task_config
 from mtst.train import train
 
 DEMO_DIR = resources.files("mtst") / "resources" / "demo"
@@ -19,12 +18,21 @@ HELD_OUT = (DEMO_DIR / "held_out.txt").read_text(encoding="utf-8").splitlines()
 
 
 def demo_config(output_dir: Path, epochs: int | None = None) -> Config:
-    return Config(
-        data=DataConfig(dir=str(DEMO_DIR), format="jsonl"),
-        tasks=[task_config(name="topic", type="sentence"), task_config(name="entities", type="token")],
-        # A few hundred sentences: a higher encoder LR and more epochs than the big-corpus defaults.
-        train=TrainConfig(epochs=epochs or 20, batch_size=16, encoder_lr=1e-4, patience=6, num_sample_predictions=2),
-        output_dir=str(output_dir),
+    """The demo's settings; `epochs` (None: 20) is validated like any config value."""
+    return validate_config(
+        {
+            "data": {"dir": str(DEMO_DIR), "format": "jsonl"},
+            "tasks": [{"name": "topic", "type": "sentence"}, {"name": "entities", "type": "token"}],
+            # A few hundred sentences: a higher encoder LR and more epochs than the big-corpus defaults.
+            "train": {
+                "epochs": 20 if epochs is None else epochs,
+                "batch_size": 16,
+                "encoder_lr": 1e-4,
+                "patience": 6,
+                "num_sample_predictions": 2,
+            },
+            "output_dir": str(output_dir),
+        }
     )
 
 

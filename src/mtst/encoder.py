@@ -22,6 +22,11 @@ def resolve_encoder_path(name_or_path: str | None) -> Path:
             f"encoder {name_or_path!r} is not a local Hugging Face model folder (no config.json); "
             "mtst never downloads weights: give a folder, or leave it empty for the packaged all-MiniLM-L6-v2"
         )
+    if (path / "encoder" / "config.json").is_file() and (path / "model.safetensors").is_file():
+        raise ConfigError(
+            f"encoder {name_or_path!r} is an mtst checkpoint, not a Hugging Face encoder folder; "
+            "give the encoder it was trained from (its run's config.yaml names it)"
+        )
     return path
 
 
@@ -43,10 +48,14 @@ def load_tokenizer(path: str | Path, model_type: str):
 def load_encoder(name_or_path: str | None, max_length: int):
     """(tokenizer, encoder) from local files only."""
     path = resolve_encoder_path(name_or_path)
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
-    window = getattr(config, "max_position_embeddings", None)
-    if window is not None and max_length > window:
-        raise ConfigError(f"encoder.max_length {max_length} exceeds the encoder's {window} positions")
-    tokenizer = load_tokenizer(path, config.model_type)
-    encoder = AutoModel.from_pretrained(path, local_files_only=True)
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        window = getattr(config, "max_position_embeddings", None)
+        if window is not None and max_length > window:
+            raise ConfigError(f"encoder.max_length {max_length} exceeds the encoder's {window} positions")
+        tokenizer = load_tokenizer(path, config.model_type)
+        encoder = AutoModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as error:  # transformers' ways of saying a folder is unusable
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"encoder {str(path)!r} cannot be loaded ({first})") from None
     return tokenizer, encoder

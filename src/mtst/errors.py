@@ -20,3 +20,7 @@ class ConfigError(MtstError):
 
 class CheckpointError(MtstError):
     """A checkpoint folder that is missing files or whose parts disagree."""
+
+
+class TrainingDiverged(MtstError):
+    """The training loss turned NaN or infinite; the weights of the step before are kept."""

@@ -4,7 +4,6 @@ every mispredicted sentence with gold beside predicted. `mtst evaluate --errors 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from mtst.checkpoint import write_text_atomic
 from mtst.data.example import Example
 from mtst.evaluate import compute_metrics
 from mtst.inference import Prediction
+from mtst.jsonout import dumps
 from mtst.tasks import KINDS
 
 ERRORS_FILE, SENTENCES_FILE = "errors.json", "mispredicted.jsonl"
@@ -49,8 +49,8 @@ def analyze(tasks: dict, examples: Sequence[Example], predictions: Sequence[Pred
 def write_analysis(report: dict, records: Sequence[dict], directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(directory / ERRORS_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    write_text_atomic(directory / ERRORS_FILE, dumps(report, ERRORS_FILE, indent=2, ensure_ascii=False) + "\n")
+    lines = "".join(dumps(record, SENTENCES_FILE, ensure_ascii=False) + "\n" for record in records)
     write_text_atomic(directory / SENTENCES_FILE, lines)
 
 

@@ -21,12 +21,14 @@ from mtst.data import Corpus, Splits, as_corpora
 from mtst.data.settings import DataConfig
 from mtst.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
 from mtst.errors import CheckpointError
+from mtst.jsonout import dumps
 from mtst.tasks import Task, build_task
 
 if TYPE_CHECKING:
     from mtst.config import Config
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
+TOKENIZER_FILE = "tokenizer.json"  # mtst needs a fast tokenizer, so every checkpoint it writes has one
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -132,8 +134,12 @@ class MultiTaskModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Writes config.json, model.safetensors, encoder/config.json and the tokenizer, atomically."""
+        broken = non_finite_weights(self)
+        if broken:
+            raise CheckpointError(f"{directory}: refusing to save NaN or infinite weights ({', '.join(broken[:3])})")
         with atomic_directory(directory) as tmp:
-            (tmp / CONFIG_FILE).write_text(self.checkpoint_config().model_dump_json(indent=2), encoding="utf-8")
+            config = self.checkpoint_config().model_dump(mode="json")
+            (tmp / CONFIG_FILE).write_text(dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False), encoding="utf-8")
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
             self.tokenizer.save_pretrained(tmp)
             save_model(self, str(tmp / WEIGHTS_FILE))
@@ -147,7 +153,11 @@ class MultiTaskModel(nn.Module):
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
         directory = Path(directory)
         spec = read_checkpoint(directory)
-        encoder = AutoModel.from_config(spec.encoder_config)
+        try:
+            encoder = AutoModel.from_config(spec.encoder_config)
+        except (ValueError, TypeError, KeyError) as error:  # e.g. a hidden size no head count divides
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{directory / ENCODER_DIR}: cannot build the encoder ({first})") from None
         model = cls(encoder, spec.tokenizer, spec.tasks, spec.max_length, spec.config.encoder.name, spec.config.data)
         _check_weight_shapes(model, directory / WEIGHTS_FILE)
         try:
@@ -163,7 +173,15 @@ class MultiTaskModel(nn.Module):
                 f"{directory / WEIGHTS_FILE}: weights do not match config.json "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
+        broken = non_finite_weights(model)
+        if broken:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: NaN or infinite weights ({', '.join(broken[:3])})")
         return model.to(device).eval()
+
+
+def non_finite_weights(model: nn.Module) -> list[str]:
+    """The names of the weights holding NaN or infinity: never saved, never served."""
+    return [name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
 
 
 def _check_weight_shapes(model: MultiTaskModel, weights_path: Path) -> None:
@@ -213,9 +231,31 @@ def read_checkpoint(directory: str | Path) -> CheckpointSpec:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{config_path}: unreadable checkpoint config ({error})") from None
     config = parse_checkpoint_config(raw, config_path)
+    if not (directory / TOKENIZER_FILE).is_file():  # transformers would build a 5-piece vocabulary without it
+        raise CheckpointError(f"{directory}: incomplete checkpoint (no {TOKENIZER_FILE})")
     try:
         encoder_config = AutoConfig.from_pretrained(directory / ENCODER_DIR, local_files_only=True)
         tokenizer = load_tokenizer(directory, encoder_config.model_type)
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{directory}: incomplete checkpoint ({str(error).splitlines()[0]})") from None
-    return CheckpointSpec(config, tokenizer, encoder_config)
+    spec = CheckpointSpec(config, tokenizer, encoder_config)
+    check_parts_agree(spec, directory)
+    return spec
+
+
+def check_parts_agree(spec: CheckpointSpec, directory: Path) -> None:
+    """The tokenizer, the encoder's config and max_length belong together: parts copied from elsewhere
+    would predict garbage (every word [UNK]) or fail later, in the middle of a request."""
+    rows, pieces = getattr(spec.encoder_config, "vocab_size", None), len(spec.tokenizer)
+    # Embedding matrices are often padded past the vocabulary (DeBERTa-v3: 128,001 pieces, 128,100 rows).
+    if rows is not None and not rows - 256 <= pieces <= rows:
+        raise CheckpointError(
+            f"{directory}: the tokenizer has {pieces} pieces but the encoder {rows} embedding rows; "
+            "its tokenizer files belong to another model"
+        )
+    positions = getattr(spec.encoder_config, "max_position_embeddings", None) or 8192
+    if spec.max_length > positions:
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE}: encoder.max_length {spec.max_length} exceeds the encoder's "
+            f"{positions} positions"
+        )

@@ -74,6 +74,7 @@ class OnnxModel:
                 f"{path}: graph inputs {inputs} / outputs {outputs} do not match the tasks in config.json; "
                 "run `mtst export` again"
             )
+        _check_output_shapes(session, spec.tasks, path)
         return cls(session, spec.tokenizer, spec.tasks, spec.max_length, load_crfs(directory, spec.tasks))
 
     def forward(
@@ -86,6 +87,20 @@ class OnnxModel:
         outputs = self.session.run(names, feeds)
         logits = {name: torch.from_numpy(value) for name, value in zip(names, outputs, strict=True)}
         return ModelOutput(logits, {}, None)
+
+
+def _check_output_shapes(session: ort.InferenceSession, tasks, path: Path) -> None:
+    """Each output has its task's rank and one score per label: a graph exported from another checkpoint with
+    the same task names would decode wrong labels, or index past the label list."""
+    by_name = {task.name: task for task in tasks}
+    for node in session.get_outputs():
+        task = by_name[node.name]
+        rank, width = task.OUTPUT_RANK, (node.shape[-1] if node.shape else None)
+        if len(node.shape or ()) != rank or (isinstance(width, int) and width != len(task.labels)):
+            raise CheckpointError(
+                f"{path}: output {node.name} gives {width} scores per row (shape {node.shape}) but config.json "
+                f"lists {len(task.labels)} labels; this graph belongs to another checkpoint: run `mtst export` again"
+            )
 
 
 def load_crfs(directory: Path, tasks) -> dict[str, CRF]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +48,17 @@ class Predictor:
         self.model = model  # a MultiTaskModel or an mtst.onnx_backend.OnnxModel; run_model takes either
         self.batch_size = batch_size
         self.window_overlap = window_overlap
+        # A fast tokenizer changes its own truncation settings per call and raises "Already borrowed" when two
+        # threads do so at once: counting (in a server's request threads) uses its own copy, one call at a time.
+        self._counting_tokenizer = copy.deepcopy(model.tokenizer)
+        self._counting = threading.Lock()
+
+    def count_subtokens(self, texts: Sequence[str]) -> int:
+        """The sub-tokens the texts hold (without special tokens): the work predicting them costs."""
+        words = [list(Example.from_text(text).words) for text in texts]
+        with self._counting:
+            encoded = self._counting_tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+        return sum(len(ids) for ids in encoded["input_ids"])
 
     @classmethod
     def from_checkpoint(

@@ -13,7 +13,6 @@ masked-LM loss on the dev sentences before and after, with the same masks both t
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -38,13 +37,14 @@ from mtst.data import load_corpora
 from mtst.data.readers import read_text_lines
 from mtst.encoder import load_tokenizer, resolve_encoder_path
 from mtst.errors import ConfigError
+from mtst.jsonout import dumps
 
 logger = logging.getLogger(__name__)
 NOTE_FILE = "pretrain.json"
 
 
 class PretrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     output_dir: str
     extra_text: str | None = None  # one unlabelled sentence per line
@@ -205,6 +205,8 @@ def train_masked_lm(model, features: list[dict], collator, settings: PretrainCon
     for epoch in range(1, settings.epochs + 1):
         total, batches = 0.0, 0
         for batch in loader:
+            if not (batch["labels"] != -100).any():
+                continue  # no token drawn for masking (a small batch): its loss is 0/0, NaN, and teaches nothing
             loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -227,4 +229,4 @@ def save_encoder(model, tokenizer, source: Path, output: Path, note: dict) -> No
     with atomic_directory(output) as tmp:
         encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / NOTE_FILE).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+        (tmp / NOTE_FILE).write_text(dumps(note, NOTE_FILE, indent=2) + "\n", encoding="utf-8")

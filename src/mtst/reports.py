@@ -15,6 +15,7 @@ from accelerate.utils import gather_object
 from mtst.checkpoint import write_text_atomic
 from mtst.data.loaders import bears_entities
 from mtst.evaluate import headline
+from mtst.jsonout import dumps, write_json_atomic
 from mtst.plots import plot_curves
 from mtst.predict import to_json
 
@@ -81,7 +82,7 @@ def record_epoch(output: Path, history: list[dict], model, dev_samples, samples:
     for examples, predictions in dev_samples:
         log_samples(model, examples, predictions, samples)
     if main:
-        write_text_atomic(output / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+        write_text_atomic(output / "metrics.jsonl", "".join(dumps(row, "metrics.jsonl") + "\n" for row in history))
         plot_curves(history, model.tasks, output / "curves.png")
 
 
@@ -158,7 +159,7 @@ def summarize(
 
 def write_summary(output: Path, summary: dict, main: bool) -> None:
     if main:
-        write_text_atomic(output / "summary.json", json.dumps(summary, indent=2))
+        write_json_atomic(output / "summary.json", summary, indent=2)
     logger.info("best epoch %d; test %s; %.0f s", summary["best_epoch"], fmt(summary["test"]), summary["wall_time_s"])
 
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 # The short forms (`--strategy llrd:0.8`); in YAML the same as `strategy: {name: llrd, decay: 0.8}`.
 STRATEGY_SPECS = ("full", "frozen", "discriminative", "freeze-lower:N", "gradual", "llrd:DECAY")
+# AdamW moves each weight by about the learning rate per step: far above 1 nothing can train, and near
+# float32's limit the update itself overflows (a RuntimeError inside torch instead of a config error).
+MAX_LR = 10.0
 # Where the transformer layers sit in the encoder families we know (BERT/RoBERTa/MPNet, DistilBERT, others).
 LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "encoder.layers")
 
@@ -78,7 +81,7 @@ class LearningRates(Protocol):
 class Strategy(BaseModel):
     """`full`: every block trains at `train.encoder_lr`, the heads at `train.head_lr` (as in the core)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: Literal["full"] = "full"
 
     @property
@@ -167,8 +170,8 @@ class Discriminative(Strategy):
     """Every block trains at its own `encoder_lr` (5e-5), the heads at `head_lr` (1e-3)."""
 
     name: Literal["discriminative"] = "discriminative"
-    encoder_lr: float = Field(5e-5, gt=0)
-    head_lr: float = Field(1e-3, gt=0)
+    encoder_lr: float = Field(5e-5, gt=0, le=MAX_LR)
+    head_lr: float = Field(1e-3, gt=0, le=MAX_LR)
 
     def block_lr(self, depth, blocks, lrs):
         return self.encoder_lr

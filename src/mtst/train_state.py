@@ -8,6 +8,7 @@ the metrics so far. A run resumed from it takes exactly the steps the uninterrup
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +18,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from mtst.checkpoint import atomic_directory
+from mtst.checkpoint import atomic_directory, recover_directory
 from mtst.errors import CheckpointError
+from mtst.jsonout import dumps
 
 STATE_DIR = "training_state"
 FORMAT_VERSION = 1
@@ -45,8 +47,10 @@ class Progress:
 class EarlyStopping:
     """Tracks the best dev score; `should_stop` once `patience` epochs pass without improvement."""
 
-    def __init__(self, patience: int, best: float = float("-inf"), best_epoch: int = 0, bad_epochs: int = 0):
-        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, best, best_epoch, bad_epochs
+    def __init__(self, patience: int, best: float | None = None, best_epoch: int = 0, bad_epochs: int = 0):
+        # None (saved before any epoch ended) is no score yet: JSON has no -inf.
+        self.best = float("-inf") if best is None else best
+        self.patience, self.best_epoch, self.bad_epochs = patience, best_epoch, bad_epochs
 
     def update(self, score: float, epoch: int) -> bool:
         if score > self.best:
@@ -61,7 +65,8 @@ class EarlyStopping:
 
     @property
     def state(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        best = self.best if math.isfinite(self.best) else None
+        return {"best": best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
 
 def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -151,10 +156,11 @@ def save_training_state(
             save_model(loss_weighting, str(tmp / "loss_weighting.safetensors"))
         save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
         save_file(rng_tensors, str(tmp / "rng.safetensors"))
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        (tmp / "state.json").write_text(dumps(meta, "state.json", indent=1), encoding="utf-8")
 
 
 def has_training_state(output_dir: str | Path) -> bool:
+    recover_directory(Path(output_dir) / STATE_DIR)  # a kill between the two renames of the last save
     return (Path(output_dir) / STATE_DIR / "state.json").is_file()
 
 
@@ -168,6 +174,7 @@ def load_training_state(
 ) -> Progress:
     """Restores everything `save_training_state` wrote; the objects must come from the same config."""
     folder = Path(output_dir) / STATE_DIR
+    recover_directory(folder)
     try:
         meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ __all__ = [
     "Example",
     "Splits",
     "as_corpora",
+    "check_annotations",
     "corpus_data",
     "load_corpora",
     "load_splits",
@@ -59,6 +61,26 @@ def read_split(config: DataConfig, split: str) -> list[Example]:
     return name_labels(examples, config.label_names) if config.label_names else examples
 
 
+def _origin(example: Example) -> tuple[str, int | None]:
+    path, _, line = example.origin.rpartition(":")
+    return (path, int(line)) if path and line.isdigit() else (example.origin, None)
+
+
+def check_annotations(examples: Sequence[Example], tasks: Iterable, split: str) -> None:
+    """Each task's field is in the split and of the form its kind reads (one label per sentence, a tag per
+    word, a set of labels; `Task.annotation_problem`). Read otherwise, a token task would learn a label's
+    characters as tags and a split without the field would be scored on the other tasks alone."""
+    for task in tasks:
+        held = [example for example in examples if task.annotation in example.annotations]
+        if examples and not held:
+            problem = f"no example of the {split} split holds `{task.annotation}`, which task {task.name!r} reads"
+            raise DataError(_origin(examples[0])[0], None, problem)
+        for example in held:
+            problem = task.annotation_problem(example.annotations[task.annotation])
+            if problem is not None:
+                raise DataError(*_origin(example), problem)
+
+
 def name_labels(examples: list[Example], names: dict[str, str]) -> list[Example]:
     """Sentence labels (string annotations) replaced by their names; a label without one is an error."""
     named = []
@@ -67,10 +89,9 @@ def name_labels(examples: list[Example], names: dict[str, str]) -> list[Example]
         for field, value in annotations.items():
             if isinstance(value, str):
                 if value not in names:
-                    path, _, line = example.origin.rpartition(":")
                     known = ", ".join(sorted(names))
                     problem = f"label {value!r} has no name in data.label_names (names given for {known})"
-                    raise DataError(path or example.origin, int(line) if line.isdigit() else None, problem)
+                    raise DataError(*_origin(example), problem)
                 annotations[field] = names[value]
         named.append(replace(example, annotations=annotations))
     return named

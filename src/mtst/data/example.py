@@ -3,11 +3,40 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
-# BERT's basic tokenizer splits on whitespace and punctuation; splitting raw text the same way keeps
-# every word a whole number of sub-tokens, so a character span maps onto whole words.
-_WORD = re.compile(r"\w+|[^\w\s]")
+# CJK ideographs, the ranges of BERT's BasicTokenizer._is_chinese_char: BERT makes each one a word.
+_CJK = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F)]
+_CJK += [(0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
+# Other scripts written without spaces between words: Hiragana, Katakana (and its extensions and halfwidth
+# forms), Thai, Lao, Myanmar, Khmer. Without a word boundary to find, each character is a word too.
+_NO_SPACE = [(0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F), (0x0E00, 0x0EFF), (0x1000, 0x109F)]
+_NO_SPACE += [(0x1780, 0x17FF)]
+
+
+def _char_class(ranges, keep=lambda char: True) -> str:
+    """The inside of a regex character class holding the kept characters of `ranges`, as runs `a-z`."""
+    codes = [code for low, high in ranges for code in range(low, high + 1) if keep(chr(code))]
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(re.escape(chr(low)) + (f"-{re.escape(chr(high))}" if high > low else "") for low, high in runs)
+
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char) in ("Mn", "Mc")
+
+
+_SINGLE = _char_class(_CJK) + _char_class(_NO_SPACE, lambda char: not _is_mark(char))
+_MARKS = _char_class(_NO_SPACE, _is_mark) + "\u3099\u309a"
+# BERT's basic tokenizer splits on whitespace and punctuation and around each CJK ideograph; splitting raw
+# text the same way (and per character in the other scripts without spaces, a vowel or tone mark kept with
+# its letter) keeps every word a whole number of sub-tokens, so a character span maps onto whole words.
+_WORD = re.compile(f"[{_SINGLE}][{_MARKS}]*|[^\\W{_SINGLE}{_MARKS}]+|[^\\w\\s]")
 
 Annotation = str | tuple[str, ...] | frozenset[str]
 

@@ -29,24 +29,29 @@ BOM = "\ufeff"
 LABEL_SET = "labels"
 
 
-def _decode(path: Path, raw: bytes | None = None) -> str:
-    """The file's text (or `raw`, bytes already read from `path`), refusing invalid UTF-8 with the line of the
-    first bad byte."""
-    if raw is None:
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise DataError(path, None, "file not found") from None
-        except IsADirectoryError:
-            raise DataError(path, None, "expected a file, found a folder") from None
-        except OSError as error:
-            raise DataError(path, None, f"cannot read the file ({error.strerror or error})") from None
+def _decode(path: Path) -> str:
+    """The file's text, refusing invalid UTF-8 with the line of the first bad byte."""
+    try:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise DataError(path, None, "not a regular file; give a file or a folder")  # a pipe would block
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise DataError(path, None, "expected a file, found a folder") from None
+    except OSError as error:
+        raise DataError(path, None, f"cannot read the file ({error.strerror or error})") from None
+    return decode_utf8(raw, path)
+
+
+def decode_utf8(raw: bytes, origin: str | Path) -> str:
+    """`raw` as text, refusing invalid UTF-8 with the line of the first bad byte."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         head = raw[: error.start]  # lines end at \n, \r\n or \r, as everywhere else
         line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
-        raise DataError(path, line, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
+        raise DataError(origin, line, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
 
 
 def _split_lines(text: str) -> list[str]:
@@ -155,6 +160,7 @@ def read_conll(path: str | Path, strict: bool = False) -> list[Example]:
             tags.clear()
             tag_lines.clear()
 
+    first_row: tuple[int, int] | None = None  # (line, columns) of the first word line: every line has as many
     for number, line in enumerate(lines, start=1):
         columns = columns_of(line, number)
         if not columns:
@@ -164,6 +170,10 @@ def read_conll(path: str | Path, strict: bool = False) -> list[Example]:
             continue
         if len(columns) < 2:
             raise DataError(path, number, f"expected a word and a tag, found 1 column ({columns[0]!r})")
+        first_row = first_row or (number, len(columns))
+        if len(columns) != first_row[1]:  # e.g. `Peter Blackburn B-PER`: a word would be dropped
+            problem = f"{len(columns)} columns, but line {first_row[0]} has {first_row[1]}"
+            raise DataError(path, number, f"{problem}; every line holds the same columns, the word first, the tag last")
         words.append(columns[0])
         tags.append(columns[-1])
         tag_lines.append(number)
@@ -239,6 +249,10 @@ def _record_example(record: dict, path: Path, line: int) -> tuple[Example, set[s
     """The words of a JSONL record (from `tokens` or `text`) and the keys they consumed."""
     origin = f"{path}:{line}"
     if "tokens" in record:
+        if "text" in record:
+            raise DataError(path, line, "give `tokens` or `text`, not both")
+        if "entities" in record:
+            raise DataError(path, line, "`entities` are character spans into `text`; with `tokens` give `tags`")
         words = record["tokens"]
         if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
             raise DataError(path, line, "`tokens` must be a non-empty list of non-blank strings")
@@ -305,16 +319,13 @@ def read_jsonl(path: str | Path, strict: bool = False) -> list[Example]:
     """JSON lines: `{"tokens": [...], "tags": [...]}` or `{"text", "label", "entities": [{start, end, label}]}`."""
     path = Path(path)
     bio = BioChecker(path, strict)
+    lines = _read_lines(path, strict)
+    if path.suffix.lower() == ".json" and "\n".join(lines).lstrip().startswith("["):
+        records = _json_array(lines, path)
+    else:
+        records = ((number, _json_line(line, path, number)) for number, line in enumerate(lines, 1) if line.strip())
     examples = []
-    for number, line in enumerate(_read_lines(path, strict), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except RecursionError:
-            raise DataError(path, number, "not valid JSON (nested too deeply)") from None
-        except ValueError as error:  # JSONDecodeError, and integers past Python's digit limit
-            raise DataError(path, number, f"not valid JSON ({getattr(error, 'msg', error)})") from None
+    for number, record in records:
         if not isinstance(record, dict):
             raise DataError(path, number, f"expected a JSON object, found {type(record).__name__}")
         examples.append(_jsonl_example(record, path, number, bio))
@@ -322,11 +333,77 @@ def read_jsonl(path: str | Path, strict: bool = False) -> list[Example]:
     return examples
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different: json.loads alone keeps the last of two silently."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        repeated = next(key for index, (key, _) in enumerate(pairs) if key in dict(pairs[:index]))
+        raise _RepeatedKey(f"key `{repeated}` given twice")
+    return record
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _parse_json(text: str, path: Path, line: int, start: int = 0) -> tuple[object, int]:
+    """The JSON value at `start` of `text` and where it ends; any problem is one DataError at `line`."""
+    try:
+        return _DECODER.raw_decode(text, start)
+    except _RepeatedKey as error:
+        raise DataError(path, line, str(error)) from None
+    except RecursionError:
+        raise DataError(path, line, "not valid JSON (nested too deeply)") from None
+    except ValueError as error:  # JSONDecodeError, and integers past Python's digit limit
+        raise DataError(path, line, f"not valid JSON ({getattr(error, 'msg', error)})") from None
+
+
+def _json_line(line: str, path: Path, number: int):
+    value, end = _parse_json(line.strip(" \t"), path, number)
+    if line.strip(" \t")[end:]:
+        raise DataError(path, number, "not valid JSON (Extra data)")
+    return value
+
+
+def _json_array(lines: list[str], path: Path):
+    """(line, record) for each element of a `.json` file holding one array, each named by its first line."""
+    text = "\n".join(lines)
+    position = text.index("[") + 1
+    while True:
+        position = _skip_space(text, position)
+        line = text.count("\n", 0, position) + 1
+        if text.startswith("]", position):
+            break
+        if position >= len(text):
+            raise DataError(path, line, "not valid JSON (the array has no closing `]`)")
+        value, position = _parse_json(text, path, line, position)
+        yield line, value
+        position = _skip_space(text, position)
+        if text.startswith(",", position):
+            position += 1
+        elif not text.startswith("]", position):
+            raise DataError(path, text.count("\n", 0, position) + 1, "not valid JSON (expected `,` or `]`)")
+    if text[position + 1 :].strip():
+        raise DataError(path, text.count("\n", 0, position) + 1, "not valid JSON (extra data after the array)")
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\n\r":
+        position += 1
+    return position
+
+
 def read_csv(
     path: str | Path, text_column: str = "text", label_column: str = "label", strict: bool = False
 ) -> list[Example]:
     """CSV with a header row; the text and label columns are named by the config."""
     path = Path(path)
+    # csv refuses cells over 131,072 characters by default ("field larger than field limit"): a long document
+    # is a valid cell. The limit is process-wide; raising it never refuses anything that was read before.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     # Each line gets its newline back so that a quoted cell spanning lines keeps it.
     reader = csv.reader((line + "\n" for line in _read_lines(path, strict)), strict=True)
     examples, start = [], 1
@@ -414,8 +491,11 @@ def read_path(
     raise DataError(path, None, f"unknown data format {fmt!r}; choose one of auto, {', '.join(FORMATS)}")
 
 
-def read_text_lines(path: str | Path, raw: bytes | None = None) -> list[str]:
-    """Non-blank lines of a plain text file (for prediction), or of `raw`, bytes read from `path` (such as
-    standard input); a leading BOM is dropped without a warning."""
-    text = _decode(Path(path), raw).removeprefix(BOM)
-    return [line for line in _split_lines(text) if line.strip()] if text else []
+def read_text_lines(path: str | Path) -> list[str]:
+    """Non-blank lines of a plain text file (for prediction); a leading BOM is dropped without a warning."""
+    return [line for line in _split_lines(_decode(Path(path)).removeprefix(BOM)) if line.strip()]
+
+
+def text_lines(raw: bytes, origin: str) -> list[str]:
+    """Non-blank lines of UTF-8 bytes from a stream such as standard input, named `origin` in errors."""
+    return [line for line in _split_lines(decode_utf8(raw, origin).removeprefix(BOM)) if line.strip()]

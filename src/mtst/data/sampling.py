@@ -22,7 +22,7 @@ TASK_SAMPLING_RULES = ("proportional", "temperature:T", "round-robin")
 class TaskSampling(BaseModel):
     """`proportional`: every batch of every corpus once per epoch, shuffled."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: Literal["proportional"] = "proportional"
 
     def order(self, lengths: Sequence[int], epoch: int, seed: int) -> list[int]:
@@ -54,8 +54,10 @@ class Temperature(TaskSampling):
     temperature: float = Field(gt=0)
 
     def _draw(self, lengths, steps, generator):
-        sizes = torch.tensor(lengths, dtype=torch.double)
-        return torch.multinomial(sizes ** (1 / self.temperature), steps, replacement=True, generator=generator).tolist()
+        # n_i^(1/T) normalised, in log space: the power itself overflows for a small T.
+        logits = torch.tensor(lengths, dtype=torch.double).log() / self.temperature
+        weights = (logits - logits.max()).exp()
+        return torch.multinomial(weights, steps, replacement=True, generator=generator).tolist()
 
 
 def short_form(value):

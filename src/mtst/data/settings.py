@@ -10,7 +10,7 @@ DATA_FORMATS = ("auto", *FORMATS)
 
 
 class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dir: str | None = None
     format: str = "auto"

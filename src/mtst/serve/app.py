@@ -3,27 +3,30 @@
 # No `from __future__ import annotations` here: FastAPI reads the request model built at run time from
 # the endpoint's annotation, which must be the class itself, not a string.
 
+import asyncio
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from mtst.serve.batching import MicroBatcher, PredictFn
+from mtst.serve.batching import MicroBatcher, PredictFn, QueueFull
 from mtst.serve.config import ServeConfig
-from mtst.serve.limits import BodySizeLimit
+from mtst.serve.limits import BodySizeLimit, RequireUtf8
 from mtst.serve.schemas import ErrorResponse, Health, SentenceResult, predict_request_model
 
 STATIC_DIR = Path(__file__).parent / "static"
 ERROR_RESPONSES = {
     code: {"model": ErrorResponse, "description": why}
     for code, why in {
-        400: "malformed JSON",
-        413: "request body larger than max_body_bytes",
+        400: "malformed JSON, or a body that is not UTF-8",
+        413: "request body larger than max_body_bytes, or texts holding more than max_subtokens sub-tokens",
         415: "body not sent as application/json",
         422: "the body breaks a rule: texts missing, empty, too many, too long, not strings",
+        503: "max_queued_requests requests are already waiting; retry after the Retry-After seconds",
     }.items()
 }
 EXAMPLE = '{"texts": ["a sentence"]}'
@@ -60,10 +63,35 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     return _error(422, validation_message(first) + more)
 
 
-def create_app(predict: PredictFn, info: dict, config: ServeConfig | None = None) -> FastAPI:
-    """An app answering with `predict` (texts -> per-sentence dicts); `info` is what `/info` reports."""
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone. The body is read already, so the next ASGI message is the
+    disconnect (uvicorn does not cancel a handler whose client left; this is how the app learns it)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(work, request: Request):
+    """`work`'s result, or None once the client has gone, cancelling the work (a queued request is dropped)."""
+    task, gone = asyncio.ensure_future(work), asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    return task.result() if not task.cancelled() else None
+
+
+def create_app(
+    predict: PredictFn,
+    info: dict,
+    config: ServeConfig | None = None,
+    count_subtokens: Callable[[list[str]], int] | None = None,
+) -> FastAPI:
+    """An app answering with `predict` (texts -> per-sentence dicts); `info` is what `/info` reports;
+    `count_subtokens` (texts -> sub-tokens) enforces `max_subtokens` where given."""
     config = config or ServeConfig()
-    batcher = MicroBatcher(predict, config.max_batch_sentences, config.max_wait_ms)
+    batcher = MicroBatcher(predict, config.max_batch_sentences, config.max_wait_ms, config.max_queued_requests)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -77,10 +105,13 @@ def create_app(predict: PredictFn, info: dict, config: ServeConfig | None = None
         description="Sentence label and entities from one multi-task encoder. Page at `/`.",
         lifespan=lifespan,
     )
+    app.add_middleware(RequireUtf8)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     PredictRequest = predict_request_model(config)  # noqa: N806 - a class, named as one
-    limits = config.model_dump(include={"max_texts", "max_chars", "max_body_bytes"})
+    limits = config.model_dump(
+        include={"max_texts", "max_chars", "max_body_bytes", "max_subtokens", "max_queued_requests"}
+    )
     batching = config.model_dump(include={"max_batch_sentences", "max_wait_ms"})
 
     @app.post(
@@ -90,12 +121,22 @@ def create_app(predict: PredictFn, info: dict, config: ServeConfig | None = None
         responses=ERROR_RESPONSES,
         summary="Label each text and find its entities",
     )
-    async def predict_texts(body: PredictRequest):
-        return await batcher.predict(body.texts)
+    async def predict_texts(body: PredictRequest, request: Request):
+        if count_subtokens is not None:
+            subtokens = await asyncio.to_thread(count_subtokens, body.texts)
+            if subtokens > config.max_subtokens:
+                return _error(413, f"the texts hold {subtokens} sub-tokens; at most {config.max_subtokens} per request")
+        try:
+            results = await _unless_disconnected(batcher.predict(body.texts), request)
+        except QueueFull as error:
+            return JSONResponse({"detail": f"server busy: {error}"}, status_code=503, headers={"Retry-After": "1"})
+        # 499 (nginx's "client closed request"): nobody reads it, but the access log tells what happened.
+        return results if results is not None else Response(status_code=499)
 
     @app.get("/health", response_model=Health)
     async def health():
-        return {"status": "ok", "batches": batcher.stats.batches, "sentences": batcher.stats.sentences}
+        stats = batcher.stats
+        return {"status": "ok", "batches": stats.batches, "sentences": stats.sentences, "dropped": stats.dropped}
 
     @app.get("/info", summary="Model, tasks and labels, encoder, version, limits")
     async def model_info() -> dict:

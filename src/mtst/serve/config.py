@@ -18,6 +18,11 @@ class ServeConfig(BaseModel):
     max_chars: int = Field(10_000, ge=1, description="characters per text")
     # Room for max_texts x max_chars of ordinary text; JSON escapes (\uXXXX) and 4-byte UTF-8 can exceed it.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1, description="request body size")
+    # The work a request may ask for, counted in the encoder's sub-tokens (a character limit alone lets
+    # 64 texts of 10,000 characters through: ~44 s of one CPU core). Refused with 413.
+    max_subtokens: int = Field(16_384, ge=1, description="sub-tokens per request, summed over its texts")
+    # Requests waiting for a batch; one more is refused with 503 and Retry-After instead of waiting unbounded.
+    max_queued_requests: int = Field(64, ge=1, description="requests waiting for the model before 503")
     max_batch_sentences: int = Field(
         64, ge=1, description="sentences per model call, summed over requests; 1 turns micro-batching off"
     )

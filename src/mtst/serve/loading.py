@@ -27,7 +27,7 @@ def describe_checkpoint(checkpoint: str | Path, backend: Backend = "torch") -> d
     spec = read_checkpoint(checkpoint)
     encoder = spec.encoder_config
     return {
-        "model": str(checkpoint),
+        "model": checkpoint.name,  # not the absolute path: clients need not learn the server's file layout
         "version": mtst_version(),
         "backend": backend,
         "encoder": {

@@ -67,3 +67,4 @@ class Health(BaseModel):
     status: str
     batches: int = Field(description="model calls so far")
     sentences: int = Field(description="sentences predicted so far")
+    dropped: int = Field(0, description="requests dropped unbatched because their client disconnected")

@@ -12,6 +12,7 @@ a checkpoint's config.json stores and what the model, decoding and metrics work 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,11 +29,19 @@ if TYPE_CHECKING:
     from mtst.data.example import Example
 
 
+# How each annotation form is named in messages.
+ANNOTATION_FORMS = {str: "one label per sentence", tuple: "a tag per word", frozenset: "a set of labels per sentence"}
+# The name keys the task's weights (`heads.NAME.*`, where a dot would nest) and its JSON output.
+TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
 class TaskConfigBase(BaseModel):
     """A named task; `field` is the annotation of each example it learns from (the kind's default if unset)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     DEFAULT_FIELD: ClassVar[str] = "label"
+    # The annotation forms the kind reads (Example.Annotation: str, tuple of tags, frozenset of labels).
+    READS: ClassVar[tuple[type, ...]] = (str,)
 
     name: str
     type: str
@@ -46,6 +55,23 @@ class TaskConfigBase(BaseModel):
     def annotation(self) -> str:
         return self.field or self.DEFAULT_FIELD
 
+    def annotation_problem(self, value: Any) -> str | None:
+        """Why an example's annotation is not of the form this kind reads (None when it is)."""
+        if isinstance(value, self.READS):
+            return None
+        holds = ANNOTATION_FORMS.get(type(value), type(value).__name__)
+        return (
+            f"{self.type} task {self.name!r} reads `{self.annotation}`, which holds {holds}; "
+            f"it needs {ANNOTATION_FORMS[self.READS[0]]}"
+        )
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, value: str) -> str:
+        if not TASK_NAME.fullmatch(value):
+            raise ValueError(f"a task name is letters, digits, `_` or `-` (it names weights and keys), got {value!r}")
+        return value
+
     def check_with(self, tasks: dict[str, TaskConfigBase]) -> None:
         """Checks that involve the other tasks of the config (ValueError when one fails)."""
 
@@ -57,6 +83,7 @@ class Task(TaskConfigBase):
     MAIN_METRIC: ClassVar[str]
     # The ONNX output of the task, as onnx_export.json describes it.
     OUTPUT_SHAPE: ClassVar[str] = "float32 [batch, labels]"
+    OUTPUT_RANK: ClassVar[int] = 2
     # The key the first task of this kind fills at the top level of a prediction's JSON.
     JSON_KEY: ClassVar[str]
 

@@ -60,6 +60,7 @@ class MultilabelHead(nn.Module):
 class MultilabelTaskConfig(TaskConfigBase):
     type: Literal["multilabel"] = "multilabel"
     DEFAULT_FIELD = "labels"
+    READS = (frozenset, str)  # a list of labels, or labels joined by `separator`
 
     # Joins the labels of a string annotation (a JointBERT label file's `a#b`, a CSV column's `a|b`).
     separator: str = Field("#", min_length=1)

@@ -141,6 +141,7 @@ def tag_words(crf: CRF | None, emissions: torch.Tensor) -> tuple[list[int], list
 class TokenTaskConfig(TaskConfigBase):
     type: Literal["token"] = "token"
     DEFAULT_FIELD = "tags"
+    READS = (tuple,)
 
     # How the cross-entropy weights each tag, from train tag frequencies.
     class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
@@ -177,6 +178,7 @@ class TokenTaskConfig(TaskConfigBase):
 class TokenTask(TokenTaskConfig, Task):
     MAIN_METRIC = "f1"
     OUTPUT_SHAPE = "float32 [batch, sequence, labels]"
+    OUTPUT_RANK = 3
     JSON_KEY = "entities"
 
     # With condition_on: each label of that task mapped to the tags train showed with it.

@@ -1,0 +1,205 @@
+"""Hostile input, generated: whatever a config, a request body or standard input holds, mtst answers with one
+`error:` line and exit status 2 (CLI) or a 4xx/503 with a JSON detail (server) — never a traceback, never a 500,
+never invalid JSON. Cases come from hypothesis; max_examples stay small so the file runs in seconds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from mtst.cli import app
+from mtst.config import load_config
+from mtst.errors import ConfigError
+from mtst.predict import Predictor
+from mtst.serve.app import create_app
+from mtst.serve.config import ServeConfig
+from mtst.serve.loading import describe_checkpoint
+
+runner = CliRunner()
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and Infinity, which Python writes but JSON does not have."""
+
+    def refuse(constant):
+        raise ValueError(f"invalid JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def assert_one_error_line(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+# -- configs -------------------------------------------------------------------------------------------------
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["full", "llrd:0.5", "temperature:0.001", "static", "token", "sentence", "a.b", ""]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+KEYS = {
+    "encoder": ["name_or_path", "max_length"],
+    "data": ["format", "dev_from_train", "label_names", "strict", "train"],
+    "train": [
+        "epochs",
+        "batch_size",
+        "encoder_lr",
+        "head_lr",
+        "weight_decay",
+        "warmup_ratio",
+        "max_grad_norm",
+        "entity_sampler_weight",
+        "patience",
+        "seed",
+        "max_train_examples",
+        "checkpoint_every_steps",
+    ],
+    "strategy": ["name", "discriminative_encoder_lr", "gradual_epochs_per_block"],
+    "loss": ["weighting", "weights"],
+}
+SECTIONS = st.dictionaries(
+    st.sampled_from(sorted(KEYS)),
+    st.none() | st.just("x") | st.dictionaries(st.sampled_from(sum(KEYS.values(), [])), VALUES, max_size=4),
+    max_size=4,
+)
+TASKS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["intent", "slots", "a.b", "", "x y", "intent"]),
+            "type": st.sampled_from(["sentence", "token", "tree"]),
+        },
+        optional={
+            "field": st.sampled_from(["label", "tags", ""]),
+            "dropout": VALUES,
+            "condition_on": st.sampled_from(["intent", "slots", "nope"]),
+            "crf": VALUES,
+        },
+    ),
+    max_size=3,
+)
+
+
+def _config_text(sections: dict, tasks: list | None, task_sampling) -> str:
+    raw = dict(sections)
+    if tasks is not None:
+        raw["tasks"] = tasks
+    if task_sampling is not None:
+        raw["task_sampling"] = task_sampling
+    return yaml.safe_dump(raw, allow_unicode=True)
+
+
+@FAST
+@given(sections=SECTIONS, tasks=st.none() | TASKS, task_sampling=st.none() | VALUES)
+def test_any_config_is_valid_or_one_config_error(tmp_path, sections, tasks, task_sampling):
+    path = tmp_path / "c.yaml"
+    path.write_text(_config_text(sections, tasks, task_sampling), encoding="utf-8")
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        assert "\n" not in str(error)
+        return
+    # What validates holds no NaN or infinity anywhere, and dumps as strict JSON.
+    strict_json(json.dumps(config.model_dump(), allow_nan=False))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sections=SECTIONS, tasks=st.none() | TASKS)
+def test_mtst_train_on_any_config_stops_with_one_error_line(tmp_path, sections, tasks):
+    path = tmp_path / "c.yaml"
+    path.write_text(_config_text(sections, tasks, None), encoding="utf-8")
+    # No data where it points: a config that validates stops at the data, before any model loads.
+    arguments = ["train", "-c", str(path), "--data-dir", str(tmp_path / "no-data"), "-o", str(tmp_path / "run")]
+    assert_one_error_line(runner.invoke(app, arguments))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=64))
+def test_config_bytes_of_any_kind_are_valid_or_one_config_error(tmp_path, raw):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(raw)
+    try:
+        load_config(path)
+    except ConfigError as error:
+        assert "\n" not in str(error)
+
+
+# -- requests ------------------------------------------------------------------------------------------------
+
+LIMITS = ServeConfig(max_texts=4, max_chars=64, max_body_bytes=2048, max_subtokens=64, max_wait_ms=1)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)
+BODIES = st.one_of(
+    st.fixed_dictionaries({"texts": st.lists(st.text(max_size=80), max_size=6)}).map(lambda b: json.dumps(b).encode()),
+    st.fixed_dictionaries({"texts": JSON_VALUES}).map(lambda b: json.dumps(b).encode()),
+    JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    st.lists(st.text(max_size=30), min_size=1, max_size=3).map(
+        lambda texts: json.dumps({"texts": texts}).encode(random_encoding(texts))
+    ),
+    st.binary(max_size=300),
+)
+
+
+def random_encoding(texts) -> str:
+    return ["utf-8", "utf-16", "utf-32", "utf-16-le"][len("".join(texts)) % 4]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_checkpoint):
+    predictor = Predictor.from_checkpoint(tiny_checkpoint, device="cpu")
+    app_ = create_app(predictor.predict, describe_checkpoint(tiny_checkpoint), LIMITS, predictor.count_subtokens)
+    with TestClient(app_, raise_server_exceptions=False) as client:
+        yield client
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    body=BODIES,
+    content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=utf-16", None]),
+)
+def test_any_request_body_gets_200_or_a_4xx_or_503_with_one_json_detail(served, body, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = served.post("/predict", content=body, headers=headers)
+    assert response.status_code in (200, 400, 413, 415, 422, 503), (response.status_code, response.text)
+    answer = strict_json(response.content.decode("utf-8"))
+    if response.status_code == 200:
+        assert isinstance(answer, list) and all(isinstance(result["text"], str) for result in answer)
+    else:
+        assert list(answer) == ["detail"] and isinstance(answer["detail"], str) and "\n" not in answer["detail"]
+
+
+# -- standard input ------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=12, deadline=None)
+@given(raw=st.binary(max_size=80) | st.text(max_size=40).map(lambda text: text.encode("utf-8", "surrogatepass")))
+def test_predict_reads_any_standard_input_as_json_lines_or_one_error_line(tiny_checkpoint, raw):
+    result = runner.invoke(app, ["predict", str(tiny_checkpoint), "--json"], input=raw)
+    if result.exit_code == 0:
+        # One object per "\n"-ended line; str.splitlines would also cut at U+0085 or U+2028 inside a text.
+        rows = [strict_json(line) for line in result.stdout.split("\n")[:-1]]
+        assert rows and all(isinstance(row["score"], float) for row in rows)
+    else:
+        assert_one_error_line(result)

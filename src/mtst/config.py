@@ -180,11 +180,17 @@ def validate_config(raw: dict, source: str = "") -> Config:
 
 
 def validation_message(error: dict) -> str:
-    """`where: problem` for pydantic's first error; an option of another task kind says which kinds have it."""
-    location = error["loc"]
+    """`where: problem` for pydantic's first error, the location as the YAML spells it (without the kind or
+    strategy name pydantic adds for a typed choice); an option of another task kind says which kinds have it."""
+    location = list(error["loc"])
+    kind = None
+    if location[:1] == ["tasks"] and len(location) >= 4:
+        kind = location.pop(2)
+    elif location[:1] in (["strategy"], ["task_sampling"]) and len(location) >= 3:
+        location.pop(1)
     where = ".".join(str(part) for part in location) or "config"
-    if error["type"] == "extra_forbidden" and location[:1] == ("tasks",) and len(location) == 4:
-        option, kind = location[3], location[2]
+    if error["type"] == "extra_forbidden" and kind is not None:
+        option = location[-1]
         owners = [name for name, (config, _) in KINDS.items() if option in config.model_fields]
         if owners:
             return f"{where}: `{option}` is not an option of {kind} tasks; it applies to {', '.join(owners)} tasks only"

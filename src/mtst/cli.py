@@ -296,7 +296,7 @@ def evaluate(
     data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
     examples = read_split(data, split)
     model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
-    check_annotations(examples, [(task.name, task.type, task.field) for task in model.tasks.values()], split)
+    check_annotations(examples, model.tasks.values(), split)
     metrics, predictions = run_evaluation(model, examples)
     summary = _write_error_analysis(model, examples, predictions, errors) if errors is not None else []
     if as_json:

@@ -77,7 +77,7 @@ def test_a_copied_checkpoint_serves_the_same_predictions_and_info(csv_run):
     for checkpoint in (best, copy):
         with TestClient(create_app(load_predictor(checkpoint).predict, describe_checkpoint(checkpoint))) as client:
             info = client.get("/info").json()
-            assert info.pop("model") == str(checkpoint.resolve())
+            assert info.pop("model") == checkpoint.name  # the folder, whatever it is called
             answers[checkpoint] = (info, client.post("/predict", json={"texts": TEXTS}).json())
     assert answers[best] == answers[copy]
     assert answers[copy][0]["encoder"]["name"] is not None

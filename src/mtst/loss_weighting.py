@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from mtst.config import Config
+from mtst.errors import TrainingDiverged
 
 
 class LossWeighting(nn.Module):
@@ -66,3 +69,14 @@ class WeightedModel(nn.Module):
         """The model's output, and the combined loss (None when no example of the batch is labelled)."""
         output = self.model(input_ids, attention_mask, labels, word_ids)
         return output, (self.loss_weighting(output.losses) if output.losses else None)
+
+
+def check_finite(loss: torch.Tensor, losses: dict[str, torch.Tensor], epoch: int, step: int) -> None:
+    """Stops before a NaN/inf loss reaches the weights: the optimizer has not stepped on it yet."""
+    value = loss.item()
+    if not math.isfinite(value):
+        parts = ", ".join(f"{name}={task_loss.item():.4g}" for name, task_loss in losses.items())
+        raise TrainingDiverged(
+            f"epoch {epoch}, batch {step}: the training loss is {value} ({parts}); stopped before it reached "
+            "the weights (lower train.encoder_lr / train.head_lr, or check the data)"
+        )

@@ -9,6 +9,7 @@ counting them as trainable would overstate what a run fine-tunes. Heads always t
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Annotated, Literal, Protocol, Union
 
@@ -19,6 +20,7 @@ from mtst.errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
+logger = logging.getLogger(__name__)
 # The short forms (`--strategy llrd:0.8`); in YAML the same as `strategy: {name: llrd, decay: 0.8}`.
 STRATEGY_SPECS = ("full", "frozen", "discriminative", "freeze-lower:N", "gradual", "llrd:DECAY")
 # AdamW moves each weight by about the learning rate per step: far above 1 nothing can train, and near
@@ -136,6 +138,12 @@ class Strategy(BaseModel):
 
     def _ever_trains(self, depth: int, blocks: int) -> bool:
         return self.block_lr(depth, blocks, _ANY_LR) is not None
+
+    def warn_if_encoder_frozen(self, model: nn.Module, epochs: int) -> None:
+        if not self.trains_encoder(model, epochs):
+            logger.warning(
+                "strategy %s trains no encoder layer: every task is a linear head over frozen features", self.spec
+            )
 
     def trains_encoder(self, model: nn.Module, epochs: int) -> bool:
         """Whether any encoder block trains in some epoch (else every head is a linear probe on frozen features)."""

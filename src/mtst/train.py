@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections import defaultdict
@@ -18,19 +17,19 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from mtst import reports
+from mtst import reports, train_state
 from mtst.checkpoint import write_text_atomic
 from mtst.config import Config, TrainConfig
-from mtst.data import Corpus, Splits, as_corpora, check_annotations, load_corpora
+from mtst.data import Corpus, Splits, as_corpora, check_corpora, load_corpora
 from mtst.data.loaders import build_loaders, sampler_generator
 from mtst.data.sampling import TaskSampler
-from mtst.errors import CheckpointError, ConfigError, TrainingDiverged
+from mtst.errors import CheckpointError, ConfigError
 from mtst.evaluate import early_stopping_score, evaluate_corpora, headline
-from mtst.loss_weighting import WeightedModel, build_loss_weighting
+from mtst.loss_weighting import WeightedModel, build_loss_weighting, check_finite
 from mtst.model import MultiTaskModel
 from mtst.optim import build_optimizer
 from mtst.strategies import Strategy
-from mtst.train_state import EarlyStopping, Progress, has_training_state, load_training_state, save_training_state
+from mtst.train_state import EarlyStopping, Progress, diverged_note
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +75,10 @@ class Trainer:
         generators = [sampler_generator(loader) for loader in loaders]
         progress = Progress()
         if resume_from is not None:
-            progress = load_training_state(resume_from, model, optimizer, scheduler, generators, module.loss_weighting)
-        if not strategy.trains_encoder(model, cfg.epochs):
-            logger.warning(
-                "strategy %s trains no encoder layer: every task is a linear head over frozen features", strategy.spec
+            progress = train_state.load_training_state(
+                resume_from, model, optimizer, scheduler, generators, module.loss_weighting
             )
+        strategy.warn_if_encoder_frozen(model, cfg.epochs)
         # Before `prepare`: a multi-process wrapper registers only the parameters that train at that point.
         strategy.on_epoch_start(model, progress.epoch)
         module, optimizer, scheduler, *loaders = accelerator.prepare(module, optimizer, scheduler, *loaders)
@@ -115,7 +113,7 @@ class Trainer:
                 continue  # taken before the run was interrupted
             output, loss = self.module(**batch)
             if loss is not None:  # else no example in this batch is labelled for any task
-                _check_finite(loss, output.losses, progress.epoch, step)
+                check_finite(loss, output.losses, progress.epoch, step)
                 self.accelerator.backward(loss)
                 self.accelerator.clip_grad_norm_(self.unwrapped.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
@@ -136,18 +134,9 @@ class Trainer:
         """The whole training state, written by the main process only."""
         if self.accelerator.is_main_process:
             states, weighting = self.epoch_start_sampler_states, self.loss_weighting
-            save_training_state(output, self.unwrapped, self.optimizer, self.scheduler, states, progress, weighting)
-
-
-def _check_finite(loss: torch.Tensor, losses: dict[str, torch.Tensor], epoch: int, step: int) -> None:
-    """Stops before a NaN/inf loss reaches the weights: the optimizer has not stepped on it yet."""
-    value = loss.item()
-    if not math.isfinite(value):
-        parts = ", ".join(f"{name}={task_loss.item():.4g}" for name, task_loss in losses.items())
-        raise TrainingDiverged(
-            f"epoch {epoch}, batch {step}: the training loss is {value} ({parts}); stopped before it reached "
-            "the weights (lower train.encoder_lr / train.head_lr, or check the data)"
-        )
+            train_state.save_training_state(
+                output, self.unwrapped, self.optimizer, self.scheduler, states, progress, weighting
+            )
 
 
 def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: bool = False) -> dict:
@@ -159,10 +148,10 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     set_seed(cfg.seed)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"{output}: output_dir is a file, not a folder")
-    if resume and not has_training_state(output):
+    if resume and not train_state.has_training_state(output):
         raise CheckpointError(f"{output}: nothing to resume (no {output / 'training_state'})")
     corpora = as_corpora(config, splits) if splits is not None else load_corpora(config)
-    check_corpora(config, corpora)
+    check_corpora(config.tasks, corpora)
     trainer, progress = Trainer.setup(config, corpora, output if resume else None)
     accelerator, elapsed_before, model = trainer.accelerator, progress.elapsed_s, trainer.unwrapped
     main = accelerator.is_main_process
@@ -184,11 +173,8 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
         if stopper.should_stop:
             break
         epoch_started, progress.epoch = time.perf_counter(), epoch
-        try:
+        with diverged_note(output, stopper):
             train_loss = trainer.train_epoch(cfg, progress, save_state)
-        except TrainingDiverged as error:
-            kept = f"{output / 'best'}/ holds epoch {stopper.best_epoch}" if stopper.best_epoch else "nothing saved"
-            raise TrainingDiverged(f"{error}; {kept}") from None
         dev_metrics, dev_samples = evaluate_corpora(model, corpora, "dev", cfg.eval_batch_size, accelerator, tune=True)
         dev = headline(dev_metrics)
         history.append(reports.epoch_row(epoch, train_loss, dev, epoch_started, model, trainer.loss_weighting))
@@ -211,11 +197,3 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     reports.write_summary(output, summary, main)
     accelerator.wait_for_everyone()
     return summary
-
-
-def check_corpora(config: Config, corpora: list[Corpus]) -> None:
-    """Each task's field is in every split of its corpus, in the form its kind reads (before any training)."""
-    for corpus in corpora:
-        tasks = [task for task in config.tasks if task.name in corpus.tasks]
-        for split in ("train", "dev", "test"):
-            check_annotations(getattr(corpus.splits, split), tasks, split)

@@ -7,6 +7,7 @@ the metrics so far. A run resumed from it takes exactly the steps the uninterrup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -19,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from mtst.checkpoint import atomic_directory, recover_directory
-from mtst.errors import CheckpointError
+from mtst.errors import CheckpointError, TrainingDiverged
 from mtst.jsonout import dumps
 
 STATE_DIR = "training_state"
@@ -67,6 +68,16 @@ class EarlyStopping:
     def state(self) -> dict:
         best = self.best if math.isfinite(self.best) else None
         return {"best": best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+
+@contextlib.contextmanager
+def diverged_note(output: Path, stopper: EarlyStopping):
+    """A run stopped by a non-finite loss says what best/ still holds."""
+    try:
+        yield
+    except TrainingDiverged as error:
+        kept = f"{output / 'best'}/ holds epoch {stopper.best_epoch}" if stopper.best_epoch else "nothing saved"
+        raise TrainingDiverged(f"{error}; {kept}") from None
 
 
 def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:

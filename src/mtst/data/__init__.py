@@ -21,6 +21,7 @@ __all__ = [
     "Splits",
     "as_corpora",
     "check_annotations",
+    "check_corpora",
     "corpus_data",
     "load_corpora",
     "load_splits",
@@ -79,6 +80,14 @@ def check_annotations(examples: Sequence[Example], tasks: Iterable, split: str) 
             problem = task.annotation_problem(example.annotations[task.annotation])
             if problem is not None:
                 raise DataError(*_origin(example), problem)
+
+
+def check_corpora(tasks: Iterable, corpora: Sequence[Corpus]) -> None:
+    """Each task's field is in every split of its corpus, in the form its kind reads (before any training)."""
+    for corpus in corpora:
+        tasks_here = [task for task in tasks if task.name in corpus.tasks]
+        for split in ("train", "dev", "test"):
+            check_annotations(getattr(corpus.splits, split), tasks_here, split)
 
 
 def name_labels(examples: list[Example], names: dict[str, str]) -> list[Example]:

@@ -108,11 +108,20 @@ def create_app(
     app.add_middleware(RequireUtf8)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    _add_predict(app, batcher, config, count_subtokens)
+    _add_status(app, batcher, info, config)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _add_predict(app: FastAPI, batcher: MicroBatcher, config: ServeConfig, count_subtokens) -> None:
+    """POST /predict: the body validated against the limits, its sub-tokens counted, then the micro-batcher."""
     PredictRequest = predict_request_model(config)  # noqa: N806 - a class, named as one
-    limits = config.model_dump(
-        include={"max_texts", "max_chars", "max_body_bytes", "max_subtokens", "max_queued_requests"}
-    )
-    batching = config.model_dump(include={"max_batch_sentences", "max_wait_ms"})
 
     @app.post(
         "/predict",
@@ -133,6 +142,14 @@ def create_app(
         # 499 (nginx's "client closed request"): nobody reads it, but the access log tells what happened.
         return results if results is not None else Response(status_code=499)
 
+
+def _add_status(app: FastAPI, batcher: MicroBatcher, info: dict, config: ServeConfig) -> None:
+    """GET /health (model calls and sentences so far) and /info (the checkpoint, limits and batching)."""
+    limits = config.model_dump(
+        include={"max_texts", "max_chars", "max_body_bytes", "max_subtokens", "max_queued_requests"}
+    )
+    batching = config.model_dump(include={"max_batch_sentences", "max_wait_ms"})
+
     @app.get("/health", response_model=Health)
     async def health():
         stats = batcher.stats
@@ -141,10 +158,3 @@ def create_app(
     @app.get("/info", summary="Model, tasks and labels, encoder, version, limits")
     async def model_info() -> dict:
         return {**info, "limits": limits, "batching": batching}
-
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(STATIC_DIR / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app

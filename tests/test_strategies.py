@@ -35,10 +35,16 @@ def _lrs(groups) -> dict[str, float]:
     return {name: lr for name, (_, lr) in groups.items()}
 
 
+WORD_EMBEDDINGS = "encoder.embeddings.word_embeddings.weight"
+
+
 @pytest.fixture
 def parts(tiny_model):
+    """Each block's parameters that train by default: the word-embedding matrix stays frozen."""
     heads = _names(tiny_model, "heads.")
-    return {"heads": heads, **{b: _block(tiny_model, b) for b in ("embeddings", "0", "1")}}
+    blocks = {b: _block(tiny_model, b) for b in ("embeddings", "0", "1")}
+    blocks["embeddings"] -= {WORD_EMBEDDINGS}
+    return {"heads": heads, **blocks}
 
 
 def test_full_trains_every_block_at_the_encoder_lr_but_not_the_unused_pooler(tiny_model, parts):
@@ -53,6 +59,16 @@ def test_full_trains_every_block_at_the_encoder_lr_but_not_the_unused_pooler(tin
     assert groups["heads.no_decay"][0] == {"heads.intent.classifier.bias", "heads.slots.classifier.bias"}
     assert _trainable(tiny_model, "full", 1) == encoder | parts["heads"]
     assert _names(tiny_model, "encoder.pooler.")  # it exists, and is frozen: mean pooling never uses it
+
+
+def test_word_embeddings_train_only_when_asked(tiny_model, parts):
+    assert WORD_EMBEDDINGS in _block(tiny_model, "embeddings") - parts["embeddings"]
+    assert WORD_EMBEDDINGS not in _trainable(tiny_model, "full", 1)
+    groups = _groups(tiny_model, "full", train_word_embeddings=True)
+    assert WORD_EMBEDDINGS in groups["encoder.embeddings"][0]
+    assert _trainable(tiny_model, "full", 1, train_word_embeddings=True) >= parts["embeddings"] | {WORD_EMBEDDINGS}
+    # A strategy that freezes the whole embeddings block keeps the matrix frozen whatever the option says.
+    assert WORD_EMBEDDINGS not in _trainable(tiny_model, "freeze-lower:0", 1, train_word_embeddings=True)
 
 
 def test_frozen_trains_heads_only_and_keeps_the_encoder_in_eval_mode(tiny_model, parts):

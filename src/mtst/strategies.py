@@ -73,12 +73,13 @@ class Strategy:
         """AdamW groups for every parameter that trains in some epoch; no decay on bias and LayerNorm."""
         names = {id(p): n for n, p in model.named_parameters()}
         blocks = encoder_blocks(model.encoder)
+        frozen = {id(p) for p in self.frozen_parameters(model)}
         groups = []
         for depth, block in enumerate(blocks):
             lr = self.block_lr(depth, len(blocks), cfg)
             if lr is not None:
                 label = "encoder.embeddings" if depth == 0 else f"encoder.layer.{depth - 1}"
-                named = [(names[id(p)], p) for p in block.parameters()]
+                named = [(names[id(p)], p) for p in block.parameters() if id(p) not in frozen]
                 groups += decay_groups(label, named, lr, cfg.weight_decay)
         heads = [(n, p) for n, p in model.named_parameters() if n.startswith("heads.")]
         return groups + decay_groups("heads", heads, self.head_lr(cfg), cfg.weight_decay)
@@ -96,8 +97,18 @@ class Strategy:
         for block, train in zip(blocks, trains, strict=True):
             block.requires_grad_(train)
             block.train(train and model.training)
+        for parameter in self.frozen_parameters(model):
+            parameter.requires_grad_(False)
         for parameter in model.heads.parameters():
             parameter.requires_grad_(True)
+
+    def frozen_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """Encoder parameters that never train whatever their block does: the word embeddings unless
+        `strategy.train_word_embeddings` (a frozen matrix costs no gradient and no AdamW update)."""
+        if self.options is not None and self.options.train_word_embeddings:
+            return []
+        embeddings = model.encoder.get_input_embeddings()
+        return [embeddings.weight] if embeddings is not None else []
 
 
 class _AnyLR:

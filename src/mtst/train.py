@@ -18,7 +18,6 @@ import yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from mtst.checkpoint import write_text_atomic
@@ -36,8 +35,10 @@ from mtst.inference import TokenPrediction
 from mtst.jsonout import dumps, write_json_atomic
 from mtst.loss_weighting import LossWeighting, build_loss_weighting
 from mtst.model import MultiTaskModel, TaskSpec
+from mtst.optim import build_optimizer
 from mtst.plots import plot_curves
 from mtst.predict import entities, to_json
+from mtst.progress_log import EpochProgress
 from mtst.strategies import Strategy, build_strategy, trains_encoder
 from mtst.train_state import Progress, has_training_state, load_training_state, save_training_state
 
@@ -236,7 +237,7 @@ class Trainer:
                     "name": "loss_weighting",
                 }
             )
-        optimizer = torch.optim.AdamW(groups)
+        optimizer = build_optimizer(groups, cfg.adamw_implementation)
         total_steps = cfg.epochs * sum(len(loader) for loader in loaders)
         scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
         progress = Progress()
@@ -270,15 +271,16 @@ class Trainer:
         self.epoch_start_sampler_states = [generator.get_state() for generator in self.sampler_generators]
         sums, counts = defaultdict(float, progress.epoch_loss_sums), defaultdict(int, progress.epoch_loss_counts)
         done = progress.step_in_epoch
-        # disable=None: a bar on a terminal, none in a log file; only the main process draws one.
-        quiet = None if self.accelerator.is_main_process else True
         batches = self.task_sampler.batches(self.loaders, progress.epoch)
         steps = sum(len(loader) for loader in self.loaders)
-        bar = tqdm(batches, total=steps, desc=f"epoch {progress.epoch}", leave=False, disable=quiet, initial=0)
-        for step, batch in enumerate(bar, start=1):
+        # A bar on a terminal, a log line every cfg.log_every_seconds elsewhere; from the main process only.
+        shown = EpochProgress(f"epoch {progress.epoch}", steps, cfg.log_every_seconds, self.accelerator.is_main_process)
+        for step, batch in enumerate(shown.wrap(batches), start=1):
             if step <= done:
                 continue  # taken before the run was interrupted
+            shown.start()
             output = self.model(**batch)
+            loss = None
             if output.losses:  # else no example in this batch is labelled for any task
                 loss = self.loss_weighting(output.losses)
                 _check_finite(loss, output.losses, progress.epoch, step)
@@ -292,11 +294,12 @@ class Trainer:
                 for name, task_loss in output.losses.items():
                     sums[name] += task_loss.item()
                     counts[name] += 1
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+            shown.record(step, len(batch["input_ids"]), None if loss is None else loss.item())
             progress.step_in_epoch = step
             progress.epoch_loss_sums, progress.epoch_loss_counts = dict(sums), dict(counts)
             if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
                 save_state()
+        shown.close()
         return self._mean_over_processes(sums, counts)
 
     def _average_across_processes(self, module: torch.nn.Module) -> None:

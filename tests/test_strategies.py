@@ -40,11 +40,8 @@ WORD_EMBEDDINGS = "encoder.embeddings.word_embeddings.weight"
 
 @pytest.fixture
 def parts(tiny_model):
-    """Each block's parameters that train by default: the word-embedding matrix stays frozen."""
     heads = _names(tiny_model, "heads.")
-    blocks = {b: _block(tiny_model, b) for b in ("embeddings", "0", "1")}
-    blocks["embeddings"] -= {WORD_EMBEDDINGS}
-    return {"heads": heads, **blocks}
+    return {"heads": heads, **{b: _block(tiny_model, b) for b in ("embeddings", "0", "1")}}
 
 
 def test_full_trains_every_block_at_the_encoder_lr_but_not_the_unused_pooler(tiny_model, parts):
@@ -61,14 +58,14 @@ def test_full_trains_every_block_at_the_encoder_lr_but_not_the_unused_pooler(tin
     assert _names(tiny_model, "encoder.pooler.")  # it exists, and is frozen: mean pooling never uses it
 
 
-def test_word_embeddings_train_only_when_asked(tiny_model, parts):
-    assert WORD_EMBEDDINGS in _block(tiny_model, "embeddings") - parts["embeddings"]
-    assert WORD_EMBEDDINGS not in _trainable(tiny_model, "full", 1)
-    groups = _groups(tiny_model, "full", train_word_embeddings=True)
-    assert WORD_EMBEDDINGS in groups["encoder.embeddings"][0]
-    assert _trainable(tiny_model, "full", 1, train_word_embeddings=True) >= parts["embeddings"] | {WORD_EMBEDDINGS}
-    # A strategy that freezes the whole embeddings block keeps the matrix frozen whatever the option says.
-    assert WORD_EMBEDDINGS not in _trainable(tiny_model, "freeze-lower:0", 1, train_word_embeddings=True)
+def test_frozen_word_embeddings_leave_the_rest_of_their_block_training(tiny_model, parts):
+    assert WORD_EMBEDDINGS in parts["embeddings"] and WORD_EMBEDDINGS in _trainable(tiny_model, "full", 1)
+    groups = _groups(tiny_model, "full", train_word_embeddings=False)
+    assert groups["encoder.embeddings"][0] | groups["encoder.embeddings.no_decay"][0] == parts["embeddings"] - {
+        WORD_EMBEDDINGS
+    }
+    trainable = _trainable(tiny_model, "full", 1, train_word_embeddings=False)
+    assert trainable == (parts["embeddings"] - {WORD_EMBEDDINGS}) | parts["0"] | parts["1"] | parts["heads"]
 
 
 def test_frozen_trains_heads_only_and_keeps_the_encoder_in_eval_mode(tiny_model, parts):

@@ -131,8 +131,9 @@ class TrainConfig(_Strict):
     max_train_examples: int | None = Field(None, ge=1)
     num_sample_predictions: int = Field(3, ge=0)
     num_workers: int = Field(0, ge=0)
-    # Batches of similar-length sentences (less padding, faster steps); the sampled indices are unchanged.
-    group_by_length: bool = True
+    # Batches of similar-length sentences (less padding, 1.6x faster steps); the sampled indices are unchanged.
+    # Off by default: on ATIS (3 epochs, with frozen word embeddings) dev slot F1 fell 1.3-1.8 points (BENCHMARKS.md).
+    group_by_length: bool = False
     # AdamW's kernel (mtst.optim.ADAMW_IMPLEMENTATIONS): the same update, fused is the fastest on CPU.
     adamw_implementation: Literal["fused", "foreach", "for-loop"] = "fused"
     # Without a terminal (a log file, a pipe) a progress line every this many seconds during an epoch.
@@ -151,9 +152,10 @@ class StrategyConfig(_Strict):
     # gradual: epochs between unfreezing one more encoder block (top first); epoch 1 trains the heads only.
     gradual_epochs_per_block: int = Field(1, ge=1)
     # The 30,522 x 384 word-embedding matrix is half of all-MiniLM-L6-v2's parameters, and a batch uses a
-    # few hundred of its rows; kept frozen (the default), each step skips its gradient and AdamW update.
-    # Position and token-type embeddings and the embedding LayerNorm still train with the embeddings block.
-    train_word_embeddings: bool = False
+    # few hundred of its rows; frozen (false), each step skips its gradient and AdamW update. Position and
+    # token-type embeddings and the embedding LayerNorm still train with the embeddings block. On by default:
+    # frozen, it saved no measurable time at two threads once AdamW was fused (BENCHMARKS.md).
+    train_word_embeddings: bool = True
 
     @field_validator("name")
     @classmethod

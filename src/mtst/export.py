@@ -127,14 +127,27 @@ def _max_differences(path: Path, model: MultiTaskModel) -> dict[str, float]:
     return differences
 
 
-def _quantize_int8(source: Path, target: Path) -> None:
+def _head_nodes(path: Path) -> list[str]:
+    """The graph nodes that multiply by a task head's weights (initializers named `model.heads.*`)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    heads = {init.name for init in graph.initializer if init.name.startswith("model.heads.")}
+    return [node.name for node in graph.node if heads & set(node.input)]
+
+
+def _quantize_int8(source: Path, target: Path) -> list[str]:
+    """Dynamic int8 quantization of the encoder's products; the heads stay float32: they are two small
+    matrices whose outputs are the logits themselves, where rounding flips labels for next to no time saved."""
+    kept = _head_nodes(source)
     # quantize_dynamic logs advice about optional pre-processing through the root logger; keep our output clean.
     root, level = logging.getLogger(), logging.getLogger().level
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, nodes_to_exclude=kept)
     finally:
         root.setLevel(level)
+    return kept
 
 
 def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) -> dict:
@@ -150,12 +163,13 @@ def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) 
     files[ONNX_FILE] = {"quantization": None, "fused_operators": fused, "max_abs_logit_difference": differences}
     if quantize == "int8":
         with atomic_file(checkpoint / INT8_FILE) as tmp:
-            _quantize_int8(checkpoint / ONNX_FILE, tmp)
+            float_heads = _quantize_int8(checkpoint / ONNX_FILE, tmp)
             # int8 logits cannot match float32 closely; the check is shapes and finite values, the
             # differences are recorded, and accuracy is measured on real data (benchmarks/onnx_parity.py).
             differences = _max_differences(tmp, model)
         files[INT8_FILE] = {
             "quantization": "dynamic int8 (onnxruntime quantize_dynamic, QInt8 weights) of the optimized graph",
+            "float32_nodes": float_heads,
             "max_abs_logit_difference": differences,
         }
     return files

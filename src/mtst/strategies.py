@@ -103,9 +103,9 @@ class Strategy:
             parameter.requires_grad_(True)
 
     def frozen_parameters(self, model: nn.Module) -> list[nn.Parameter]:
-        """Encoder parameters that never train whatever their block does: the word embeddings unless
-        `strategy.train_word_embeddings` (a frozen matrix costs no gradient and no AdamW update)."""
-        if self.options is not None and self.options.train_word_embeddings:
+        """Encoder parameters that never train whatever their block does: the word embeddings when
+        `strategy.train_word_embeddings` is false (a frozen matrix costs no gradient and no AdamW update)."""
+        if self.options is None or self.options.train_word_embeddings:
             return []
         embeddings = model.encoder.get_input_embeddings()
         return [embeddings.weight] if embeddings is not None else []

@@ -2,12 +2,14 @@
 .PHONY: setup demo test lint
 
 .venv/.installed: pyproject.toml scripts/setup.sh
+	@echo "==> setting up .venv (scripts/setup.sh; pip's progress follows)"
 	bash scripts/setup.sh
 	touch $@
 
 setup: .venv/.installed
 
 demo: setup
+	@echo "==> mtst demo: trains on the 300 bundled sentences, then predicts 6 it never saw"
 	.venv/bin/mtst demo
 
 test: setup

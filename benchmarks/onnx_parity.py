@@ -11,16 +11,14 @@ time counts. Writes benchmarks/results/onnx_parity.json and prints a Markdown ta
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import onnxruntime
 import torch
 
+from machine import started_record, write_result
 from mtst.data.readers import find_split, read_path
 from mtst.evaluate import compute_metrics
 from mtst.export import export_onnx
@@ -29,13 +27,6 @@ from mtst.model import MultiTaskModel
 from mtst.onnx_backend import OnnxModel, onnx_path
 
 TARGET = {"speedup": 2.5, "agreement": 0.995, "f1_points": 0.5}  # int8 vs eager, from the benchmarks issue
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def load_backends(checkpoint: Path, threads: int) -> dict:
@@ -101,9 +92,7 @@ def measure(args) -> dict:
     return {
         "checkpoint": str(args.checkpoint),
         "data": f"{args.data_dir} ({args.split}, {len(examples)} sentences)",
-        "date": datetime.date.today().isoformat(),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads},
-        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "onnxruntime": onnxruntime.__version__,
         "repeats": args.repeats,
         "rows": rows,
         "target": TARGET,
@@ -152,11 +141,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.data_dir is None:
         parser.error("no data directory: pass --data-dir or set MTST_DATA_DIR")
-    result = measure(args)
+    result = started_record(args)
+    result.update(measure(args))
     int8 = [row for row in result["rows"] if row["backend"] == "onnx-int8"]
     result["target_met"] = {str(row["batch_size"]): target_met(result, row) for row in int8}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.output)
     print(table(result))
     print(
         f"\nint8 target (>= {TARGET['speedup']}x eager, intent agreement >= {100 * TARGET['agreement']}%, "

@@ -33,7 +33,7 @@ def benchmarks_on_path(monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-    for name in ("accuracy", "ablations", "accuracy_grid"):
+    for name in ("accuracy", "ablations", "accuracy_grid", "paired_seeds"):
         sys.modules.pop(name, None)
 
 
@@ -49,7 +49,7 @@ def test_accuracy_script_trains_missing_seeds_and_reports_mean_and_std(
     accuracy.main()
     result = json.loads(output.read_text())
     assert result["seeds"] == [1, 2] and result["published"]["slot_f1"] == 96.1
-    for field in ("mean_std", "mean_std_conditioned"):
+    for field in ("mean_std", "mean_std_conditioned", "mean_std_dev"):
         for key in ("intent", "slot_f1", "sentence"):
             stats = result[field][key]
             assert len(stats["values"]) == 2 and 0 <= stats["mean"] <= 100 and stats["std"] >= 0
@@ -164,3 +164,29 @@ def test_accuracy_grid_refuses_unknown_variants_and_bad_definitions(benchmarks_o
         accuracy_grid.parse_args(["atis", "--data-dir", "x", "--variants", "baseline+nope"])
     with pytest.raises(SystemExit, match="every setting needs KEY=VALUE"):
         accuracy_grid.parse_args(["atis", "--data-dir", "x", "--define", "v:train.epochs"])
+
+
+def _seed_rows(values: dict[int, float]) -> dict:
+    """A stand-in for accuracy.py's result: every metric of seed S equal to values[S], std 1 point."""
+    scores = {key: None for key in ("intent", "slot_f1", "sentence")}
+    rows = [
+        {"seed": seed, "dev": dict.fromkeys(scores, v), "test": dict.fromkeys(scores, v)} for seed, v in values.items()
+    ]
+    stats = {"mean": 100 * sum(values.values()) / len(values), "std": 1.0}
+    return {"per_seed": rows, "mean_std": dict.fromkeys(scores, stats), "mean_std_dev": dict.fromkeys(scores, stats)}
+
+
+def test_paired_seeds_compares_the_same_seeds_and_judges_by_one_std(benchmarks_on_path, capsys):
+    import paired_seeds
+
+    before = _seed_rows({13: 0.90, 14: 0.92, 15: 0.94})
+    after = _seed_rows({13: 0.91, 14: 0.93, 15: 0.935, 16: 0.5})  # seed 16 has no partner: left out
+    result = paired_seeds.compare(before, after)
+    assert result["seeds"] == [13, 14, 15]
+    dev = result["dev"]["slot_f1"]
+    assert dev["paired_deltas"] == [1.0, 1.0, -0.5]
+    assert dev["after"] == 81.88 and dev["within_one_std"] is False  # the mean counts seed 16
+    worse = paired_seeds.compare(before, _seed_rows({13: 0.905, 14: 0.915, 15: 0.935}))
+    assert worse["dev"]["intent"]["within_one_std"] is True
+    print(paired_seeds.table(worse))
+    assert "| dev | intent | 92.00 ± 1.00 | 91.83 ± 1.00 | +0.50, -0.50, -0.50 | yes |" in capsys.readouterr().out

@@ -66,7 +66,10 @@ def test_export_note_names_inputs_outputs_and_files(checkpoint):
     assert list(note["inputs"]) == ["input_ids", "attention_mask"]
     assert list(note["outputs"]) == ["intent", "slots"]
     assert note["files"][ONNX_FILE]["quantization"] is None
+    # onnxruntime's BERT optimizer ran: each of the 2 layers' two residual LayerNorms became a SkipLayerNorm.
+    assert note["files"][ONNX_FILE]["fused_operators"]["SkipLayerNormalization"] == 4
     assert "int8" in note["files"][INT8_FILE]["quantization"]
+    assert len(note["files"][INT8_FILE]["float32_nodes"]) == 2  # the intent and slot heads' products
     assert max(note["files"][ONNX_FILE]["max_abs_logit_difference"].values()) < 1e-3
     assert (checkpoint / INT8_FILE).stat().st_size < (checkpoint / ONNX_FILE).stat().st_size / 2
 
@@ -185,6 +188,7 @@ def test_parity_benchmark_script_runs_and_fp32_agrees(checkpoint, toy_data_dir, 
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "onnx_parity.py"
+    monkeypatch.syspath_prepend(str(script.parent))  # its `machine` helper module
     spec = importlib.util.spec_from_file_location("onnx_parity", script)
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
@@ -205,6 +209,7 @@ def test_parity_benchmark_script_runs_and_fp32_agrees(checkpoint, toy_data_dir, 
         if row["backend"] != "onnx-int8":
             assert row["tasks"]["intent"]["agreement"] == 1.0 and row["tasks"]["slots"]["identical_sentences"] == 1.0
     assert set(result["target_met"]) == {"1", "4"}
+    assert result["load_average_before"] and result["settings"]["threads"] == 1
     assert "| onnx-int8 | 4 |" in capsys.readouterr().out
 
 

@@ -43,7 +43,7 @@ def test_uncertainty_weights_train_and_survive_the_training_state(tiny_config, t
     assert trainer.optimizer.param_groups[-1]["name"] == "loss_weighting"
     before = trainer.loss_weighting.log_variances.detach().clone()
     trainer.unwrapped.train()
-    output = trainer.unwrapped(**next(iter(trainer.loader)))
+    output = trainer.unwrapped(**next(iter(trainer.loaders[0])))
     trainer.loss_weighting(output.losses).backward()
     assert trainer.loss_weighting.log_variances.grad.abs().min() > 0
     trainer.optimizer.step()

@@ -116,7 +116,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_
 def test_training_state_round_trip(tmp_path, tiny_config):
     splits = load_splits(tiny_config.data)
     trainer, _ = Trainer.setup(tiny_config, splits)
-    batch = next(iter(trainer.loader))
+    batch = next(iter(trainer.loaders[0]))
     sum(trainer.unwrapped(**batch).losses.values()).backward()
     trainer.optimizer.step()
     trainer.scheduler.step()

@@ -35,6 +35,9 @@ def _lrs(groups) -> dict[str, float]:
     return {name: lr for name, (_, lr) in groups.items()}
 
 
+WORD_EMBEDDINGS = "encoder.embeddings.word_embeddings.weight"
+
+
 @pytest.fixture
 def parts(tiny_model):
     heads = _names(tiny_model, "heads.")
@@ -53,6 +56,16 @@ def test_full_trains_every_block_at_the_encoder_lr_but_not_the_unused_pooler(tin
     assert groups["heads.no_decay"][0] == {"heads.intent.classifier.bias", "heads.slots.classifier.bias"}
     assert _trainable(tiny_model, "full", 1) == encoder | parts["heads"]
     assert _names(tiny_model, "encoder.pooler.")  # it exists, and is frozen: mean pooling never uses it
+
+
+def test_frozen_word_embeddings_leave_the_rest_of_their_block_training(tiny_model, parts):
+    assert WORD_EMBEDDINGS in parts["embeddings"] and WORD_EMBEDDINGS in _trainable(tiny_model, "full", 1)
+    groups = _groups(tiny_model, "full", train_word_embeddings=False)
+    assert groups["encoder.embeddings"][0] | groups["encoder.embeddings.no_decay"][0] == parts["embeddings"] - {
+        WORD_EMBEDDINGS
+    }
+    trainable = _trainable(tiny_model, "full", 1, train_word_embeddings=False)
+    assert trainable == (parts["embeddings"] - {WORD_EMBEDDINGS}) | parts["0"] | parts["1"] | parts["heads"]
 
 
 def test_frozen_trains_heads_only_and_keeps_the_encoder_in_eval_mode(tiny_model, parts):

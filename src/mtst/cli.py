@@ -388,6 +388,7 @@ def demo(
     epochs: Annotated[int | None, typer.Option("--epochs")] = None,
 ) -> None:
     """Train on the bundled corpus with the packaged encoder, then predict six held-out sentences."""
+    typer.echo("mtst demo: loading torch and the encoder, then training on the bundled corpus", err=True)
     from mtst.demo import run_demo
 
     _setup_logging()

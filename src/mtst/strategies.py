@@ -85,6 +85,11 @@ class Strategy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: Literal["full"] = "full"
+    # The 30,522 x 384 word-embedding matrix is half of all-MiniLM-L6-v2's parameters, and a batch uses a
+    # few hundred of its rows; frozen (false), each step skips its gradient and AdamW update. Position and
+    # token-type embeddings and the embedding LayerNorm still train with the embeddings block. On by default:
+    # frozen, it saved no measurable time at two threads once AdamW was fused (BENCHMARKS.md).
+    train_word_embeddings: bool = True
 
     @property
     def spec(self) -> str:
@@ -110,12 +115,13 @@ class Strategy(BaseModel):
         """AdamW groups for every parameter that trains in some epoch; no decay on bias and LayerNorm."""
         names = {id(p): n for n, p in model.named_parameters()}
         blocks = encoder_blocks(model.encoder)
+        frozen = {id(p) for p in self.frozen_parameters(model)}
         groups = []
         for depth, block in enumerate(blocks):
             lr = self.block_lr(depth, len(blocks), lrs)
             if lr is not None:
                 label = "encoder.embeddings" if depth == 0 else f"encoder.layer.{depth - 1}"
-                named = [(names[id(p)], p) for p in block.parameters()]
+                named = [(names[id(p)], p) for p in block.parameters() if id(p) not in frozen]
                 groups += decay_groups(label, named, lr, lrs.weight_decay)
         heads = [(n, p) for n, p in model.named_parameters() if n.startswith("heads.")]
         return groups + decay_groups("heads", heads, self.heads_lr(lrs), lrs.weight_decay)
@@ -133,6 +139,8 @@ class Strategy(BaseModel):
         for block, train in zip(blocks, trains, strict=True):
             block.requires_grad_(train)
             block.train(train and model.training)
+        for parameter in self.frozen_parameters(model):
+            parameter.requires_grad_(False)
         for parameter in model.heads.parameters():
             parameter.requires_grad_(True)
 
@@ -153,6 +161,14 @@ class Strategy(BaseModel):
             for d in range(blocks)
             for e in range(1, epochs + 1)
         )
+
+    def frozen_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """Encoder parameters that never train whatever their block does: the word embeddings when
+        `train_word_embeddings` is false (a frozen matrix costs no gradient and no AdamW update)."""
+        if self.train_word_embeddings:
+            return []
+        embeddings = model.encoder.get_input_embeddings()
+        return [embeddings.weight] if embeddings is not None else []
 
 
 class _AnyLR:
@@ -253,6 +269,8 @@ def _from_legacy(value: dict) -> dict:
 
 def short_form(value):
     """`llrd:0.8` as {"name": "llrd", "decay": 0.8}; a mapping or anything else passes through unchanged."""
+    if isinstance(value, dict) and "name" not in value:
+        return {"name": "full", **value}  # `strategy: {train_word_embeddings: false}`: the default strategy
     if isinstance(value, dict) and (set(value) & set(_LEGACY_OPTIONS) or ":" in str(value.get("name", ""))):
         return _from_legacy(value)
     if not isinstance(value, str):

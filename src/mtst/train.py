@@ -15,7 +15,6 @@ import yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from mtst import reports, train_state
 from mtst.checkpoint import write_text_atomic
@@ -28,6 +27,7 @@ from mtst.evaluate import early_stopping_score, evaluate_corpora, headline
 from mtst.loss_weighting import WeightedModel, build_loss_weighting, check_finite
 from mtst.model import MultiTaskModel
 from mtst.optim import build_optimizer
+from mtst.progress_log import EpochProgress
 from mtst.strategies import Strategy
 from mtst.train_state import EarlyStopping, Progress, diverged_note
 
@@ -86,10 +86,6 @@ class Trainer:
         return cls(module, loaders, optimizer, scheduler, accelerator, generators, strategy, sampler, []), progress
 
     @property
-    def loader(self) -> DataLoader:
-        return self.loaders[0]
-
-    @property
     def unwrapped(self) -> MultiTaskModel:
         return self.accelerator.unwrap_model(self.module).model
 
@@ -105,12 +101,12 @@ class Trainer:
         sums, counts = defaultdict(float, progress.epoch_loss_sums), defaultdict(int, progress.epoch_loss_counts)
         batches = self.task_sampler.batches(self.loaders, progress.epoch)
         steps = sum(len(loader) for loader in self.loaders)
-        # disable=None: a bar on a terminal, none in a log file; only the main process draws one.
-        quiet = None if self.accelerator.is_main_process else True
-        bar = tqdm(batches, total=steps, desc=f"epoch {progress.epoch}", leave=False, disable=quiet)
-        for step, batch in enumerate(bar, start=1):
+        # A bar on a terminal, a log line every cfg.log_every_seconds elsewhere; from the main process only.
+        shown = EpochProgress(f"epoch {progress.epoch}", steps, cfg.log_every_seconds, self.accelerator.is_main_process)
+        for step, batch in enumerate(shown.wrap(batches), start=1):
             if step <= progress.step_in_epoch:
                 continue  # taken before the run was interrupted
+            shown.start()
             output, loss = self.module(**batch)
             if loss is not None:  # else no example in this batch is labelled for any task
                 check_finite(loss, output.losses, progress.epoch, step)
@@ -123,11 +119,12 @@ class Trainer:
                 for name, task_loss in output.losses.items():
                     sums[name] += task_loss.item()
                     counts[name] += 1
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+            shown.record(step, len(batch["input_ids"]), None if loss is None else loss.item())
             progress.step_in_epoch = step
             progress.epoch_loss_sums, progress.epoch_loss_counts = dict(sums), dict(counts)
             if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
                 save_state()
+        shown.close()
         return reports.mean_over_processes(self.accelerator, list(self.unwrapped.tasks), sums, counts)
 
     def save_state(self, output: Path, progress: Progress) -> None:

@@ -91,7 +91,11 @@ def test_ablation_script_changes_one_option_per_variant(
     crf = json.loads((runs / "crf" / "best" / "config.json").read_text())
     assert [task["type"] for task in crf["tasks"]] == ["sentence", "token"] and crf["tasks"][1]["crf"] is True
     assert "crf" not in crf["tasks"][0]  # a sentence task has no such option
-    assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"] == {"name": "llrd", "decay": 0.8}
+    assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"] == {
+        "name": "llrd",
+        "decay": 0.8,
+        "train_word_embeddings": True,
+    }
     assert yaml.safe_load((runs / "baseline" / "config.yaml").read_text())["train"]["max_train_examples"] == 6
     both = yaml.safe_load((runs / "crf-entity-weight-1" / "config.yaml").read_text())
     assert both["train"]["entity_sampler_weight"] == 1.0 and both["tasks"][1]["crf"] is True

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mtst.checkpoint import atomic_file, write_text_atomic  # noqa: E402
 from mtst.config import Config  # noqa: E402
+from mtst.jsonout import write_json_atomic  # noqa: E402
 from mtst.strategies import parse_strategy  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
         "sentences": sentences,
         "predictions": predictions,
     }
-    write_text_atomic(output / "comparison.json", json.dumps(result, indent=2, ensure_ascii=False))
+    write_json_atomic(output / "comparison.json", result, indent=2, ensure_ascii=False)
     write_text_atomic(output / "comparison.md", render_markdown(result, config))
     plot_overlays(runs, [task.name for task in config.tasks], output / "plots")
     return result

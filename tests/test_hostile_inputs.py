@@ -203,3 +203,32 @@ def test_predict_reads_any_standard_input_as_json_lines_or_one_error_line(tiny_c
         assert rows and all(isinstance(row["score"], float) for row in rows)
     else:
         assert_one_error_line(result)
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------------
+
+CONFIG_KEYS = st.sampled_from(["format_version", "max_length", "pooling", "tasks"])
+TASK_KEYS = st.sampled_from(["name", "type", "field", "labels", "dropout", "crf", "condition_on", "allowed_tags"])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(top=st.none() | CONFIG_KEYS, task_key=st.none() | TASK_KEYS, value=VALUES)
+def test_a_checkpoint_with_any_edited_config_json_predicts_or_is_one_error_line(
+    tiny_checkpoint, tmp_path_factory, top, task_key, value
+):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("edited") / "best"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    if top is not None:
+        config[top] = value
+    if task_key is not None and isinstance(config.get("tasks"), list) and config["tasks"]:
+        config["tasks"][0][task_key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(app, ["predict", str(folder), "weather in paris", "--json"])
+    if result.exit_code == 0:
+        [row] = [strict_json(line) for line in result.stdout.split("\n")[:-1]]
+        assert row["text"] == "weather in paris"
+    else:
+        assert_one_error_line(result)

@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mtst.checkpoint import atomic_file, write_text_atomic
 from mtst.config import Config
+from mtst.jsonout import write_json_atomic
 from mtst.predict import describe
 from mtst.strategies import parse_strategy
 
@@ -61,7 +62,7 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
         "sentences": sentences,
         "predictions": predictions,
     }
-    write_text_atomic(output / "comparison.json", json.dumps(result, indent=2, ensure_ascii=False))
+    write_json_atomic(output / "comparison.json", result, indent=2, ensure_ascii=False)
     write_text_atomic(output / "comparison.md", render_markdown(result, config, trained_tasks))
     plot_overlays(runs, [task.name for task in config.tasks], output / "plots")
     return result

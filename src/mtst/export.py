@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtst.checkpoint import atomic_file, write_text_atomic
+from mtst.checkpoint import atomic_file
 from mtst.errors import MtstError
+from mtst.jsonout import write_json_atomic
 from mtst.model import MultiTaskModel
 from mtst.onnx_backend import EXPORT_NOTE, INPUT_NAMES, INT8_FILE, ONNX_FILE, WORD_IDS, graph_inputs, open_session
 from mtst.word_vectors import NO_WORD
@@ -214,7 +215,7 @@ def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
             "outputs": {name: task.OUTPUT_SHAPE for name, task in model.tasks.items()},
             "files": files,
         }
-        write_text_atomic(note_path, json.dumps(note, indent=2))
+        write_json_atomic(note_path, note, indent=2)
     except OSError as error:
         raise MtstError(f"{checkpoint}: cannot write the ONNX export ({error.strerror or error})") from None
     return note

@@ -45,14 +45,21 @@ def load_splits(config: DataConfig, max_train_examples: int | None = None, seed:
     def read(split: str | None) -> list[Example]:
         return read_split(config, split) if split is not None else []
 
-    train, dev = read(config.train), read(config.dev)
+    train, dev, test = read(config.train), read(config.dev), read(config.test)
+    if not test and config.test_from_train:
+        # A generator of its own, so that dev_from_train alone draws exactly as before test_from_train existed.
+        train, test = hold_out(train, config.test_from_train, random.Random(f"test-{seed}"))
     if not dev and config.dev_from_train:
-        held_out = set(random.Random(seed).sample(range(len(train)), round(config.dev_from_train * len(train))))
-        dev = [example for i, example in enumerate(train) if i in held_out]
-        train = [example for i, example in enumerate(train) if i not in held_out]
+        train, dev = hold_out(train, config.dev_from_train, random.Random(seed))
     if max_train_examples is not None and max_train_examples < len(train):
         train = random.Random(seed).sample(train, max_train_examples)
-    return Splits(train, dev, read(config.test))
+    return Splits(train, dev, test)
+
+
+def hold_out(examples: list[Example], fraction: float, rng: random.Random) -> tuple[list[Example], list[Example]]:
+    """(kept, held out): a seeded random `fraction` of the examples held out, both in file order."""
+    held = set(rng.sample(range(len(examples)), round(fraction * len(examples))))
+    return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
 
 
 def read_split(config: DataConfig, split: str) -> list[Example]:

@@ -22,8 +22,16 @@ CONLL_SUFFIXES = (".txt", ".conll", ".iob", ".bio", ".tsv")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Words are separated by spaces or tabs only, so a no-break space stays inside its word.
 COLUMN_BREAK = re.compile(r"[ \t]+")
-SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", **{s: "conll" for s in CONLL_SUFFIXES}}
-FORMATS = ("jointbert", "conll", "jsonl", "csv")
+SUFFIX_FORMATS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".yml": "rasa",
+    ".yaml": "rasa",
+    **{s: "conll" for s in CONLL_SUFFIXES},
+}
+# The annotation tools' exports (mtst.data.tools) come after the research formats.
+FORMATS = ("jointbert", "conll", "jsonl", "csv", "rasa", "label_studio", "doccano")
 BOM = "\ufeff"
 # The JSONL field holding a set of labels (a multi-label task's default field); any other list is token tags.
 LABEL_SET = "labels"
@@ -449,6 +457,14 @@ def detect_format(path: Path) -> str:
     if fmt is None:
         known = ", ".join(sorted(SUFFIX_FORMATS))
         raise DataError(path, None, f"unknown data format (suffix {path.suffix!r}); known suffixes: {known}")
+    if fmt == "jsonl":  # .json/.jsonl: mtst's JSONL, or a tool's export told apart by its content
+        from mtst.data.tools.doccano import looks_like_doccano
+        from mtst.data.tools.label_studio import looks_like_label_studio
+
+        if looks_like_label_studio(path):
+            return "label_studio"
+        if looks_like_doccano(path):
+            return "doccano"
     return fmt
 
 
@@ -488,6 +504,21 @@ def read_path(
         return read_jsonl(path, strict)
     if fmt == "csv":
         return read_csv(path, text_column, label_column, strict)
+    return _read_tool_export(path, fmt, text_column, strict)
+
+
+def _read_tool_export(path: Path, fmt: str, text_column: str, strict: bool) -> list[Example]:
+    # Imported here: the tool readers build on this module's helpers.
+    from mtst.data.tools.doccano import read_doccano
+    from mtst.data.tools.label_studio import read_label_studio
+    from mtst.data.tools.rasa import read_rasa
+
+    if fmt == "rasa":
+        return read_rasa(path, strict)
+    if fmt == "label_studio":
+        return read_label_studio(path, text_column, strict)
+    if fmt == "doccano":
+        return read_doccano(path, strict)
     raise DataError(path, None, f"unknown data format {fmt!r}; choose one of auto, {', '.join(FORMATS)}")
 
 

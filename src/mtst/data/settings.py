@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mtst.data.readers import FORMATS
 
@@ -23,9 +23,20 @@ class DataConfig(BaseModel):
     strict: bool = False
     # For a corpus without a dev split (ag_news): this seeded fraction of train is held out as dev.
     dev_from_train: float = Field(0.0, ge=0.0, lt=1.0)
+    # For one file holding everything (an annotation tool's export): this seeded fraction of train is held
+    # out as test (before dev is); needs `test: null`, so a named test split is never silently replaced.
+    test_from_train: float = Field(0.0, ge=0.0, lt=1.0)
     # Names for sentence labels stored as codes, e.g. AG News' {"1": World, "2": Sports, ...}; when set,
     # every label read must have one.
     label_names: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _held_out_fractions(self) -> DataConfig:
+        if self.test_from_train and self.test is not None:
+            raise ValueError(f"test_from_train holds test out of train: set test: null (it names {self.test!r})")
+        if self.dev_from_train + self.test_from_train >= 1:
+            raise ValueError("dev_from_train + test_from_train must leave some of train to train on")
+        return self
 
     @field_validator("format")
     @classmethod

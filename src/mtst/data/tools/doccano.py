@@ -1,0 +1,131 @@
+"""doccano's JSONL export: one `{"text": ..., spans, categories}` object per line.
+
+Spans (field `tags`): `label` (or `labels`) as `[[start, end, "TYPE"], ...]` (sequence labelling projects),
+or `entities` as such triples (intent detection and slot filling projects) or as objects with
+`start_offset`, `end_offset`, `label` (relation extraction projects; relations are ignored).
+Category (field `label`): `cats` (intent detection and slot filling) or `label` as a list of strings
+(text classification); exactly one is required where given, since mtst's sentence tasks take one label.
+Any other string field (e.g. your own `category`) is kept under its name, for a task's `field`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mtst.data.example import Example
+from mtst.data.readers import _check_unicode, _read_lines, _spans_to_tags
+from mtst.errors import DataError
+
+SPAN_KEYS = ("label", "labels", "entities")
+SKIPPED = {"text", "id", "cats", "relations", "Comments", "comments", *SPAN_KEYS}
+
+
+def looks_like_doccano(path: Path) -> bool:
+    """A JSON-lines file whose first record holds doccano's spans or categories (never valid mtst JSONL)."""
+    if path.suffix.lower() not in (".jsonl", ".json") or not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        for raw in handle:
+            if raw.strip():
+                try:
+                    record = json.loads(raw.decode("utf-8", "ignore").lstrip("\ufeff"))
+                except ValueError:
+                    return False
+                return isinstance(record, dict) and _is_doccano(record)
+    return False
+
+
+def _is_doccano(record: dict) -> bool:
+    spans = [record.get(key) for key in SPAN_KEYS]
+    return (
+        "cats" in record
+        or any(isinstance(value, list) and value and _span_like(value[0]) for value in spans)
+        or (isinstance(record.get("label"), list) and all(isinstance(v, str) for v in record["label"]))
+    )
+
+
+def _span_like(item) -> bool:
+    return (isinstance(item, list) and len(item) == 3) or (isinstance(item, dict) and "start_offset" in item)
+
+
+def read_doccano(path: str | Path, strict: bool = False) -> list[Example]:
+    path = Path(path)
+    records = []
+    for number, line in enumerate(_read_lines(path, strict), start=1):
+        if line.strip():
+            records.append((number, _parse(line, path, number)))
+    has_spans = any(_span_key(record) for _, record in records)
+    return [_example(record, has_spans, path, number) for number, record in records]
+
+
+def _parse(line: str, path: Path, number: int) -> dict:
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        raise DataError(path, number, "not valid JSON (nested too deeply)") from None
+    except ValueError as error:
+        raise DataError(path, number, f"not valid JSON ({getattr(error, 'msg', error)})") from None
+    if not isinstance(record, dict):
+        raise DataError(path, number, f"expected a JSON object, found {type(record).__name__}")
+    return record
+
+
+def _span_key(record: dict) -> str | None:
+    """Which key holds the record's spans: `entities`, or `label`/`labels` unless they hold categories."""
+    if "entities" in record:
+        return "entities"
+    for key in ("label", "labels"):
+        value = record.get(key)
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            return key
+        if isinstance(value, list) and not value and key == "labels":
+            return key
+    return None
+
+
+def _example(record: dict, has_spans: bool, path: Path, line: int) -> Example:
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(path, line, "empty text: `text` must be a non-blank string")
+    key = _span_key(record)
+    annotations: dict = {}
+    category = _category(record, key, path, line)
+    if category is not None:
+        annotations["label"] = category
+    for name, value in record.items():
+        if name not in SKIPPED and isinstance(value, str) and value.strip():
+            annotations[name] = value.strip()
+    if has_spans:  # a record without spans in a tagged file has no entities (all O)
+        spans = [_span(item, path, line) for item in record.get(key, [])] if key else []
+        tags, example = _spans_to_tags(text, spans, path, line)
+        annotations["tags"] = tags
+    else:
+        example = Example.from_text(text)
+    _check_unicode(text, annotations, path, line)
+    return Example(example.words, text, example.offsets, annotations, f"{path}:{line}")
+
+
+def _category(record: dict, span_key: str | None, path: Path, line: int) -> str | None:
+    key = next((k for k in ("cats", "label", "labels") if k in record and k != span_key), None)
+    if key is None:
+        return None
+    values = record[key]
+    if isinstance(values, list) and not values:
+        return None  # not categorised: the example trains the other tasks only
+    if not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], str) or not values[0].strip():
+        found = json.dumps(values)[:60]
+        raise DataError(path, line, f"`{key}` must hold one category (mtst's sentence task takes one), found {found}")
+    return values[0].strip()
+
+
+def _span(item, path: Path, line: int) -> dict:
+    if isinstance(item, dict):
+        start, end, label = item.get("start_offset"), item.get("end_offset"), item.get("label")
+    elif isinstance(item, list) and len(item) == 3:
+        start, end, label = item
+    else:
+        raise DataError(path, line, f'a span must be [start, end, "TYPE"], found {json.dumps(item)[:60]}')
+    if type(start) is not int or type(end) is not int or not isinstance(label, str) or not label.strip():
+        raise DataError(path, line, f"a span needs integer start and end and a type: {json.dumps(item)[:60]}")
+    return {"start": start, "end": end, "label": label}

@@ -1,0 +1,171 @@
+"""Label Studio's JSON export: a list of tasks, each with `data` (the text) and `annotations` (results).
+
+A `choices` result gives the sentence label (field `label`), `labels` results give entity spans (field
+`tags`). The text is `data[text_column]` (`data.text_column`, default `text`), or the task's only string when
+`data` holds one. Of several annotations the first not marked `was_cancelled` is read (one counted warning);
+a task nobody annotated is skipped with one counted warning. Other result types (relations, text areas,
+ratings) are ignored. The JSON-MIN and CSV exports are refused with a note to export as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from mtst.data.example import Example
+from mtst.data.readers import _check_unicode, _decode, _spans_to_tags
+from mtst.data.repairs import Repair
+from mtst.errors import DataError
+
+logger = logging.getLogger("mtst.data")
+WHITESPACE = " \t\r\n"
+
+
+def looks_like_label_studio(path: Path) -> bool:
+    """A `.json` file holding a JSON array (a JSONL file's lines are objects, never arrays)."""
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(4096).decode("utf-8", "ignore").lstrip("\ufeff" + WHITESPACE)
+    return head.startswith("[")
+
+
+def read_label_studio(path: str | Path, text_column: str = "text", strict: bool = False) -> list[Example]:
+    path = Path(path)
+    skipped = Repair(path, "{n} tasks have no annotation (or only cancelled ones) and were skipped", strict)
+    several = Repair(path, "{n} tasks have several annotations; the first not cancelled was read", strict)
+    tagged = []  # (example, spans or None) before deciding whether the file is tagged at all
+    for line, task in _tasks(_decode(path).removeprefix("\ufeff"), path):
+        read = _task(task, path, line, text_column, skipped, several)
+        if read is not None:
+            tagged.append(read)
+    skipped.report()
+    several.report()
+    if not tagged:
+        raise DataError(path, None, "no annotated tasks")
+    file_has_spans = any(spans is not None for _, _, spans, _ in tagged)
+    return [_example(text, label, spans or [], file_has_spans, path, line) for text, label, spans, line in tagged]
+
+
+def _tasks(text: str, path: Path) -> Iterator[tuple[int, object]]:
+    """Each element of the top-level JSON array with the line it starts on.
+
+    json.load would give the tasks but not their lines; raw_decode reads one element at a time instead.
+    """
+    decoder, position, line = json.JSONDecoder(), 0, 1
+
+    def skip(at: int) -> int:
+        nonlocal line
+        end = at
+        while end < len(text) and text[end] in WHITESPACE:
+            end += 1
+        line += text.count("\n", at, end)
+        return end
+
+    position = skip(0)
+    if not text[position:].startswith("["):
+        raise DataError(path, line, "expected a JSON array of tasks (Label Studio's JSON export)")
+    position = skip(position + 1)
+    if text[position : position + 1] == "]":
+        return
+    while True:
+        try:
+            task, end = decoder.raw_decode(text, position)
+        except RecursionError:
+            raise DataError(path, line, "not valid JSON (nested too deeply)") from None
+        except ValueError as error:
+            where = getattr(error, "lineno", line)
+            raise DataError(path, where, f"not valid JSON ({getattr(error, 'msg', error)})") from None
+        yield line, task
+        line += text.count("\n", position, end)
+        position = skip(end)
+        following = text[position : position + 1]
+        if following == "]":
+            break
+        if following != ",":
+            raise DataError(path, line, "not valid JSON (expected `,` or `]` after a task)")
+        position = skip(position + 1)
+    if skip(position + 1) < len(text):
+        raise DataError(path, line, "not valid JSON (text after the closing `]`)")
+
+
+def _task(task, path: Path, line: int, text_column: str, skipped: Repair, several: Repair):
+    if not isinstance(task, dict):
+        raise DataError(path, line, f"expected a task object, found {type(task).__name__}")
+    if "data" not in task:
+        raise DataError(path, line, "task has no `data`; this looks like a JSON-MIN export: export as JSON instead")
+    text = _task_text(task["data"], text_column, path, line)
+    annotations = task.get("annotations", task.get("completions", []))
+    if not isinstance(annotations, list):
+        raise DataError(path, line, "`annotations` must be a list")
+    kept = [a for a in annotations if not (isinstance(a, dict) and a.get("was_cancelled"))]
+    if not kept:
+        skipped.note(line, "task without an annotation")
+        return None
+    if len(kept) > 1:
+        several.note(line, f"{len(kept)} annotations")
+    label, spans = _results(kept[0], path, line)
+    return text, label, spans, line
+
+
+def _task_text(data, text_column: str, path: Path, line: int) -> str:
+    if not isinstance(data, dict):
+        raise DataError(path, line, "`data` must be an object holding the task's text")
+    strings = [key for key, value in data.items() if isinstance(value, str)]
+    key = text_column if text_column in data else (strings[0] if len(strings) == 1 else None)
+    if key is None:
+        found = ", ".join(repr(k) for k in data) or "none"
+        raise DataError(path, line, f"no {text_column!r} in `data` (keys: {found}); set data.text_column")
+    text = data[key]
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(path, line, f"empty text: `data.{key}` must be a non-blank string")
+    return text
+
+
+def _results(annotation, path: Path, line: int) -> tuple[str | None, list[dict] | None]:
+    """The annotation's one choice (or None) and its labelled spans (or None when it has no `labels` result)."""
+    results = annotation.get("result") if isinstance(annotation, dict) else None
+    if not isinstance(results, list):
+        raise DataError(path, line, "an annotation needs a `result` list")
+    label, spans, controls = None, None, set()
+    for result in results:
+        value = result.get("value") if isinstance(result, dict) else None
+        kind = result.get("type") if isinstance(result, dict) else None
+        if kind not in ("choices", "labels"):
+            continue  # relations, text areas, ratings: not a task mtst trains
+        if not isinstance(value, dict):
+            raise DataError(path, line, f"a `{kind}` result needs a `value` object")
+        if kind == "choices":
+            controls.add(result.get("from_name"))
+            if len(controls) > 1 or label is not None:
+                raise DataError(path, line, "several choice results; mtst's sentence task takes one label")
+            label = _one(value.get("choices"), "choices", path, line)
+        else:
+            spans = (spans or []) + [_span(value, path, line)]
+    return label, spans
+
+
+def _one(values, key: str, path: Path, line: int) -> str:
+    if not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], str) or not values[0].strip():
+        found = json.dumps(values)[:60]
+        raise DataError(path, line, f"`{key}` must hold exactly one non-empty string, found {found}")
+    return values[0].strip()
+
+
+def _span(value: dict, path: Path, line: int) -> dict:
+    if not all(type(value.get(key)) is int for key in ("start", "end")):
+        raise DataError(path, line, f"a `labels` result needs integer start and end: {json.dumps(value)[:80]}")
+    return {"start": value["start"], "end": value["end"], "label": _one(value.get("labels"), "labels", path, line)}
+
+
+def _example(text: str, label, spans: list[dict], tagged: bool, path: Path, line: int) -> Example:
+    annotations: dict = {} if label is None else {"label": label}
+    if tagged:  # a file with spans anywhere: a task without one has none to find (all O)
+        tags, example = _spans_to_tags(text, spans, path, line)
+        annotations["tags"] = tags
+    else:
+        example = Example.from_text(text)
+    _check_unicode(text, annotations, path, line)
+    return Example(example.words, text, example.offsets, annotations, f"{path}:{line}")

@@ -1,0 +1,87 @@
+"""`mtst predict --file IN --output OUT`: chunked, resumable, and the same results as predicting in one go."""
+
+import json
+import logging
+
+import pytest
+from typer.testing import CliRunner
+
+from mtst.cli import app
+from mtst.errors import DataError
+from mtst.predict import Predictor
+from mtst.stream import completed, input_lines, predict_file
+
+TEXTS = ["play queen", "", "weather in paris", "  ", "will it rain in berlin tomorrow", "hello", "x" * 3]
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint):
+    return Predictor.from_checkpoint(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(("\ufeff" + "\r\n".join(TEXTS) + "\r\n").encode())
+    return path
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_streamed_chunks_equal_one_call_with_input_line_numbers(predictor, source, tmp_path):
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(predictor, source, out, chunk_lines=2)
+    written = records(out)
+    texts = [t for t in TEXTS if t.strip()]
+    assert summary.predicted == len(texts) == len(written) and summary.resumed_after == 0
+    assert [r.pop("line") for r in written] == [1, 3, 5, 6, 7]
+    assert written == predictor.predict(texts)
+
+
+def test_a_torn_last_line_is_cut_and_the_run_resumes_after_the_last_complete_one(predictor, source, tmp_path, caplog):
+    whole = tmp_path / "whole.jsonl"
+    predict_file(predictor, source, whole)
+    lines = whole.read_bytes().splitlines(keepends=True)
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b"".join(lines[:2]) + lines[2][:17])  # killed while writing the third record
+    with caplog.at_level(logging.INFO, "mtst.stream"):
+        summary = predict_file(predictor, source, out, chunk_lines=2)
+    assert "removed a torn last line (17 bytes)" in caplog.text and "resuming after line 3" in caplog.text
+    assert (summary.resumed_after, summary.predicted) == (2, 3)
+    assert out.read_bytes() == whole.read_bytes()
+    assert predict_file(predictor, source, out).predicted == 0  # complete: nothing left to do
+
+
+def test_resume_refuses_another_inputs_output(predictor, source, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text(json.dumps({"line": 1, "text": "something else"}) + "\n")
+    with pytest.raises(DataError, match="out.jsonl:1: its last record is not line 1 of .*another input"):
+        predict_file(predictor, source, out)
+    out.write_text("not json\n")
+    with pytest.raises(DataError, match="not a JSON line written by mtst predict"):
+        predict_file(predictor, source, out)
+    out.write_text("{}\n" * 9)
+    with pytest.raises(DataError, match="holds 9 results but .* has only 5 texts"):
+        predict_file(predictor, source, out)
+
+
+def test_input_is_read_lazily_and_bad_bytes_name_their_line(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"a\nb\n\xff\n")
+    lines = input_lines(path)
+    assert next(lines) == (1, "a")  # a generator: the file is never read whole
+    with pytest.raises(DataError, match=r"in.txt:3: invalid UTF-8 \(byte 0xff\)"):
+        list(lines)
+    assert completed(tmp_path / "missing.jsonl") == (0, None)
+
+
+def test_cli_output_streams_logs_progress_and_refuses_arguments_with_it(tiny_checkpoint, source, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["predict", str(tiny_checkpoint), "--file", str(source), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{out}: 5 results (5 new" in result.output and len(records(out)) == 5
+    result = runner.invoke(app, ["predict", str(tiny_checkpoint), "hello", "--output", str(out)])
+    assert result.exit_code == 2 and "--output streams one --file" in result.output

@@ -17,6 +17,6 @@ step 2 "upgrading pip"
 .venv/bin/python -m pip install --upgrade --progress-bar off pip
 step 3 "installing torch 2.13.0 (CPU wheel)"
 .venv/bin/python -m pip install --progress-bar off "torch==2.13.0"
-step 4 "installing mtst with its serve, dev and export extras"
-.venv/bin/python -m pip install --progress-bar off -e ".[serve,dev,export]"
+step 4 "installing mtst with its serve, dev, export, sentence-transformers, ray and trackers extras"
+.venv/bin/python -m pip install --progress-bar off -e ".[serve,dev,export,sentence-transformers,ray,trackers]"
 echo "==> set-up done ($(date +%T))"

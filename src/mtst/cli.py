@@ -337,11 +337,20 @@ def predict(
     quantized: Annotated[
         bool, typer.Option("--quantized", help="With --backend onnx: use model.int8.onnx (`export --quantize int8`).")
     ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="With --file: stream results into this JSONL file; a rerun resumes where it stops."
+        ),
+    ] = None,
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
     from mtst.data.readers import read_text_lines, text_lines
     from mtst.predict import Predictor, describe
 
+    if output is not None:
+        _predict_into(checkpoint, file, output, texts, backend, quantized)
+        return
     sentences = list(texts or [])
     if file is not None:
         sentences += read_text_lines(file)
@@ -358,21 +367,50 @@ def predict(
             typer.echo(f"{result['text']}\n" + "".join(f"  {name}: {text}\n" for name, text in parts.items()).rstrip())
 
 
+def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:
+    from mtst.predict import Predictor
+    from mtst.stream import predict_file
+
+    if file is None or texts:
+        raise MtstError("--output streams one --file: give --file IN and no sentences as arguments")
+    _setup_logging()
+    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    summary = predict_file(predictor, file, output)
+    rate = summary.predicted / max(summary.seconds, 1e-9)
+    typer.echo(f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)")
+
+
 @app.command()
 @friendly_errors
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
-    export_format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    export_format: Annotated[str, typer.Option("--format", help="onnx, or sentence-transformers.")] = "onnx",
     quantize: Annotated[
         str | None, typer.Option("--quantize", help="int8: also write model.int8.onnx (dynamic quantization).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="sentence-transformers: the folder (default CHECKPOINT/sentence-transformers)."
+        ),
     ] = None,
 ) -> None:
     """Export the whole model (encoder, pooling, every head) for CPU inference into the checkpoint folder.
 
     Writes model.onnx (and model.int8.onnx) plus onnx_export.json; use them with `predict --backend onnx`.
+    `--format sentence-transformers` writes the fine-tuned encoder as a folder SentenceTransformer(path) loads.
     """
-    if export_format not in ("onnx",):
-        raise MtstError(f"unknown export format {export_format!r}; choose one of onnx")
+    if export_format not in ("onnx", "sentence-transformers"):
+        raise MtstError(f"unknown export format {export_format!r}; choose one of onnx, sentence-transformers")
+    if export_format == "sentence-transformers":
+        if quantize is not None:
+            raise MtstError("--quantize applies to --format onnx only")
+        from mtst.sentence_transformers_export import export_sentence_transformers
+
+        typer.echo(f"{export_sentence_transformers(checkpoint, output)}  (SentenceTransformer(path).encode)")
+        return
+    if output is not None:
+        raise MtstError("--output applies to --format sentence-transformers; ONNX files go into the checkpoint")
     from mtst.export import export_onnx
 
     note = export_onnx(checkpoint, quantize)

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mtst.serve.batching import MicroBatcher, PredictFn, QueueFull
 from mtst.serve.config import ServeConfig
+from mtst.serve.docs import add_offline_docs
 from mtst.serve.limits import BodySizeLimit, RequireUtf8
 from mtst.serve.schemas import ErrorResponse, Health, SentenceResult, predict_request_model
 
@@ -104,7 +105,10 @@ def create_app(
         version=info.get("version", ""),
         description="Sentence label and entities from one multi-task encoder. Page at `/`.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs and /redoc load their scripts from a CDN: blank offline
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.add_middleware(RequireUtf8)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)

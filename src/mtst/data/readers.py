@@ -421,7 +421,8 @@ def read_csv(
         if missing:
             found = ", ".join(repr(name) for name in header)
             problem = f"no column {' or '.join(map(repr, missing))} in the header (columns found: {found})"
-            raise DataError(path, 1, f"{problem}; set data.text_column / data.label_column")
+            names = "--text-column / --label-column (in a config: data.text_column / data.label_column)"
+            raise DataError(path, 1, f"{problem}; name the columns with {names}")
         text_at, label_at = header.index(text_column), header.index(label_column)
         while True:
             start = reader.line_num + 1  # the row's first physical line, also for a quoted cell spanning lines

@@ -117,7 +117,11 @@ def _task_text(data, text_column: str, path: Path, line: int) -> str:
     key = text_column if text_column in data else (strings[0] if len(strings) == 1 else None)
     if key is None:
         found = ", ".join(repr(k) for k in data) or "none"
-        raise DataError(path, line, f"no {text_column!r} in `data` (keys: {found}); set data.text_column")
+        raise DataError(
+            path,
+            line,
+            f"no {text_column!r} in `data` (keys: {found}); name it with --text-column (config: data.text_column)",
+        )
     text = data[key]
     if not isinstance(text, str) or not text.strip():
         raise DataError(path, line, f"empty text: `data.{key}` must be a non-blank string")

@@ -10,16 +10,18 @@ pytest.importorskip("mlflow", reason="the trackers extra")
 def tensorboard_scalars(folder):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    (events,) = list(folder.rglob("events.out.tfevents.*"))
+    (events,) = list(folder.glob("*/events.out.tfevents.*"))  # the run's own; hparams get a folder of their own
     accumulator = EventAccumulator(str(events.parent))
     accumulator.Reload()
     return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
-def mlflow_run(store):
+def mlflow_run(output):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=store.as_uri())
+    from mtst.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri(output))
     (experiment,) = [e for e in client.search_experiments() if e.name == "mtst"]
     (run,) = client.search_runs([experiment.experiment_id])
     return client, run
@@ -46,7 +48,8 @@ def test_steps_and_epochs_reach_both_trackers(tmp_path, monkeypatch):
     assert scalars["train/loss"] == [(1, 3.0), (2, 2.5)] and scalars["lr/heads"] == [(1, 0.5), (2, 0.25)]
     assert scalars["dev/score"] == [(2, pytest.approx(0.6))] and scalars["train/epoch_loss/intent"] == [(2, 0.75)]
 
-    client, run = mlflow_run(output / "mlruns")
+    client, run = mlflow_run(output)
+    assert (output / "mlflow.db").is_file()
     assert run.data.params["train.seed"] == "13" and run.data.metrics["dev/intent.accuracy"] == 0.5
     history = client.get_metric_history(run.info.run_id, "train/loss/intent")
     assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5)]

@@ -1,7 +1,8 @@
 """Experiment tracking through accelerate's trackers: `train.report_to: [tensorboard, mlflow]`.
 
-Both write local files and need no server: TensorBoard event files under OUTPUT/tensorboard/, an MLflow file
-store under OUTPUT/mlruns/ (unless MLFLOW_TRACKING_URI points elsewhere). Logged: the run's settings once,
+Both write local files and need no server: TensorBoard event files under OUTPUT/tensorboard/, and an MLflow
+store in OUTPUT/mlflow.db with artifacts under OUTPUT/mlruns/ (unless MLFLOW_TRACKING_URI points elsewhere):
+SQLite, the local backend MLflow 3 recommends; it refuses its old `./mlruns` file store unless told otherwise. Logged: the run's settings once,
 each optimizer step's loss per task and in all, and each parameter group's learning rate; each epoch's mean
 training loss per task and every dev metric. The loop calls `on_step` and `on_epoch`; with `report_to` empty
 they do nothing. Only the main process writes (accelerate's trackers run there alone).
@@ -44,8 +45,14 @@ def _mlflow_tracker(tracker_class, output: Path):
     import mlflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri((output / "mlruns").as_uri())  # a local file store, never a server by default
+        output.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(tracking_uri(output))  # a local SQLite file, never a server by default
     return tracker_class(experiment_name="mtst", logging_dir=str(output / "mlruns"), run_name=output.name)
+
+
+def tracking_uri(output_dir: str | Path) -> str:
+    """The MLflow store of a run: `mlflow ui --backend-store-uri` takes the same URI."""
+    return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
 
 
 class RunTracking:

@@ -2,10 +2,11 @@
 
 Both write local files and need no server: TensorBoard event files under OUTPUT/tensorboard/, and an MLflow
 store in OUTPUT/mlflow.db with artifacts under OUTPUT/mlruns/ (unless MLFLOW_TRACKING_URI points elsewhere):
-SQLite, the local backend MLflow 3 recommends; it refuses its old `./mlruns` file store unless told otherwise. Logged: the run's settings once,
-each optimizer step's loss per task and in all, and each parameter group's learning rate; each epoch's mean
-training loss per task and every dev metric. The loop calls `on_step` and `on_epoch`; with `report_to` empty
-they do nothing. Only the main process writes (accelerate's trackers run there alone).
+SQLite, the local backend MLflow 3 recommends (it refuses its old `./mlruns` file store unless told otherwise).
+Logged: the run's settings once, each optimizer step's loss per task and in all, and each parameter group's
+learning rate; each epoch's mean training loss per task and every dev metric. The loop calls `on_step` and
+`on_epoch`; with `report_to` empty they do nothing. Only the main process writes (accelerate's trackers run
+there alone).
 """
 
 from __future__ import annotations

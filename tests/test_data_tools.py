@@ -236,3 +236,17 @@ def test_a_committed_tool_config_trains_in_one_command(tmp_path, tiny_encoder_di
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["test"] and (tmp_path / "best" / "model.safetensors").is_file()
+
+
+def test_deeply_nested_json_is_a_data_error_in_every_tool_reader(tmp_path):
+    deep = "[" * 100_000
+    cases = [
+        ("d.jsonl", deep + "\n", "doccano", read_doccano),
+        ("d.json", "[" + deep + "]\n", "label_studio", read_label_studio),
+        ("d.yml", 'nlu:\n- intent: a\n  examples: |\n    - to [x]{"entity": ' + deep + "}\n", "rasa", read_rasa),
+    ]
+    for name, text, _, reader in cases:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match="not"):
+            reader(tmp_path / name)
+    assert detect_format(tmp_path / "d.jsonl") == "jsonl"  # not sniffed as doccano: the JSONL reader reports it

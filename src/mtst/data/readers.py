@@ -26,9 +26,9 @@ SUFFIX_FORMATS = {
     ".jsonl": "jsonl",
     ".json": "jsonl",
     ".csv": "csv",
+    **{s: "conll" for s in CONLL_SUFFIXES},
     ".yml": "rasa",
     ".yaml": "rasa",
-    **{s: "conll" for s in CONLL_SUFFIXES},
 }
 # The annotation tools' exports (mtst.data.tools) come after the research formats.
 FORMATS = ("jointbert", "conll", "jsonl", "csv", "rasa", "label_studio", "doccano")

@@ -30,7 +30,7 @@ def looks_like_doccano(path: Path) -> bool:
             if raw.strip():
                 try:
                     record = json.loads(raw.decode("utf-8", "ignore").lstrip("\ufeff"))
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON: the JSONL reader names the problem
                     return False
                 return isinstance(record, dict) and _is_doccano(record)
     return False

@@ -148,7 +148,7 @@ def _entity_type(match: re.Match, path: Path, line: int, dropped: Repair) -> str
     else:
         try:
             details = json.loads(match["json"])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise DataError(path, line, f"entity {match['json'][:60]} is not a JSON object") from None
     kind = details.get("entity") if isinstance(details, dict) else None
     if not isinstance(kind, str) or not kind.strip():

@@ -4,9 +4,11 @@ python benchmarks/predict_stream.py CHECKPOINT --lines 10000 100000 [--threads 1
 
 Writes a file of N lines (the bundled demo corpus repeated, each line numbered so that no two are equal), runs
 the real CLI under `/usr/bin/time -v` for each N and records its peak RSS, wall time and texts/s: flat
-memory means the peak does not grow with N. With `--ray-lines`, the same checkpoint runs through Ray Data
-(`read_text` → `map_batches(BatchPredictor, concurrency=ACTORS)` → `write_json`) on a local Ray instance with
-ACTORS CPUs, beside the single process on the same lines. Writes benchmarks/results/predict_stream.json.
+memory means the peak does not grow with N; `rss_profile` samples the peak so far against the results
+written during each run (from /proc), so one long run shows it too. With `--ray-lines`, the same checkpoint
+runs through Ray Data (`read_text` → `map_batches(BatchPredictor, concurrency=ACTORS)` → `write_json`) on a
+local Ray instance with ACTORS CPUs, beside the single process on the same lines.
+Writes benchmarks/results/predict_stream.json.
 """
 
 from __future__ import annotations
@@ -34,16 +36,47 @@ def write_input(path: Path, lines: int) -> None:
             sink.write(f"{sentences[index % len(sentences)]} ({index})\n")
 
 
+def peak_so_far_mib(pid: int) -> int | None:
+    """The process's peak resident memory until now (VmHWM), or None once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024)
+
+
+def rss_profile(timer: subprocess.Popen, output: Path, every: float = 2.0) -> list[list[int]]:
+    """[results written, peak RSS so far in MiB] every `every` seconds while `/usr/bin/time`'s child runs."""
+    profile, predictor_pid = [], None
+    while timer.poll() is None:
+        time.sleep(every)
+        if predictor_pid is None:
+            children = Path(f"/proc/{timer.pid}/task/{timer.pid}/children")
+            found = children.read_text().split() if children.exists() else []
+            predictor_pid = int(found[0]) if found else None
+        peak = peak_so_far_mib(predictor_pid) if predictor_pid else None
+        if peak is not None and output.exists():
+            profile.append([sum(1 for _ in output.open("rb")), peak])
+    return profile
+
+
 def run_cli(checkpoint: Path, source: Path, output: Path, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "mtst", "predict", str(checkpoint)]
     command += ["--file", str(source), "--output", str(output)]
     started = time.monotonic()
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: a full pipe would stall the child
+        timer = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        profile = rss_profile(timer, output)
+        log.seek(0)
+        stderr = log.read()
+    if timer.wait() != 0:
+        raise SystemExit(f"mtst predict failed:\n{stderr[-2000:]}")
     seconds = time.monotonic() - started
-    peak_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", finished.stderr).group(1))
+    peak_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
     lines = sum(1 for _ in output.open(encoding="utf-8"))
     return {
+        "rss_profile": profile[:: max(1, len(profile) // 20)],  # about 20 [results, peak MiB] points
         "texts": lines,
         "seconds": round(seconds, 1),
         "texts_per_s": round(lines / seconds, 1),

@@ -13,3 +13,4 @@ def test_predict_stream_records_rss_and_throughput_per_size(run_script, tiny_che
     assert set(result["stream"]) == {"30", "60"}
     for lines, row in result["stream"].items():
         assert row["texts"] == int(lines) and row["peak_rss_mib"] > 50 and row["texts_per_s"] > 0
+        assert all(0 <= done <= int(lines) and 0 < peak <= row["peak_rss_mib"] for done, peak in row["rss_profile"])

@@ -33,3 +33,11 @@ def test_readme_examples_use_the_demo_checkpoint_a_new_user_has():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     examples = [line for line in readme.splitlines() if line.startswith(("mtst predict", "mtst export", "mtst serve"))]
     assert examples and all("runs/demo/best" in line for line in examples)
+
+
+def test_version_flag_prints_the_package_version():
+    import mtst
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"mtst {mtst.__version__}"
+    assert "--version" in CliRunner().invoke(app, ["--help"]).output

@@ -42,6 +42,23 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from mtst import __version__
+
+        typer.echo(f"mtst {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print mtst's version and exit.")
+    ] = False,
+) -> None:
+    """Multi-task sentence transformer."""
+
+
 def friendly_errors(command):
     """Reports mtst's own errors as one line on stderr with exit status 2, never a traceback."""
 

@@ -250,3 +250,11 @@ def test_deeply_nested_json_is_a_data_error_in_every_tool_reader(tmp_path):
         with pytest.raises(DataError, match="not"):
             reader(tmp_path / name)
     assert detect_format(tmp_path / "d.jsonl") == "jsonl"  # not sniffed as doccano: the JSONL reader reports it
+
+
+def test_a_json_array_of_mtst_records_is_not_taken_for_label_studio(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([{"text": "Alice flew.", "label": "travel"}]))
+    assert detect_format(path) == "jsonl"
+    path.write_text(json.dumps([{"data": {"text": "Alice flew."}, "annotations": []}]))
+    assert detect_format(path) == "label_studio"

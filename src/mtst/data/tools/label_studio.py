@@ -23,13 +23,24 @@ logger = logging.getLogger("mtst.data")
 WHITESPACE = " \t\r\n"
 
 
+TASK_KEYS = ("data", "annotations", "completions")
+
+
 def looks_like_label_studio(path: Path) -> bool:
-    """A `.json` file holding a JSON array (a JSONL file's lines are objects, never arrays)."""
+    """A `.json` file holding a JSON array whose first element is a Label Studio task (`data`, `annotations`).
+
+    mtst's own JSONL records may also come as one array in a `.json` file; their keys tell them apart.
+    """
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
-    with path.open("rb") as handle:
-        head = handle.read(4096).decode("utf-8", "ignore").lstrip("\ufeff" + WHITESPACE)
-    return head.startswith("[")
+    text = path.read_bytes().decode("utf-8", "ignore").lstrip("\ufeff" + WHITESPACE)
+    if not text.startswith("["):
+        return False
+    try:
+        first, _ = json.JSONDecoder().raw_decode(text, len(text) - len(text[1:].lstrip(WHITESPACE)))
+    except (ValueError, RecursionError):
+        return False  # the reader chosen by suffix names the problem
+    return isinstance(first, dict) and any(key in first for key in TASK_KEYS)
 
 
 def read_label_studio(path: str | Path, text_column: str = "text", strict: bool = False) -> list[Example]:

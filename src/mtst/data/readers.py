@@ -32,6 +32,11 @@ SUFFIX_FORMATS = {
 }
 # The annotation tools' exports (mtst.data.tools) come after the research formats.
 FORMATS = ("jointbert", "conll", "jsonl", "csv", "rasa", "label_studio", "doccano")
+# The annotation tools' readers (mtst.data.tools, imported by the mtst.data package) build on this module's
+# helpers, so they register here instead of being imported by it: (path, text_column, strict) -> examples,
+# and for the formats told apart by content, path -> bool, asked in this order.
+TOOL_READERS: dict = {}
+TOOL_SNIFFERS: dict = {}
 BOM = "\ufeff"
 # The JSONL field holding a set of labels (a multi-label task's default field); any other list is token tags.
 LABEL_SET = "labels"
@@ -459,13 +464,9 @@ def detect_format(path: Path) -> str:
         known = ", ".join(sorted(SUFFIX_FORMATS))
         raise DataError(path, None, f"unknown data format (suffix {path.suffix!r}); known suffixes: {known}")
     if fmt == "jsonl":  # .json/.jsonl: mtst's JSONL, or a tool's export told apart by its content
-        from mtst.data.tools.doccano import looks_like_doccano
-        from mtst.data.tools.label_studio import looks_like_label_studio
-
-        if looks_like_label_studio(path):
-            return "label_studio"
-        if looks_like_doccano(path):
-            return "doccano"
+        for name, looks_like in TOOL_SNIFFERS.items():
+            if looks_like(path):
+                return name
     return fmt
 
 
@@ -509,17 +510,8 @@ def read_path(
 
 
 def _read_tool_export(path: Path, fmt: str, text_column: str, strict: bool) -> list[Example]:
-    # Imported here: the tool readers build on this module's helpers.
-    from mtst.data.tools.doccano import read_doccano
-    from mtst.data.tools.label_studio import read_label_studio
-    from mtst.data.tools.rasa import read_rasa
-
-    if fmt == "rasa":
-        return read_rasa(path, strict)
-    if fmt == "label_studio":
-        return read_label_studio(path, text_column, strict)
-    if fmt == "doccano":
-        return read_doccano(path, strict)
+    if fmt in TOOL_READERS:
+        return TOOL_READERS[fmt](path, text_column, strict)
     raise DataError(path, None, f"unknown data format {fmt!r}; choose one of auto, {', '.join(FORMATS)}")
 
 

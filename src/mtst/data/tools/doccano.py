@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import _check_unicode, _read_lines, _spans_to_tags
+from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _check_unicode, _read_lines, _spans_to_tags
 from mtst.errors import DataError
 
 SPAN_KEYS = ("label", "labels", "entities")
@@ -129,3 +129,7 @@ def _span(item, path: Path, line: int) -> dict:
     if type(start) is not int or type(end) is not int or not isinstance(label, str) or not label.strip():
         raise DataError(path, line, f"a span needs integer start and end and a type: {json.dumps(item)[:60]}")
     return {"start": start, "end": end, "label": label}
+
+
+TOOL_READERS["doccano"] = lambda path, text_column, strict: read_doccano(path, strict)
+TOOL_SNIFFERS["doccano"] = looks_like_doccano

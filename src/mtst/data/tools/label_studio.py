@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import _check_unicode, _decode, _spans_to_tags
+from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _check_unicode, _decode, _spans_to_tags
 from mtst.data.repairs import Repair
 from mtst.errors import DataError
 
@@ -184,3 +184,7 @@ def _example(text: str, label, spans: list[dict], tagged: bool, path: Path, line
         example = Example.from_text(text)
     _check_unicode(text, annotations, path, line)
     return Example(example.words, text, example.offsets, annotations, f"{path}:{line}")
+
+
+TOOL_READERS["label_studio"] = read_label_studio
+TOOL_SNIFFERS["label_studio"] = looks_like_label_studio  # first: an array of tasks is never doccano

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from mtst.data.example import Example
-from mtst.data.readers import _check_unicode, _read_lines, _spans_to_tags
+from mtst.data.readers import TOOL_READERS, _check_unicode, _read_lines, _spans_to_tags
 from mtst.data.repairs import Repair
 from mtst.errors import DataError
 
@@ -160,3 +160,6 @@ def _entity_type(match: re.Match, path: Path, line: int, dropped: Repair) -> str
     if role is not None and (not isinstance(role, str) or not role.strip()):
         raise DataError(path, line, f"entity [{match['text']}]: `role` must be a non-empty string")
     return f"{kind.strip()}.{role.strip()}" if role else kind.strip()
+
+
+TOOL_READERS["rasa"] = lambda path, text_column, strict: read_rasa(path, strict)

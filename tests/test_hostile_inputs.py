@@ -221,10 +221,11 @@ def test_a_checkpoint_with_any_edited_config_json_predicts_or_is_one_error_line(
     folder = tmp_path_factory.mktemp("edited") / "best"
     shutil.copytree(tiny_checkpoint, folder)
     config = json.loads((folder / "config.json").read_text())
-    if top is not None:
-        config[top] = value
+    # The task edit goes first: after `config["tasks"] = value`, tasks[0] could be `value` itself (a cycle) or None.
     if task_key is not None and isinstance(config.get("tasks"), list) and config["tasks"]:
         config["tasks"][0][task_key] = value
+    if top is not None:
+        config[top] = value
     (folder / "config.json").write_text(json.dumps(config))
     result = runner.invoke(app, ["predict", str(folder), "weather in paris", "--json"])
     if result.exit_code == 0:

@@ -42,7 +42,8 @@ def peak_so_far_mib(pid: int) -> int | None:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024)
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)  # absent once the process is a zombie
+    return round(int(found.group(1)) / 1024) if found else None
 
 
 def rss_profile(timer: subprocess.Popen, output: Path, every: float = 2.0) -> list[list[int]]:

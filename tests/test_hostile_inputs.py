@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -213,6 +213,7 @@ TASK_KEYS = st.sampled_from(["name", "type", "field", "labels", "dropout", "crf"
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(top=st.none() | CONFIG_KEYS, task_key=st.none() | TASK_KEYS, value=VALUES)
+@example(top=None, task_key="type", value=[])  # an unhashable type once raised TypeError in the kind lookup
 def test_a_checkpoint_with_any_edited_config_json_predicts_or_is_one_error_line(
     tiny_checkpoint, tmp_path_factory, top, task_key, value
 ):

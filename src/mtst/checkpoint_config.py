@@ -90,7 +90,7 @@ def read_tasks(entries, path: Path) -> list[Task]:
     for index, entry in enumerate(entries):
         name = entry.get("name") if isinstance(entry, dict) else None
         kind = entry.get("type") if isinstance(entry, dict) else None
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:  # a list or dict there is unhashable
             raise CheckpointError(f"{path}: task {name!r} has unknown type {kind!r}")
         try:
             tasks.append(task_from_dict(_unset_options_dropped(entry, KINDS[kind][1])))

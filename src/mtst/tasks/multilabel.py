@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from mtst.data.labels import IGNORE_ID
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
+from mtst.tasks.sentence import SentenceHead
 
 # Thresholds tried on dev: 0.05, 0.10, ..., 0.95.
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(1, 20))
@@ -36,25 +37,17 @@ class MultilabelPrediction:
     scores: dict[str, float]  # every label's probability; the task's threshold decides which are given
 
 
-class MultilabelHead(nn.Module):
+class MultilabelHead(SentenceHead):
     """One logit per label from the pooled sentence embedding; binary cross-entropy against the gold set."""
 
-    def __init__(self, hidden_size: int, task: MultilabelTask):
-        super().__init__()
-        self.dropout = nn.Dropout(task.dropout)
-        self.classifier = nn.Linear(hidden_size, len(task.labels))
-        self.label_smoothing = task.label_smoothing
-
-    def forward(self, features: dict, labels: torch.Tensor | None = None):
-        logits = self.classifier(self.dropout(features["sentence_embedding"]))
-        loss = None
-        rows = labels[:, 0] != IGNORE_ID if labels is not None else None
-        if rows is not None and rows.any():
-            targets = labels[rows] * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-            # Summed over the labels, averaged over sentences: a scale like a softmax head's cross-entropy,
-            # where a mean over labels too would shrink this head's loss (and its gradient) by the label count.
-            loss = F.binary_cross_entropy_with_logits(logits[rows].float(), targets, reduction="sum") / rows.sum()
-        return logits, loss
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        rows = labels[:, 0] != IGNORE_ID
+        if not rows.any():
+            return None
+        targets = labels[rows] * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        # Summed over the labels, averaged over sentences: a scale like a softmax head's cross-entropy,
+        # where a mean over labels too would shrink this head's loss (and its gradient) by the label count.
+        return F.binary_cross_entropy_with_logits(logits[rows].float(), targets, reduction="sum") / rows.sum()
 
 
 class MultilabelTaskConfig(TaskConfigBase):

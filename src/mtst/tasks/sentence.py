@@ -35,10 +35,12 @@ class SentenceHead(nn.Module):
 
     def forward(self, features: dict, labels: torch.Tensor | None = None):
         logits = self.classifier(self.dropout(features["sentence_embedding"]))
-        loss = None
-        if labels is not None and (labels != IGNORE_ID).any():
-            loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_ID, label_smoothing=self.label_smoothing)
-        return logits, loss
+        return logits, (self.loss(logits, labels) if labels is not None else None)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        if not (labels != IGNORE_ID).any():
+            return None
+        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_ID, label_smoothing=self.label_smoothing)
 
 
 class SentenceTaskConfig(TaskConfigBase):

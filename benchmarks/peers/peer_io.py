@@ -99,6 +99,7 @@ def machine() -> dict:
 def update_record(folder: str | Path, **fields) -> dict:
     """Merge `fields` into the run folder's run.json (train and speed write their parts separately)."""
     path = Path(folder) / "run.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = json.loads(path.read_text()) if path.exists() else {}
     record.update(fields)
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,127 @@
+"""The peer comparison's shared parts (benchmarks/peers): the scorer, the mtst row and the Hugging Face peer
+run end to end on toy data with the tiny encoder. spaCy and flair need their own virtual environments and are
+not run here."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import write_jointbert
+
+PEERS = Path(__file__).resolve().parents[1] / "benchmarks" / "peers"
+GOLD = [
+    ("fly to paris", "O O B-city", "flight"),
+    ("fly from new york", "O O B-city I-city", "flight"),
+    ("what is the fare", "O O O O", "fare"),
+    ("fare to rome", "O O B-city", "fare"),
+]
+
+
+@pytest.fixture
+def peers_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(PEERS))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+    for name in ("score", "peer_io", "hf_peer", "mtst_peer"):
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    for split in ("train", "dev", "test"):
+        write_jointbert(tmp_path / "data" / split, GOLD)
+    return tmp_path / "data"
+
+
+def write_run(folder: Path, rows: list[tuple[str, str]], **record) -> None:
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"intent": intent, "tags": tags.split()}) for intent, tags in rows]
+    (folder / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "run.json").write_text(json.dumps(record))
+
+
+def test_scorer_counts_intents_entities_and_whole_sentences(corpus, tmp_path, peers_on_path, monkeypatch, capsys):
+    import score
+
+    # One intent wrong (sentence 3), one entity with the wrong boundary (sentence 2: "new" alone).
+    rows = [("flight", "O O B-city"), ("flight", "O O B-city O"), ("flight", "O O O O"), ("fare", "O O B-city")]
+    write_run(tmp_path / "runs" / "peer-a" / "toy", rows, train_seconds=120.0, model_size_mb=3.5)
+    output = tmp_path / "peers.json"
+    argv = ["score.py", str(tmp_path / "runs"), "--corpus", "toy", "--data-dir", str(corpus), "--output", str(output)]
+    monkeypatch.setattr("sys.argv", argv)
+    score.main()
+    test = json.loads(output.read_text())["results"][0]["test"]
+    # 3 gold entities, 3 predicted, 2 right: P = R = F1 = 2/3; sentences 1 and 4 wholly right.
+    assert test["intent_accuracy"] == 0.75
+    assert test["slot_precision"] == pytest.approx(2 / 3) and test["slot_recall"] == pytest.approx(2 / 3)
+    assert test["sentence_accuracy"] == 0.5
+    assert "| peer-a | 75.00 | 66.67 | 50.00 | 2.0 | — | — | — | — | 4 |" in capsys.readouterr().out
+
+
+def test_scorer_names_the_line_whose_tags_do_not_fit_the_words(corpus, tmp_path, peers_on_path):
+    import score
+
+    rows = [("flight", "O O B-city"), ("flight", "O O"), ("fare", "O O O O"), ("fare", "O O B-city")]
+    write_run(tmp_path / "runs" / "peer-b" / "toy", rows)
+    with pytest.raises(SystemExit, match=r"peer-b/toy/predictions.jsonl:2: 2 tags for 4 words"):
+        score.collect(tmp_path / "runs", "toy", corpus)
+
+
+def test_hf_peer_trains_both_models_predicts_test_and_times_inference(
+    tiny_encoder_dir, corpus, tmp_path, peers_on_path, monkeypatch
+):
+    import hf_peer
+
+    folder = tmp_path / "runs" / "hf-two-models" / "toy"
+    argv = ["hf_peer.py", "train", "--corpus", "atis", "--data-dir", str(corpus), "--epochs", "1"]
+    argv += ["--encoder", str(tiny_encoder_dir), "--output", str(folder)]
+    monkeypatch.setattr("sys.argv", argv)
+    hf_peer.main()
+    monkeypatch.setattr(
+        "sys.argv", ["hf_peer.py", "speed", "--data-dir", str(corpus), "--output", str(folder), "--limit", "2"]
+    )
+    hf_peer.main()
+    record = json.loads((folder / "run.json").read_text())
+    assert record["classifier"]["best_epoch"] == 1 and record["tagger"]["best_epoch"] == 1
+    assert record["inference"]["batch_1"]["sentences_per_second"] > 0 and record["model_size_mb"] > 0
+    predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    assert [len(p["tags"]) for p in predictions] == [3, 4, 4, 3]
+    assert {p["intent"] for p in predictions} <= {"flight", "fare"}
+
+
+def test_first_subtoken_carries_the_word_tag(peers_on_path):
+    import hf_peer
+
+    # [CLS] fly pa ##ris [SEP]: the continuation and the special tokens are ignored.
+    assert hf_peer.first_subtoken_tags([None, 0, 1, 1, None], [5, 7]) == [-100, 5, 7, -100, -100]
+
+
+def test_mtst_row_trains_through_the_cli_and_writes_test_predictions(
+    tiny_encoder_dir, corpus, tmp_path, peers_on_path, monkeypatch
+):
+    import mtst_peer
+
+    config = {
+        "encoder": {"name_or_path": str(tiny_encoder_dir), "max_length": 64},
+        "data": {"format": "jointbert"},
+        "tasks": [
+            {"name": "intent", "type": "sentence", "field": "label"},
+            {"name": "slots", "type": "token", "field": "tags"},
+        ],
+        "train": {"batch_size": 4, "num_sample_predictions": 0},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    folder = tmp_path / "runs" / "mtst" / "toy"
+    argv = ["mtst_peer.py", "train", "--corpus", "atis", "--data-dir", str(corpus), "--epochs", "1"]
+    argv += ["--config", str(tmp_path / "tiny.yaml"), "--output", str(folder)]
+    monkeypatch.setattr("sys.argv", argv)
+    mtst_peer.main()
+    record = json.loads((folder / "run.json").read_text())
+    assert record["epochs"] == 1 and record["train_seconds"] > 0 and record["model_size_mb"] > 0
+    predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    assert [len(p["tags"]) for p in predictions] == [3, 4, 4, 3]

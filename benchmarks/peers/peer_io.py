@@ -113,3 +113,28 @@ class Stopwatch:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def few_shot(sentences: Sequence[Sentence], shots: int, seed: int) -> list[Sentence]:
+    """`shots` sentences of each intent (all of an intent with fewer), drawn with `seed`, in file order."""
+    import random
+
+    order = list(range(len(sentences)))
+    random.Random(seed).shuffle(order)
+    taken: dict[str, int] = {}
+    chosen = []
+    for index in order:
+        intent = sentences[index].intent
+        if taken.get(intent, 0) < shots:
+            taken[intent] = taken.get(intent, 0) + 1
+            chosen.append(index)
+    return [sentences[i] for i in sorted(chosen)]
+
+
+def write_split(folder: str | Path, sentences: Sequence[Sentence]) -> None:
+    """A JointBERT split folder (seq.in, seq.out, label) holding `sentences`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seq.in").write_text("".join(" ".join(s.words) + "\n" for s in sentences), encoding="utf-8")
+    (folder / "seq.out").write_text("".join(" ".join(s.tags) + "\n" for s in sentences), encoding="utf-8")
+    (folder / "label").write_text("".join(s.intent + "\n" for s in sentences), encoding="utf-8")

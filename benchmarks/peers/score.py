@@ -22,30 +22,30 @@ from mtst.tasks import make_task
 
 
 def score_run(folder: Path, examples) -> dict:
+    """Both tasks; a peer that predicts intents only (no "tags" in its rows) gets intent accuracy alone."""
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     if len(rows) != len(examples):
         raise SystemExit(f"error: {folder}/predictions.jsonl: {len(rows)} lines for {len(examples)} test sentences")
+    with_tags = all("tags" in row for row in rows)
     for number, (row, example) in enumerate(zip(rows, examples, strict=True), 1):
-        if len(row["tags"]) != len(example.words):
+        if with_tags and len(row["tags"]) != len(example.words):
             problem = f"{len(row['tags'])} tags for {len(example.words)} words"
             raise SystemExit(f"error: {folder}/predictions.jsonl:{number}: {problem}")
     intents = sorted({r["intent"] for r in rows} | {e.annotations["label"] for e in examples})
-    tags = sorted({t for r in rows for t in r["tags"]} | {t for e in examples for t in e.annotations["tags"]})
-    tasks = {
-        "intent": make_task("intent", "sentence", "label", intents),
-        "slots": make_task("slots", "token", "tags", tags),
-    }
-    predictions = [
-        {"intent": tasks["intent"].as_prediction(r["intent"]), "slots": tasks["slots"].as_prediction(r["tags"])}
-        for r in rows
-    ]
+    tasks = {"intent": make_task("intent", "sentence", "label", intents)}
+    if with_tags:
+        tags = sorted({t for r in rows for t in r["tags"]} | {t for e in examples for t in e.annotations["tags"]})
+        tasks["slots"] = make_task("slots", "token", "tags", tags)
+    fields = {"intent": "intent", "slots": "tags"}
+    predictions = [{name: task.as_prediction(r[fields[name]]) for name, task in tasks.items()} for r in rows]
     metrics = compute_metrics(tasks, examples, predictions)
+    slots = metrics.get("slots", {})
     return {
         "intent_accuracy": metrics["intent"]["accuracy"],
-        "slot_precision": metrics["slots"]["precision"],
-        "slot_recall": metrics["slots"]["recall"],
-        "slot_f1": metrics["slots"]["f1"],
-        "sentence_accuracy": metrics["sentence_accuracy"],
+        "slot_precision": slots.get("precision"),
+        "slot_recall": slots.get("recall"),
+        "slot_f1": slots.get("f1"),
+        "sentence_accuracy": metrics["sentence_accuracy"] if with_tags else None,
     }
 
 
@@ -66,6 +66,10 @@ def _rate(run: dict, batch: int) -> str:
     return f"{entry['sentences_per_second']:.1f}" if entry else "—"
 
 
+def _percent(value) -> str:
+    return f"{100 * value:.2f}" if value is not None else "—"
+
+
 def _number(value, pattern: str) -> str:
     return pattern.format(value) if isinstance(value, int | float) else "—"
 
@@ -80,9 +84,9 @@ def table(results: list[dict]) -> str:
         test, run = result["test"], result["run"]
         cells = [
             result["variant"],
-            f"{100 * test['intent_accuracy']:.2f}",
-            f"{100 * test['slot_f1']:.2f}",
-            f"{100 * test['sentence_accuracy']:.2f}",
+            _percent(test["intent_accuracy"]),
+            _percent(test["slot_f1"]),
+            _percent(test["sentence_accuracy"]),
             _number(run.get("train_seconds", 0) / 60 if "train_seconds" in run else None, "{:.1f}"),
             _number(run.get("train_peak_rss_mb"), "{:.0f}"),
             _rate(run, 1),

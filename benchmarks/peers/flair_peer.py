@@ -120,6 +120,7 @@ def fine_tune(model, corpus, folder: Path, epochs: int, args) -> dict:
     return ModelTrainer(model, corpus).fine_tune(
         folder,
         learning_rate=args.learning_rate,
+        decoder_learning_rate=args.decoder_learning_rate,
         mini_batch_size=args.batch_size,
         max_epochs=epochs,
         use_final_model_for_eval=False,  # keep best-model.pt, chosen on dev
@@ -187,7 +188,8 @@ def recipe(args, epochs: int, encoder: str, train_size: int) -> dict:
 
     return {
         "peer": "flair",
-        "variant": f"flair-{args.mode}",
+        "variant": args.variant or f"flair-{args.mode}",
+        "mode": args.mode,
         "corpus": args.corpus,
         "versions": {"flair": flair.__version__, "torch": torch.__version__, "transformers": transformers.__version__},
         "encoder": encoder,
@@ -196,7 +198,7 @@ def recipe(args, epochs: int, encoder: str, train_size: int) -> dict:
             "trainer": "flair ModelTrainer.fine_tune (AdamW, LinearSchedulerPlugin warm-up 0.1 then linear decay)",
             "epochs": epochs,
             "learning_rate": args.learning_rate,
-            "decoder_learning_rate": "same as encoder (fine_tune default None)",
+            "decoder_learning_rate": args.decoder_learning_rate or "same as encoder (fine_tune default None)",
             "mini_batch_size": args.batch_size,
             "model": f"{args.mode}: TextClassifier(mean-pooled document embedding) + SequenceTagger(BIO, "
             "use_crf=False, use_rnn=False, reproject_embeddings=False, subtoken_pooling=first), fine_tune=True",
@@ -243,10 +245,15 @@ def load_predictor(folder: Path, mode: str, storage: str = "none"):
     return predict, models
 
 
-def write_test_predictions(output: Path, data_dir: str) -> None:
+def run_mode(output: Path) -> str:
     import json
 
-    mode = json.loads((output / "run.json").read_text())["variant"].removeprefix("flair-")
+    record = json.loads((output / "run.json").read_text())
+    return record.get("mode") or record["variant"].removeprefix("flair-")
+
+
+def write_test_predictions(output: Path, data_dir: str) -> None:
+    mode = run_mode(output)
     predict, _ = load_predictor(output, mode)
     test = read_split(data_dir, "test")
     intents, tags = [], []
@@ -258,13 +265,11 @@ def write_test_predictions(output: Path, data_dir: str) -> None:
 
 
 def speed(args) -> None:
-    import json
-
     import torch
 
     torch.set_num_threads(args.threads)
     output = Path(args.output)
-    mode = json.loads((output / "run.json").read_text())["variant"].removeprefix("flair-")
+    mode = run_mode(output)
     predict, _ = load_predictor(output, mode, args.embedding_storage_mode)
     rates = time_inference(predict, read_split(args.data_dir, "test"), limit=args.limit)
     update_record(
@@ -285,6 +290,8 @@ def main() -> None:
     run.add_argument("--mode", choices=["multitask", "separate"], default="multitask")
     run.add_argument("--epochs", type=int, help="default: mtst's schedule (ATIS 4, SNIPS 3)")
     run.add_argument("--learning-rate", type=float, default=5e-5, help="flair's documented fine_tune default")
+    run.add_argument("--decoder-learning-rate", type=float, help="heads' rate (fine_tune's decoder_learning_rate)")
+    run.add_argument("--variant", help="the run's name in the table; default flair-MODE")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--seed", type=int, default=13)
     run.add_argument("--max-train", type=int, help="first N train sentences only (smoke runs)")

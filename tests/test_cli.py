@@ -304,3 +304,17 @@ def test_evaluate_on_a_split_without_a_tasks_annotation_is_refused(trained, tmp_
     (write_jointbert(tmp_path / "test", TOY_SENTENCES) / "seq.out").unlink()  # labels only, no tags
     result = runner.invoke(app, ["evaluate", str(trained / "run" / "best"), "--data-dir", str(tmp_path)])
     one_error_line(result, "no example of the test split holds `tags`, which task 'slots' reads")
+
+
+def test_every_train_option_has_a_help_text_shown_by_help():
+    import typer
+
+    from mtst.cli import TRAIN_SETTINGS
+
+    options = [p for p in typer.main.get_command(app).commands["train"].params if p.param_type_name == "option"]
+    assert {s.name for s in TRAIN_SETTINGS} <= {p.opts[0] for p in options}
+    result = runner.invoke(app, ["train", "--help"], terminal_width=400, env={"COLUMNS": "400"})
+    shown = " ".join(result.output.split())
+    for option in options:
+        assert option.help, f"{option.opts[0]} has no help text"
+        assert " ".join(option.help.split()) in shown, option.opts[0]

@@ -61,3 +61,30 @@ def test_latin1_config_is_one_line(tmp_path):
 def test_a_folder_as_config_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="is a folder, not a config file"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (None, []),
+        ("tensorboard", ["tensorboard"]),
+        (["tensorboard,mlflow"], ["tensorboard", "mlflow"]),
+        (["mlflow", "tensorboard"], ["mlflow", "tensorboard"]),
+        ("none", []),
+    ],
+)
+def test_report_to_takes_a_name_a_list_or_commas(given, expected):
+    assert load_config(None, **{"train.report_to": given}).train.report_to == expected
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        (["wandb"], r"train.report_to.0: Input should be 'tensorboard' or 'mlflow'"),
+        ("mlflow,mlflow", r"train.report_to: .*name each tracker once"),
+        ({"tensorboard": True}, r"train.report_to: "),
+    ],
+)
+def test_report_to_names_known_trackers_once(given, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, **{"train.report_to": given})

@@ -10,12 +10,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from pydantic import ValidationError
 
 from mtst.backends import BACKENDS
+from mtst.config import Reporter
 from mtst.data.settings import DATA_FORMATS
 from mtst.errors import ConfigError, MtstError
 from mtst.serve.config import ServeConfig
@@ -95,6 +96,7 @@ class Setting:
     kind: type
     help: str | None = None
     with_resume: bool = False  # may be given with --resume (it names data, not a setting of the run)
+    metavar: str | None = None
 
     @property
     def name(self) -> str:
@@ -108,14 +110,22 @@ class Setting:
 # Every flag of `mtst train`, listed once: the command's options, its overrides and --resume's check come from here.
 TRAIN_SETTINGS = (
     Setting("--data-dir", "data.dir", Path, "Dataset folder (overrides the config; env MTST_DATA_DIR).", True),
-    Setting("--output-dir -o", "output_dir", Path),
-    Setting("--epochs", "train.epochs", int),
-    Setting("--max-train-examples", "train.max_train_examples", int),
-    Setting("--seed", "train.seed", int),
+    Setting("--output-dir -o", "output_dir", Path, "Folder the run writes: best/, metrics.jsonl, summary.json, ..."),
+    Setting("--epochs", "train.epochs", int, "Most epochs to train (early stopping may end it sooner)."),
+    Setting("--max-train-examples", "train.max_train_examples", int, "A seeded sample of N training examples."),
+    Setting("--seed", "train.seed", int, "Seed of every random generator (0 to 2**32-1)."),
     Setting("--encoder", "encoder.name_or_path", str, "Local HF encoder folder."),
     Setting("--strategy", "strategy", str, f"{', '.join(STRATEGY_SPECS)}."),
     Setting(
         "--group-by-length/--no-group-by-length", "train.group_by_length", bool, "Batches of similar-length sentences."
+    ),
+    Setting(
+        "--report-to",
+        "train.report_to",
+        list[str],
+        f"Experiment tracker, local files under the output folder: {', '.join(get_args(Reporter))} (repeat or"
+        " join with commas), none.",
+        metavar="TRACKER",
     ),
 )
 
@@ -130,7 +140,7 @@ def with_settings(settings: tuple[Setting, ...]):
                 s.parameter,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=None,
-                annotation=Annotated[s.kind | None, typer.Option(*s.flag.split(" "), help=s.help)],
+                annotation=Annotated[s.kind | None, typer.Option(*s.flag.split(" "), help=s.help, metavar=s.metavar)],
             )
             for s in settings
         ]

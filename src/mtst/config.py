@@ -15,6 +15,9 @@ from mtst.errors import ConfigError
 from mtst.strategies import MAX_LR, Strategy, StrategyConfig
 from mtst.tasks import KINDS, TaskConfig, task_config
 
+# Experiment trackers `train.report_to` may name (mtst.tracking makes them); both write local files only.
+Reporter = Literal["tensorboard", "mlflow"]
+
 
 class _Strict(BaseModel):
     # No NaN or infinity anywhere: a non-finite rate, weight or decay trains into NaN weights "successfully".
@@ -57,6 +60,26 @@ class TrainConfig(_Strict):
     log_every_seconds: float = Field(30.0, gt=0)
     # The full training state is saved after every epoch, and every N batches too when this is set.
     checkpoint_every_steps: int | None = Field(None, ge=1)
+    # Experiment trackers fed each step's losses and learning rates and each epoch's dev metrics (mtst.tracking).
+    report_to: list[Reporter] = []
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _reporter_list(cls, value):
+        """`mlflow`, `tensorboard,mlflow` or a list of them (the flag may be repeated); `none` for no tracker."""
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            value = [name.strip() for item in value for name in item.split(",") if name.strip()]
+            return [] if value == ["none"] else value
+        return value
+
+    @field_validator("report_to")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"name each tracker once, got {value}")
+        return value
 
 
 class LossConfig(_Strict):

@@ -3,23 +3,31 @@
 Both write local files and need no server: TensorBoard event files under OUTPUT/tensorboard/, and an MLflow
 store in OUTPUT/mlflow.db with artifacts under OUTPUT/mlruns/ (unless MLFLOW_TRACKING_URI points elsewhere):
 SQLite, the local backend MLflow 3 recommends (it refuses its old `./mlruns` file store unless told otherwise).
-Logged: the run's settings once, each optimizer step's loss per task and in all, and each parameter group's
-learning rate; each epoch's mean training loss per task and every dev metric. The loop calls `on_step` and
-`on_epoch`; with `report_to` empty they do nothing. Only the main process writes (accelerate's trackers run
-there alone).
+Logged: the run's settings once, each optimizer step's loss per task and in all (the loss the step
+optimised), and each parameter group's learning rate; each epoch's mean training loss per task and every dev
+metric. The loop calls `on_step` and `on_epoch`, and leaves a `with` block of the tracking when it ends,
+stops early or fails (an MLflow run is then marked FINISHED, FAILED or KILLED); with `report_to` empty they do
+nothing. Only the main process writes (accelerate's trackers run there alone), so with several processes the
+step losses are the main process's batches.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from typing import get_args
 
 import torch
 from accelerate import Accelerator
 
+from mtst.config import Reporter
 from mtst.errors import ConfigError
 
-REPORTERS = ("tensorboard", "mlflow")
+REPORTERS = get_args(Reporter)
+# What each tracker imports when the run starts: checked before training, so a missing one is one line up front.
+# MLflow's local SQLite store needs sqlalchemy and alembic, which mlflow-skinny does not pull.
+NEEDS = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic")}
 
 
 def trackers(report_to: list[str], output_dir: str | Path) -> list | None:
@@ -30,16 +38,20 @@ def trackers(report_to: list[str], output_dir: str | Path) -> list | None:
 
     output, made = Path(output_dir).resolve(), []
     for name in report_to:
-        try:
-            if name == "tensorboard":
-                made.append(TensorBoardTracker(output.name or "mtst", output / "tensorboard"))
-            elif name == "mlflow":
-                made.append(_mlflow_tracker(MLflowTracker, output))
-        except ImportError as error:  # accelerate imports the tracker's library when the tracker is made
-            raise ConfigError(
-                f"train.report_to {name}: {error.name} is missing: pip install 'mtst[trackers]'"
-            ) from None
+        _check_installed(name)
+        if name == "tensorboard":
+            made.append(TensorBoardTracker(output.name or "mtst", output / "tensorboard"))
+        elif name == "mlflow":
+            made.append(_mlflow_tracker(MLflowTracker, output))
     return made
+
+
+def _check_installed(name: str) -> None:
+    for module in NEEDS[name]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(f"train.report_to {name}: {module} is missing: pip install 'mtst[trackers]'") from None
 
 
 def _mlflow_tracker(tracker_class, output: Path):
@@ -59,8 +71,9 @@ def tracking_uri(output_dir: str | Path) -> str:
 class RunTracking:
     """What the training loop reports to the trackers; a no-op when the run has none."""
 
-    def __init__(self, accelerator: Accelerator, enabled: bool):
-        self.accelerator, self.enabled = accelerator, enabled
+    def __init__(self, accelerator: Accelerator | None = None, enabled: bool = False):
+        # Only the main process holds trackers; the others skip the work of collecting values.
+        self.accelerator, self.enabled = accelerator, enabled and accelerator.is_main_process
 
     @classmethod
     def start(cls, accelerator: Accelerator, settings: dict, enabled: bool) -> RunTracking:
@@ -68,11 +81,21 @@ class RunTracking:
             accelerator.init_trackers("mtst", config=_flat(settings))
         return cls(accelerator, enabled)
 
-    def on_step(self, step: int, losses: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+    def __enter__(self) -> RunTracking:
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        """The trackers close however the run ends; an MLflow run that raised is FAILED (KILLED on Ctrl-C)."""
+        failed = "KILLED" if error_type is KeyboardInterrupt else "FAILED"
+        self.end("FINISHED" if error_type is None else failed)
+
+    def on_step(
+        self, step: int, loss: torch.Tensor, losses: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer
+    ) -> None:
         if not self.enabled:
             return
-        values = {f"train/loss/{name}": float(loss) for name, loss in losses.items()}
-        values["train/loss"] = sum(values.values())
+        values = {f"train/loss/{name}": task_loss.item() for name, task_loss in losses.items()}
+        values["train/loss"] = loss.item()
         for index, group in enumerate(optimizer.param_groups):
             values[f"lr/{group.get('name', index)}"] = float(group["lr"])
         self.accelerator.log(values, step=step)
@@ -84,9 +107,20 @@ class RunTracking:
         values |= {f"dev/{key}": value for key, value in dev.items() if isinstance(value, int | float)}
         self.accelerator.log(values, step=step)
 
-    def end(self) -> None:
-        if self.enabled:
-            self.accelerator.end_training()
+    def end(self, status: str = "FINISHED") -> None:
+        """Closes every tracker (their files complete). Not `accelerator.end_training()`: that also destroys the
+        process group, which the run still needs afterwards (and a caller may train again in the process)."""
+        if not self.enabled:
+            return
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "mlflow" and status != "FINISHED":
+                import mlflow
+
+                mlflow.end_run(status=status)  # accelerate's finish() would mark a failed run FINISHED
+            else:
+                tracker.finish()
+        self.accelerator.trackers.clear()
+        self.enabled = False
 
 
 def _flat(settings: dict, prefix: str = "") -> dict:

@@ -7,7 +7,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,15 +29,17 @@ from mtst.model import MultiTaskModel
 from mtst.optim import build_optimizer
 from mtst.progress_log import EpochProgress
 from mtst.strategies import Strategy
+from mtst.tracking import RunTracking, trackers
 from mtst.train_state import EarlyStopping, Progress, diverged_note
 
 logger = logging.getLogger(__name__)
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
+def make_accelerator(cfg: TrainConfig, output_dir: str | Path) -> Accelerator:
     several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     return Accelerator(
         mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no",
+        log_with=trackers(cfg.report_to, output_dir),  # train.report_to, writing under the run's folder
         # torchrun on CPU: accelerate must be told, or each process trains alone (gloo backend otherwise).
         cpu=several_cpu_processes,
         # The encoder's pooler (and a head whose task is absent from a batch) gets no gradient.
@@ -58,12 +60,13 @@ class Trainer:
     strategy: Strategy
     task_sampler: TaskSampler
     epoch_start_sampler_states: list[torch.Tensor]
+    tracking: RunTracking = field(default_factory=RunTracking)  # off until `train` starts the run's trackers
 
     @classmethod
     def setup(cls, config: Config, data: Splits | list[Corpus], resume_from: Path | None = None):
         """(trainer, progress): the run's pieces, restored from `resume_from`'s training state when given."""
         cfg, corpora, strategy = config.train, as_corpora(config, data), config.strategy
-        accelerator = make_accelerator(cfg)
+        accelerator = make_accelerator(cfg, config.output_dir)
         if accelerator.num_processes > 1 and (len(corpora) > 1 or strategy.changes_during_training):
             what = "multi-corpus training" if len(corpora) > 1 else f"strategy {strategy.spec}"
             raise ConfigError(f"{what} runs in one process only (not yet supported with several processes)")
@@ -113,9 +116,10 @@ class Trainer:
                 self.accelerator.backward(loss)
                 self.accelerator.clip_grad_norm_(self.unwrapped.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
+                progress.global_step += 1
+                self.tracking.on_step(progress.global_step, loss, output.losses, self.optimizer)  # the LRs it used
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-                progress.global_step += 1
                 for name, task_loss in output.losses.items():
                     sums[name] += task_loss.item()
                     counts[name] += 1
@@ -126,14 +130,6 @@ class Trainer:
                 save_state()
         shown.close()
         return reports.mean_over_processes(self.accelerator, list(self.unwrapped.tasks), sums, counts)
-
-    def save_state(self, output: Path, progress: Progress) -> None:
-        """The whole training state, written by the main process only."""
-        if self.accelerator.is_main_process:
-            states, weighting = self.epoch_start_sampler_states, self.loss_weighting
-            train_state.save_training_state(
-                output, self.unwrapped, self.optimizer, self.scheduler, states, progress, weighting
-            )
 
 
 def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: bool = False) -> dict:
@@ -150,21 +146,28 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     corpora = as_corpora(config, splits) if splits is not None else load_corpora(config)
     check_corpora(config.tasks, corpora)
     trainer, progress = Trainer.setup(config, corpora, output if resume else None)
-    accelerator, elapsed_before, model = trainer.accelerator, progress.elapsed_s, trainer.unwrapped
-    main = accelerator.is_main_process
-    if main:
+    if trainer.accelerator.is_main_process:
         write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
+    with RunTracking.start(trainer.accelerator, config.model_dump(), bool(cfg.report_to)) as trainer.tracking:
+        return _run(config, trainer, progress, corpora, started, resume)
+
+
+def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Corpus], started: float, resume: bool):
+    """The epochs (from where `progress` stands), then the best checkpoint on test; the run's summary."""
+    cfg, output, accelerator, model = config.train, Path(config.output_dir), trainer.accelerator, trainer.unwrapped
+    elapsed_before, main = progress.elapsed_s, accelerator.is_main_process
     parameters = reports.count_parameters(model)
     imbalance = reports.imbalance_settings(cfg.entity_sampler_weight, model, corpora)
-    reports.log_start(
-        trainer, corpora, parameters, imbalance, (progress.epoch, progress.step_in_epoch) if resume else None
-    )
+    resumed_at = (progress.epoch, progress.step_in_epoch) if resume else None
+    reports.log_start(trainer, corpora, parameters, imbalance, resumed_at)
     stopper, history = EarlyStopping(cfg.patience, **progress.early_stopping), progress.history
 
     def save_state() -> None:
         progress.elapsed_s = elapsed_before + time.perf_counter() - started
         progress.early_stopping = stopper.state
-        trainer.save_state(output, progress)
+        if main:  # the whole training state, written by the main process only
+            states, optimizer, weighting = trainer.epoch_start_sampler_states, trainer.optimizer, trainer.loss_weighting
+            train_state.save_training_state(output, model, optimizer, trainer.scheduler, states, progress, weighting)
 
     for epoch in range(progress.epoch, cfg.epochs + 1):
         if stopper.should_stop:
@@ -174,6 +177,7 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
             train_loss = trainer.train_epoch(cfg, progress, save_state)
         dev_metrics, dev_samples = evaluate_corpora(model, corpora, "dev", cfg.eval_batch_size, accelerator, tune=True)
         dev = headline(dev_metrics)
+        trainer.tracking.on_epoch(progress.global_step, epoch, train_loss, dev)
         history.append(reports.epoch_row(epoch, train_loss, dev, epoch_started, model, trainer.loss_weighting))
         reports.record_epoch(output, history, model, dev_samples, cfg.num_sample_predictions, main)
         if stopper.update(early_stopping_score(cfg.early_stopping_metric, dev, epoch, corpora), epoch) and main:
@@ -186,11 +190,9 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
             logger.info("no dev improvement for %d epochs: stopping early", cfg.patience)
     accelerator.wait_for_everyone()
     best = MultiTaskModel.from_pretrained(output / "best", device=accelerator.device)
-    test_metrics = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, accelerator)[0]
+    test = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, accelerator)[0]
     elapsed = round(elapsed_before + time.perf_counter() - started, 1)
-    summary = reports.summarize(
-        config, trainer, stopper, history, test_metrics, corpora, elapsed, parameters, imbalance
-    )
+    summary = reports.summarize(config, trainer, stopper, history, test, corpora, elapsed, parameters, imbalance)
     reports.write_summary(output, summary, main)
     accelerator.wait_for_everyone()
     return summary

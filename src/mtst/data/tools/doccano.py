@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _check_unicode, _read_lines, _spans_to_tags
+from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _read_lines
+from mtst.data.tools.records import record_example
 from mtst.errors import DataError
 
 SPAN_KEYS = ("label", "labels", "entities")
@@ -96,14 +97,9 @@ def _example(record: dict, has_spans: bool, path: Path, line: int) -> Example:
     for name, value in record.items():
         if name not in SKIPPED and isinstance(value, str) and value.strip():
             annotations[name] = value.strip()
-    if has_spans:  # a record without spans in a tagged file has no entities (all O)
-        spans = [_span(item, path, line) for item in record.get(key, [])] if key else []
-        tags, example = _spans_to_tags(text, spans, path, line)
-        annotations["tags"] = tags
-    else:
-        example = Example.from_text(text)
-    _check_unicode(text, annotations, path, line)
-    return Example(example.words, text, example.offsets, annotations, f"{path}:{line}")
+    # A record without spans in a tagged file has no entities (all O); a file without spans has no tags.
+    spans = [_span(item, path, line) for item in (record.get(key, []) if key else [])] if has_spans else None
+    return record_example(text, annotations, spans, path, line)
 
 
 def _category(record: dict, span_key: str | None, path: Path, line: int) -> str | None:

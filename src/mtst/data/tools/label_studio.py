@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _check_unicode, _decode, _spans_to_tags
+from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _decode
 from mtst.data.repairs import Repair
+from mtst.data.tools.records import record_example
 from mtst.errors import DataError
 
 logger = logging.getLogger("mtst.data")
@@ -177,13 +178,8 @@ def _span(value: dict, path: Path, line: int) -> dict:
 
 def _example(text: str, label, spans: list[dict], tagged: bool, path: Path, line: int) -> Example:
     annotations: dict = {} if label is None else {"label": label}
-    if tagged:  # a file with spans anywhere: a task without one has none to find (all O)
-        tags, example = _spans_to_tags(text, spans, path, line)
-        annotations["tags"] = tags
-    else:
-        example = Example.from_text(text)
-    _check_unicode(text, annotations, path, line)
-    return Example(example.words, text, example.offsets, annotations, f"{path}:{line}")
+    # A file with spans anywhere: a task without one has none to find (all O).
+    return record_example(text, annotations, spans if tagged else None, path, line)
 
 
 TOOL_READERS["label_studio"] = read_label_studio

@@ -18,8 +18,9 @@ from pathlib import Path
 import yaml
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, _check_unicode, _read_lines, _spans_to_tags
+from mtst.data.readers import TOOL_READERS, _read_lines
 from mtst.data.repairs import Repair
+from mtst.data.tools.records import record_example
 from mtst.errors import DataError
 
 # Rasa's own entity syntax: [text](type) or [text](type:synonym), or [text]{json object}.
@@ -134,9 +135,7 @@ def _example(annotated: str, intent: str, path: Path, line: int, dropped: Repair
         raise DataError(path, line, f"malformed entity annotation in {annotated[:60]!r}: use [text](type)")
     if not plain.strip():
         raise DataError(path, line, "empty example")
-    _check_unicode(plain, {"label": intent}, path, line)
-    tags, example = _spans_to_tags(plain, entities, path, line)
-    return Example(example.words, plain, example.offsets, {"label": intent, "tags": tags}, f"{path}:{line}")
+    return record_example(plain, {"label": intent}, entities, path, line)
 
 
 def _entity_type(match: re.Match, path: Path, line: int, dropped: Repair) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mtst.cli import app
+from tests.conftest import TOY_SENTENCES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,3 +42,19 @@ def test_version_flag_prints_the_package_version():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"mtst {mtst.__version__}"
     assert "--version" in CliRunner().invoke(app, ["--help"]).output
+
+
+def test_mtst_train_takes_the_column_flags_its_csv_hint_names(tmp_path, tiny_encoder_dir):
+    data, run = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        (data / f"{split}.csv").write_text("topic,content\n" + "".join(f"{y},{x}\n" for x, _, y in TOY_SENTENCES))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"encoder: {{name_or_path: {tiny_encoder_dir}}}\ntasks: [{{name: intent, type: sentence}}]\n")
+    base = ["train", "-c", str(config), "--data-dir", str(data), "-o", str(run), "--epochs", "1"]
+    refused = CliRunner().invoke(app, base)
+    assert refused.exit_code == 2 and "--text-column / --label-column" in refused.output
+    result = CliRunner().invoke(app, [*base, "--text-column", "content", "--label-column", "topic"])
+    assert result.exit_code == 0, result.output
+    written = (run / "config.yaml").read_text()
+    assert "text_column: content" in written and "label_column: topic" in written

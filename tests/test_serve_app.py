@@ -1,6 +1,8 @@
 import asyncio
 import json
+import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -274,3 +276,10 @@ def test_a_request_over_the_subtoken_budget_is_refused_before_any_work(predictor
     assert refused.status_code == 413
     assert refused.json()["detail"] == "the texts hold 51 sub-tokens; at most 50 per request"
     assert len(recorder.calls) == 1
+
+
+def test_the_readme_names_every_info_key(client):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `GET /info` |")]
+    described = re.sub(r"\([^)]*\)", "", row.split("|")[2])  # the keys, without what the brackets say of them
+    assert set(re.findall(r"`(\w+)`", described)) == set(client.get("/info").json())

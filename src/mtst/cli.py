@@ -114,6 +114,8 @@ TRAIN_SETTINGS = (
     Setting("--epochs", "train.epochs", int, "Most epochs to train (early stopping may end it sooner)."),
     Setting("--max-train-examples", "train.max_train_examples", int, "A seeded sample of N training examples."),
     Setting("--seed", "train.seed", int, "Seed of every random generator (0 to 2**32-1)."),
+    Setting("--text-column", "data.text_column", str, "CSV text column (Label Studio: the `data` key)."),
+    Setting("--label-column", "data.label_column", str, "CSV label column."),
     Setting("--encoder", "encoder.name_or_path", str, "Local HF encoder folder."),
     Setting("--strategy", "strategy", str, f"{', '.join(STRATEGY_SPECS)}."),
     Setting(

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -17,8 +18,8 @@ pytest.importorskip("mlflow", reason="the trackers extra")
 def tensorboard_scalars(folder):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    (events,) = list(folder.glob("*/events.out.tfevents.*"))  # the run's own; hparams get a folder of their own
-    accumulator = EventAccumulator(str(events.parent))
+    (run,) = [path for path in folder.iterdir() if path.is_dir()]  # named after the run; hparams go in a subfolder
+    accumulator = EventAccumulator(str(run))  # every event file of the folder (a resumed run adds one), in order
     accumulator.Reload()
     return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
@@ -134,6 +135,8 @@ def test_a_run_reports_steps_and_dev_metrics_to_mlflow(tiny_config, monkeypatch)
         name: value for name, value in run.data.metrics.items() if name.startswith(("dev/", "train/epoch_loss/"))
     }
     assert not (output / "tensorboard").exists()
+    # set_tracking_uri exports the URI; left there, the next run in this process would write into this store
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
 
 def test_a_failed_run_ends_its_trackers(tiny_config, monkeypatch):
@@ -173,3 +176,35 @@ def test_a_missing_tracker_library_is_one_line_before_training(monkeypatch, tmp_
     monkeypatch.setitem(sys.modules, "alembic", None)
     with pytest.raises(ConfigError, match=r"^train.report_to mlflow: alembic is missing"):
         trackers(["mlflow"], tmp_path)
+
+
+def test_a_resumed_run_continues_its_mlflow_run_and_tensorboard_folder(tiny_config, monkeypatch):
+    from mtst.model import MultiTaskModel
+    from mtst.train import train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    forward, calls = MultiTaskModel.forward, []
+
+    def interrupted_in_epoch_two(self, *args, **kwargs):
+        if self.training:
+            calls.append(1)
+            if len(calls) == 3:  # the toy train set is 2 batches: epoch 2, batch 1
+                raise KeyboardInterrupt
+        return forward(self, *args, **kwargs)
+
+    config = run_with(tiny_config, "mlflow", "tensorboard")
+    config = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 2})})
+    monkeypatch.setattr(MultiTaskModel, "forward", interrupted_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    output = Path(config.output_dir)
+    assert mlflow_run(output)[1].info.status == "KILLED"
+    monkeypatch.setattr(MultiTaskModel, "forward", forward)
+    train(config, resume=True)
+
+    client, run = mlflow_run(output)  # still one run
+    assert run.info.status == "FINISHED" and run.data.params["train.epochs"] == "2"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2, 3, 4]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "dev/score")] == [2, 4]
+    scalars = tensorboard_scalars(output / "tensorboard")
+    assert [step for step, _ in scalars["train/loss"]] == [1, 2, 3, 4] and len(scalars["dev/score"]) == 2

@@ -30,8 +30,9 @@ REPORTERS = get_args(Reporter)
 NEEDS = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic")}
 
 
-def trackers(report_to: list[str], output_dir: str | Path) -> list | None:
-    """accelerate tracker objects for `Accelerator(log_with=...)`, writing under the run's output folder."""
+def trackers(report_to: list[str], output_dir: str | Path, resume: bool = False) -> list | None:
+    """accelerate tracker objects for `Accelerator(log_with=...)`, writing under the run's output folder; a
+    resumed run continues its MLflow run (TensorBoard reads the folder's event files as one run anyway)."""
     if not report_to:
         return None
     from accelerate.tracking import MLflowTracker, TensorBoardTracker
@@ -42,7 +43,7 @@ def trackers(report_to: list[str], output_dir: str | Path) -> list | None:
         if name == "tensorboard":
             made.append(TensorBoardTracker(output.name or "mtst", output / "tensorboard"))
         elif name == "mlflow":
-            made.append(_mlflow_tracker(MLflowTracker, output))
+            made.append(_mlflow_tracker(MLflowTracker, output, resume))
     return made
 
 
@@ -54,13 +55,26 @@ def _check_installed(name: str) -> None:
             raise ConfigError(f"train.report_to {name}: {module} is missing: pip install 'mtst[trackers]'") from None
 
 
-def _mlflow_tracker(tracker_class, output: Path):
+def _mlflow_tracker(tracker_class, output: Path, resume: bool):
     import mlflow
 
+    run_id = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         output.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(tracking_uri(output))  # a local SQLite file, never a server by default
-    return tracker_class(experiment_name="mtst", logging_dir=str(output / "mlruns"), run_name=output.name)
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI, which the next run in this process (mtst compare,
+        # a notebook) would take for the user's own store and write there instead of its own folder.
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        # The run's own store: its latest run is the one to continue. (A shared store, MLFLOW_TRACKING_URI, cannot
+        # tell runs of one name apart, so a resumed run starts another there.) Only the main process starts one.
+        if resume and (output / "mlflow.db").is_file() and int(os.environ.get("RANK", "0")) == 0:
+            latest = mlflow.search_runs(
+                experiment_names=["mtst"], order_by=["attributes.start_time DESC"], max_results=1, output_format="list"
+            )
+            run_id = latest[0].info.run_id if latest else None
+    return tracker_class(
+        experiment_name="mtst", logging_dir=str(output / "mlruns"), run_name=output.name, run_id=run_id
+    )
 
 
 def tracking_uri(output_dir: str | Path) -> str:
@@ -76,9 +90,11 @@ class RunTracking:
         self.accelerator, self.enabled = accelerator, enabled and accelerator.is_main_process
 
     @classmethod
-    def start(cls, accelerator: Accelerator, settings: dict, enabled: bool) -> RunTracking:
+    def start(cls, accelerator: Accelerator, settings: dict | None, enabled: bool) -> RunTracking:
+        """Starts the trackers, logging `settings` (None when resuming: they were logged, and MLflow refuses a
+        parameter whose value changes, which a resumed run's output_dir spelled another way would)."""
         if enabled:
-            accelerator.init_trackers("mtst", config=_flat(settings))
+            accelerator.init_trackers("mtst", config=None if settings is None else _flat(settings))
         return cls(accelerator, enabled)
 
     def __enter__(self) -> RunTracking:

@@ -35,11 +35,11 @@ from mtst.train_state import EarlyStopping, Progress, diverged_note
 logger = logging.getLogger(__name__)
 
 
-def make_accelerator(cfg: TrainConfig, output_dir: str | Path) -> Accelerator:
+def make_accelerator(cfg: TrainConfig, output_dir: str | Path, resume: bool = False) -> Accelerator:
     several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     return Accelerator(
         mixed_precision="bf16" if cfg.amp and torch.cuda.is_available() else "no",
-        log_with=trackers(cfg.report_to, output_dir),  # train.report_to, writing under the run's folder
+        log_with=trackers(cfg.report_to, output_dir, resume),  # train.report_to, writing under the run's folder
         # torchrun on CPU: accelerate must be told, or each process trains alone (gloo backend otherwise).
         cpu=several_cpu_processes,
         # The encoder's pooler (and a head whose task is absent from a batch) gets no gradient.
@@ -66,7 +66,7 @@ class Trainer:
     def setup(cls, config: Config, data: Splits | list[Corpus], resume_from: Path | None = None):
         """(trainer, progress): the run's pieces, restored from `resume_from`'s training state when given."""
         cfg, corpora, strategy = config.train, as_corpora(config, data), config.strategy
-        accelerator = make_accelerator(cfg, config.output_dir)
+        accelerator = make_accelerator(cfg, config.output_dir, resume_from is not None)
         if accelerator.num_processes > 1 and (len(corpora) > 1 or strategy.changes_during_training):
             what = "multi-corpus training" if len(corpora) > 1 else f"strategy {strategy.spec}"
             raise ConfigError(f"{what} runs in one process only (not yet supported with several processes)")
@@ -148,7 +148,8 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     trainer, progress = Trainer.setup(config, corpora, output if resume else None)
     if trainer.accelerator.is_main_process:
         write_text_atomic(output / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
-    with RunTracking.start(trainer.accelerator, config.model_dump(), bool(cfg.report_to)) as trainer.tracking:
+    settings = None if resume else config.model_dump()  # a resumed run's were logged when it started
+    with RunTracking.start(trainer.accelerator, settings, bool(cfg.report_to)) as trainer.tracking:
         return _run(config, trainer, progress, corpora, started, resume)
 
 

@@ -32,6 +32,8 @@ def trained(tmp_path_factory, tiny_encoder_dir):
             "--seed",
             "3",
             "--group-by-length",
+            "--report-to",
+            "tensorboard",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -42,7 +44,8 @@ def test_train_flags_override_config(trained):
     rows = (trained / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # --epochs 1 beat the config's 5
     written = (trained / "run" / "config.yaml").read_text()
-    assert "seed: 3" in written and "group_by_length: true" in written
+    assert "seed: 3" in written and "group_by_length: true" in written and "report_to:\n  - tensorboard" in written
+    assert list((trained / "run" / "tensorboard" / "run").glob("events.out.tfevents.*"))
 
 
 def test_evaluate_prints_metrics_and_json(trained):

@@ -7,7 +7,8 @@ Logged: the run's settings once, each optimizer step's loss per task and in all 
 optimised), and each parameter group's learning rate; each epoch's mean training loss per task and every dev
 metric. The loop calls `on_step` and `on_epoch`, and leaves a `with` block of the tracking when it ends,
 stops early or fails (an MLflow run is then marked FINISHED, FAILED or KILLED); with `report_to` empty they do
-nothing. Only the main process writes (accelerate's trackers run there alone), so with several processes the
+nothing. A resumed run continues its MLflow run (in the run's own store) and logs to the same TensorBoard
+folder. Only the main process writes (accelerate's trackers run there alone), so with several processes the
 step losses are the main process's batches.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import get_args
 
 import torch
 from accelerate import Accelerator
@@ -24,10 +24,9 @@ from accelerate import Accelerator
 from mtst.config import Reporter
 from mtst.errors import ConfigError
 
-REPORTERS = get_args(Reporter)
 # What each tracker imports when the run starts: checked before training, so a missing one is one line up front.
 # MLflow's local SQLite store needs sqlalchemy and alembic, which mlflow-skinny does not pull.
-NEEDS = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic")}
+NEEDS: dict[Reporter, tuple] = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic")}
 
 
 def trackers(report_to: list[str], output_dir: str | Path, resume: bool = False) -> list | None:

@@ -66,11 +66,13 @@ def train(args) -> None:
         torch=torch.__version__,
         machine_at_start=machine(),
         train_sentences=len(sentences),
-        recipe="SetFit defaults: TrainingArguments(seed) only",
+        recipe="SetFit defaults: TrainingArguments(seed, output_dir) only",
     )
     with Stopwatch() as clock:
         model = SetFitModel.from_pretrained(encoder_dir(), labels=sorted({s.intent for s in sentences}))
-        trainer = Trainer(model=model, args=TrainingArguments(seed=args.seed), train_dataset=data)
+        trainer = Trainer(
+            model=model, args=TrainingArguments(seed=args.seed, output_dir=str(output / "trainer")), train_dataset=data
+        )
         trainer.train()
     model.save_pretrained(str(output / "model"))
     update_record(

@@ -15,7 +15,6 @@ warm-up 10 % then linear decay), checkpoint = flair's best-model.pt by DEV score
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -24,10 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from peer_io import (  # noqa: E402
     Stopwatch,
+    command_line,
     machine,
     peak_rss_mb,
     read_split,
-    time_inference,
+    record_speed,
     update_record,
     write_predictions,
 )
@@ -271,21 +271,18 @@ def speed(args) -> None:
     output = Path(args.output)
     mode = run_mode(output)
     predict, _ = load_predictor(output, mode, args.embedding_storage_mode)
-    rates = time_inference(predict, read_split(args.data_dir, "test"), limit=args.limit)
-    update_record(
+    record_speed(
         output,
-        inference=rates,
-        inference_threads=args.threads,
+        predict,
+        args.data_dir,
+        args.limit,
+        args.threads,
         inference_embedding_storage_mode=args.embedding_storage_mode,
-        inference_peak_rss_mb=peak_rss_mb(),
-        machine_at_speed=machine(),
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("train")
+    parser, run, speed_parser = command_line(__doc__)
     run.add_argument("--corpus", required=True, choices=sorted(EPOCHS))
     run.add_argument("--mode", choices=["multitask", "separate"], default="multitask")
     run.add_argument("--epochs", type=int, help="default: mtst's schedule (ATIS 4, SNIPS 3)")
@@ -295,12 +292,6 @@ def main() -> None:
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--seed", type=int, default=13)
     run.add_argument("--max-train", type=int, help="first N train sentences only (smoke runs)")
-    for sub in (run, commands.add_parser("speed")):
-        sub.add_argument("--data-dir", required=True)
-        sub.add_argument("--output", required=True)
-        sub.add_argument("--threads", type=int, default=1)
-        sub.add_argument("--limit", type=int, default=256)
-    speed_parser = commands.choices["speed"]
     speed_parser.add_argument(
         "--embedding-storage-mode",
         choices=["none", "cpu"],

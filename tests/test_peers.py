@@ -151,3 +151,12 @@ def test_few_shot_subset_takes_k_of_each_intent_the_same_way_every_time(corpus, 
     assert len(peer_io.few_shot(sentences, 5, seed=13)) == 4  # an intent with fewer than k gives all it has
     peer_io.write_split(tmp_path / "cut" / "train", chosen)
     assert peer_io.read_split(tmp_path / "cut", "train") == chosen
+
+
+def test_scorer_refuses_a_data_folder_that_is_no_corpus_in_one_line(tmp_path, peers_on_path, monkeypatch):
+    import score
+
+    argv = ["score.py", str(tmp_path), "--corpus", "toy", "--data-dir", str(tmp_path / "nope")]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match=r"^error: .*nope/test: a JointBERT split is a folder"):
+        score.main()

@@ -82,9 +82,9 @@ def optimizer_for(model, epochs: int, steps_per_epoch: int):
     return optimizer, get_cosine_schedule_with_warmup(optimizer, math.ceil(0.1 * total), total)
 
 
-def train_model(model, tokenizer, batches_of, dev_score, epochs: int, save_to: Path, log) -> dict:
-    """Fine-tune, scoring dev after each epoch and saving the best epoch's model (safetensors)."""
-    steps = len(batches_of(shuffle=False))
+def train_model(model, tokenizer, batches_of, steps: int, dev_score, epochs: int, save_to: Path, log) -> dict:
+    """Fine-tune on `steps` batches an epoch from `batches_of(shuffle=True)` (tokenized as they are used),
+    scoring dev after each epoch and saving the best epoch's model (safetensors)."""
     optimizer, schedule = optimizer_for(model, epochs, steps)
     best, history = -1.0, []
     for epoch in range(1, epochs + 1):
@@ -200,17 +200,18 @@ def train_classifier(args, tokenizer, source, train_set, dev_set, labels, rng, o
     known = [s for s in train_set if s.intent in ids]
 
     def batches_of(shuffle: bool):
-        return [
+        return (
             dict(encode(tokenizer, [s.words for s in chunk]), labels=torch.tensor([ids[s.intent] for s in chunk]))
             for chunk in batched(known, 32, shuffle, rng)
-        ]
+        )
 
     def dev_score(model) -> float:
         found = predict_intents(model, tokenizer, [s.words for s in dev_set], labels)
         return sum(f == s.intent for f, s in zip(found, dev_set, strict=True)) / len(dev_set)
 
     log("intent classifier")
-    return train_model(model, tokenizer, batches_of, dev_score, args.epochs, output / "classifier", log)
+    steps = math.ceil(len(known) / 32)
+    return train_model(model, tokenizer, batches_of, steps, dev_score, args.epochs, output / "classifier", log)
 
 
 def train_tagger(args, tokenizer, source, train_set, dev_set, tags, rng, output, log) -> dict:
@@ -220,17 +221,18 @@ def train_tagger(args, tokenizer, source, train_set, dev_set, tags, rng, output,
     )
 
     def batches_of(shuffle: bool):
-        return [
+        return (
             encode(tokenizer, [s.words for s in chunk], [[ids.get(t, ids["O"]) for t in s.tags] for s in chunk])
             for chunk in batched(train_set, 32, shuffle, rng)
-        ]
+        )
 
     def dev_score(model) -> float:
         found = predict_tags(model, tokenizer, [s.words for s in dev_set], tags)
         return f1_score([s.tags for s in dev_set], found)
 
     log("slot tagger")
-    return train_model(model, tokenizer, batches_of, dev_score, args.epochs, output / "tagger", log)
+    steps = math.ceil(len(train_set) / 32)
+    return train_model(model, tokenizer, batches_of, steps, dev_score, args.epochs, output / "tagger", log)
 
 
 def load(output: Path):

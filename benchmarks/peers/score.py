@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from mtst.data.readers import read_jointbert
+from mtst.errors import MtstError
 from mtst.evaluate import compute_metrics
 from mtst.jsonout import write_json_atomic
 from mtst.tasks import make_task
@@ -87,7 +88,7 @@ def table(results: list[dict]) -> str:
             _percent(test["intent_accuracy"]),
             _percent(test["slot_f1"]),
             _percent(test["sentence_accuracy"]),
-            _number(run.get("train_seconds", 0) / 60 if "train_seconds" in run else None, "{:.1f}"),
+            _number(run["train_seconds"] / 60 if "train_seconds" in run else None, "{:.1f}"),
             _number(run.get("train_peak_rss_mb"), "{:.0f}"),
             _rate(run, 1),
             _rate(run, 64),
@@ -105,7 +106,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    results = collect(args.runs, args.corpus, args.data_dir)
+    try:
+        results = collect(args.runs, args.corpus, args.data_dir)
+    except MtstError as error:  # a data folder that is not a JointBERT corpus: one line, as mtst's CLI says it
+        raise SystemExit(f"error: {error}") from None
     print(table(results))
     if args.output:
         write_json_atomic(args.output, {"corpus": args.corpus, "results": results}, indent=2)

@@ -2,7 +2,7 @@
 
 python benchmarks/ablations.py atis --data-dir ../shared/data/atis --epochs 4 [--variants baseline crf ...]
 
-Each variant is the dataset's config (configs/DATASET.yaml) with one change, trained with `mtst.train`
+Each variant is the dataset's config (configs/DATASET.yaml) with one change, trained with `mtst.training.loop`
 into runs/ablations/CONFIG-eEPOCHS[-nN]-sSEED/VARIANT (a finished variant is read, not retrained, so several
 invocations with different `--variants` can share the cores). Every checkpoint is also scored with
 intent-conditioned slot decoding, which changes decoding only. Writes
@@ -25,7 +25,7 @@ from accuracy import METRICS, conditioned_test_metrics, percent_cells
 from machine import started_record, write_result
 from mtst.config import Config, load_config
 from mtst.tasks import KINDS
-from mtst.train import train
+from mtst.training.loop import train
 
 
 def _with_tasks(config: Config, **options) -> Config:

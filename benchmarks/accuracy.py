@@ -23,8 +23,8 @@ from machine import started_record, write_result
 from mtst.config import load_config
 from mtst.data import load_splits
 from mtst.data.labels import tags_by_sentence_label
-from mtst.evaluate import evaluate
-from mtst.model import MultiTaskModel
+from mtst.evaluation.metrics import evaluate
+from mtst.model.multitask import MultiTaskModel
 
 # Chen et al. 2019, "BERT for Joint Intent Classification and Slot Filling", BERT-base (110M parameters).
 PUBLISHED = {

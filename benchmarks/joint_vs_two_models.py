@@ -38,9 +38,9 @@ from mtst.data import load_splits
 from mtst.data.example import Example
 from mtst.data.features import first_subtokens
 from mtst.data.readers import find_split, read_path
-from mtst.encoder import resolve_encoder_path
-from mtst.model import MultiTaskModel
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
+from mtst.model.encoder import resolve_encoder_path
+from mtst.model.multitask import MultiTaskModel
 from mtst.tasks.token import tag_spans
 
 ROOT = Path(__file__).resolve().parents[1]

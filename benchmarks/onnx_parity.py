@@ -20,11 +20,11 @@ import torch
 
 from machine import started_record, write_result
 from mtst.data.readers import find_split, read_path
-from mtst.evaluate import compute_metrics
-from mtst.export import export_onnx
-from mtst.inference import run_model
-from mtst.model import MultiTaskModel
-from mtst.onnx_backend import OnnxModel, onnx_path
+from mtst.evaluation.metrics import compute_metrics
+from mtst.export.onnx import export_onnx
+from mtst.inference.onnx import OnnxModel, onnx_path
+from mtst.inference.runner import run_model
+from mtst.model.multitask import MultiTaskModel
 
 TARGET = {"speedup": 2.5, "agreement": 0.995, "f1_points": 0.5}  # int8 vs eager, from the benchmarks issue
 

@@ -88,7 +88,7 @@ def run_cli(checkpoint: Path, source: Path, output: Path, threads: int) -> dict:
 def run_ray(checkpoint: Path, source: Path, output: Path, actors: int, batch_size: int) -> dict:
     import ray
 
-    from mtst.ray_predict import BatchPredictor
+    from mtst.inference.ray_batch import BatchPredictor
 
     ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=False)
     try:

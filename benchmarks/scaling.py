@@ -36,11 +36,11 @@ from machine import median, percentile, started_record, write_result  # noqa: E4
 from mtst.config import Config, load_config  # noqa: E402
 from mtst.data import Splits  # noqa: E402
 from mtst.data.example import Example  # noqa: E402
-from mtst.model import MultiTaskModel  # noqa: E402
-from mtst.predict import Predictor  # noqa: E402
+from mtst.inference.predictor import Predictor  # noqa: E402
+from mtst.model.multitask import MultiTaskModel  # noqa: E402
 from mtst.tasks import make_task  # noqa: E402
-from mtst.train import Trainer  # noqa: E402
-from mtst.train_state import Progress  # noqa: E402
+from mtst.training.loop import Trainer  # noqa: E402
+from mtst.training.state import Progress  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 INTENTS = tuple(f"intent_{i}" for i in range(7))
@@ -142,7 +142,7 @@ def time_inference(args, words: list[str], model: MultiTaskModel) -> list[dict]:
 
 
 def inference_model(args) -> MultiTaskModel:
-    from mtst.encoder import load_encoder
+    from mtst.model.encoder import load_encoder
 
     tokenizer, encoder = load_encoder(args.encoder, max(args.lengths))
     tasks = [make_task("intent", "sentence", "label", INTENTS), make_task("slots", "token", "tags", TAGS)]

@@ -181,7 +181,7 @@ def table(results: dict) -> str:
 
 def heavy_texts(checkpoint: str, subtokens: int, count: int = 64) -> list[str]:
     """`count` texts of demo sentences holding together just under `subtokens` sub-tokens (the server's count)."""
-    from mtst.predict import Predictor
+    from mtst.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     pool, texts = demo_sentences(), []

@@ -49,10 +49,10 @@ from mtst.config import Config, load_config
 from mtst.data import Splits, load_splits
 from mtst.data.batching import Collator, LengthGroupedBatchSampler
 from mtst.data.features import encode_examples
-from mtst.model import MultiTaskModel
+from mtst.model.multitask import MultiTaskModel
 from mtst.tasks.token import align_tags
-from mtst.train import Trainer
-from mtst.train_state import Progress
+from mtst.training.loop import Trainer
+from mtst.training.state import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 4.4  # mtst's default loop against the fixed-padding loop, from the speed issue

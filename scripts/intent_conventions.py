@@ -26,8 +26,8 @@ from sklearn.preprocessing import MultiLabelBinarizer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from machine import started_record, write_result  # noqa: E402
 from mtst.data import read_split  # noqa: E402
-from mtst.inference import run_model  # noqa: E402
-from mtst.model import MultiTaskModel  # noqa: E402
+from mtst.inference.runner import run_model  # noqa: E402
+from mtst.model.multitask import MultiTaskModel  # noqa: E402
 
 
 def intent_sets(model, examples, task_name: str) -> list[frozenset[str]]:

@@ -89,7 +89,7 @@ def tiny_config(tiny_encoder_dir, toy_data_dir, tmp_path):
 @pytest.fixture
 def tiny_model(tiny_config):
     from mtst.data import load_splits
-    from mtst.model import MultiTaskModel
+    from mtst.model.multitask import MultiTaskModel
 
     return MultiTaskModel.from_config(tiny_config, load_splits(tiny_config.data))
 
@@ -97,8 +97,8 @@ def tiny_model(tiny_config):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
     """The tiny random model, untrained, saved as a checkpoint: arbitrary but well-formed predictions."""
-    from mtst.encoder import load_encoder
-    from mtst.model import MultiTaskModel
+    from mtst.model.encoder import load_encoder
+    from mtst.model.multitask import MultiTaskModel
     from mtst.tasks import make_task
 
     tokenizer, encoder = load_encoder(str(tiny_encoder_dir), 64)

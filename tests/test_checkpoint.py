@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from mtst.checkpoint import atomic_directory, recover_directory
+from mtst.files import atomic_directory, recover_directory
 
 
 def _write(target, text: str) -> None:

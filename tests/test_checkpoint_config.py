@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.errors import CheckpointError
-from mtst.model import MultiTaskModel, read_checkpoint
+from mtst.model.multitask import MultiTaskModel, read_checkpoint
 
 runner = CliRunner()
 TEXTS = ["stocks fell sharply", "the team won the cup", "a quiet day"]

@@ -176,7 +176,7 @@ def test_serve_runs_the_onnx_export(tiny_checkpoint, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     from fastapi.testclient import TestClient
 
-    from mtst.predict import Predictor
+    from mtst.inference.predictor import Predictor
 
     texts = ["weather in paris", "play queen"]
     with TestClient(started["app"]) as client:
@@ -206,8 +206,8 @@ def test_serve_a_folder_that_is_no_checkpoint(tmp_path):
 
 
 def test_evaluate_takes_a_multi_corpus_runs_settings_for_the_corpus_it_scores(tmp_path):
-    from mtst.checkpoint_config import CheckpointConfig
     from mtst.data.settings import DataConfig
+    from mtst.model.checkpoint import CheckpointConfig
     from mtst.tasks import make_task
 
     news, ner = tmp_path / "news", tmp_path / "ner"

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.data.example import Example
-from mtst.errors_analysis import analyze, summary_lines
+from mtst.evaluation.error_analysis import analyze, summary_lines
 from mtst.tasks import make_task
 from mtst.tasks.sentence import SentencePrediction, sentence_confusions
 from mtst.tasks.spans import classify_spans, token_task_errors

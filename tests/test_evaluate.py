@@ -1,7 +1,7 @@
 import pytest
 
 from mtst.data.example import Example
-from mtst.evaluate import compute_metrics, headline
+from mtst.evaluation.metrics import compute_metrics, headline
 from mtst.tasks import make_task
 from mtst.tasks.sentence import SentencePrediction
 from mtst.tasks.token import TokenPrediction

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.errors import CheckpointError, MtstError
-from mtst.model import MultiTaskModel
-from mtst.onnx_backend import EXPORT_NOTE, INT8_FILE, ONNX_FILE, OnnxModel
-from mtst.predict import Predictor
+from mtst.inference.onnx import EXPORT_NOTE, INT8_FILE, ONNX_FILE, OnnxModel
+from mtst.inference.predictor import Predictor
+from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import make_task
 from tests.conftest import TOY_SENTENCES
 
@@ -135,7 +135,7 @@ def test_corrupt_onnx_file_is_a_checkpoint_error(checkpoint, tmp_path):
 
 
 def test_export_that_fails_its_check_writes_nothing(checkpoint, unexported, monkeypatch):
-    from mtst import export
+    from mtst.export import onnx as export
 
     # The real graph (copied, to spare a second export) checked against an impossible tolerance.
     monkeypatch.setattr(export, "_export_fp32", lambda model, path: shutil.copy(checkpoint / ONNX_FILE, path))
@@ -173,7 +173,7 @@ def test_cli_errors_are_one_line(unexported, args, message):
 
 
 def test_unwritable_checkpoint_is_one_clear_error(unexported, monkeypatch):
-    from mtst import export
+    from mtst.export import onnx as export
 
     def read_only(*args):
         raise PermissionError(13, "Permission denied")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from mtst.cli import app
 from mtst.config import load_config
 from mtst.errors import ConfigError
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
 from mtst.serve.app import create_app
 from mtst.serve.config import ServeConfig
 from mtst.serve.loading import describe_checkpoint

@@ -6,7 +6,7 @@ import pytest
 
 from mtst.config import load_config
 from mtst.data import Splits, load_splits
-from mtst.train import train
+from mtst.training.loop import train
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_both_losses_fall_on_100_snips_sentences(tmp_path):
 
 
 def test_demo_runs_and_offsets_slice_the_held_out_sentences(tmp_path):
-    from mtst.demo import HELD_OUT, run_demo
+    from mtst.cli.demo import HELD_OUT, run_demo
 
     results = run_demo(tmp_path / "demo", epochs=1)
     assert [r["text"] for r in results] == HELD_OUT
@@ -49,7 +49,7 @@ def test_demo_runs_and_offsets_slice_the_held_out_sentences(tmp_path):
 def test_demo_corpus_excludes_the_held_out_sentences():
     from importlib import resources
 
-    from mtst.demo import HELD_OUT
+    from mtst.cli.demo import HELD_OUT
 
     folder = resources.files("mtst") / "resources" / "demo"
     texts = {
@@ -66,8 +66,8 @@ def test_encode_matches_sentence_transformers():
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from mtst.encoder import load_encoder
-    from mtst.model import MultiTaskModel
+    from mtst.model.encoder import load_encoder
+    from mtst.model.multitask import MultiTaskModel
     from mtst.tasks import make_task
 
     tokenizer, encoder = load_encoder(None, 128)

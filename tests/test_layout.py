@@ -59,7 +59,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_circle_among_the_package_modules():
     graph = import_graph()
-    assert graph["mtst.config"] >= {"mtst.strategies", "mtst.tasks"}  # the graph sees real edges
+    assert graph["mtst.config"] >= {"mtst.training.strategies", "mtst.tasks"}  # the graph sees real edges
     assert cycles(graph) == []
 
 
@@ -77,8 +77,17 @@ def test_no_function_over_60_lines():
     assert long == []
 
 
-def test_the_training_loop_module_stays_short():
-    assert len((PACKAGE / "train.py").read_text(encoding="utf-8").splitlines()) < 200
+# Split in this round; the list only shrinks.
+NOT_YET_SPLIT = {"cli/__init__.py", "data/readers.py", "tasks/token.py", "training/strategies.py"}
+
+
+def test_no_module_over_300_lines():
+    long = {
+        str(path.relative_to(PACKAGE)): length
+        for path in PACKAGE.rglob("*.py")
+        if (length := len(path.read_text(encoding="utf-8").splitlines())) > 300
+    }
+    assert set(long) <= NOT_YET_SPLIT, long
 
 
 def test_task_kind_branches_live_in_the_task_kind_modules():

@@ -9,7 +9,7 @@ import torch
 
 from mtst.config import LossConfig, load_config
 from mtst.errors import ConfigError
-from mtst.loss_weighting import LossWeighting, UncertaintyWeighting
+from mtst.training.loss_weighting import LossWeighting, UncertaintyWeighting
 
 
 def test_sum_and_static_weights():
@@ -34,8 +34,8 @@ def test_uncertainty_formula_and_gradients():
 
 def test_uncertainty_weights_train_and_survive_the_training_state(tiny_config, tmp_path):
     from mtst.data import load_splits
-    from mtst.train import Trainer
-    from mtst.train_state import Progress, load_training_state, save_training_state
+    from mtst.training.loop import Trainer
+    from mtst.training.state import Progress, load_training_state, save_training_state
 
     config = tiny_config.model_copy(update={"loss": LossConfig(weighting="uncertainty")})
     splits = load_splits(config.data)
@@ -67,7 +67,7 @@ def test_uncertainty_weights_train_and_survive_the_training_state(tiny_config, t
 
 
 def test_learned_weights_are_logged_per_epoch(tiny_config):
-    from mtst.train import train
+    from mtst.training.loop import train
 
     summary = train(tiny_config.model_copy(update={"loss": LossConfig(weighting="uncertainty")}))
     first, second = summary["loss_weights_by_epoch"]

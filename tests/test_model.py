@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mtst.errors import CheckpointError
-from mtst.model import MultiTaskModel
+from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import make_task
 
 

@@ -11,17 +11,17 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.config import load_config
-from mtst.crf import CRF, FORBIDDEN, bio_constraints
 from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.errors import ConfigError
-from mtst.inference import _decode
-from mtst.model import MultiTaskModel
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
+from mtst.inference.runner import _decode
+from mtst.model.crf import CRF, FORBIDDEN, bio_constraints
+from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import Task, make_task, task_config
 from mtst.tasks.sentence import SentenceHead
 from mtst.tasks.token import TokenHead, pack_words
-from mtst.train import train
+from mtst.training.loop import train
 from tests.conftest import TOY_SENTENCES
 
 LABELS = ("O", "B-city", "I-city")
@@ -244,9 +244,9 @@ def test_crf_checkpoint_gives_the_same_tags_through_onnx(crf_run):
 
 def test_windows_of_a_long_text_keep_bio_and_the_reported_intent_slots():
     from mtst.data.tags import repair_iob2
+    from mtst.inference.windows import Window, merge_windows
     from mtst.tasks.sentence import SentencePrediction
     from mtst.tasks.token import TokenPrediction
-    from mtst.windows import Window, merge_windows
 
     intent = make_task("intent", "sentence", "label", ("GetWeather", "PlayMusic"))
     allowed = {"PlayMusic": ("O", "B-artist", "I-artist"), "GetWeather": ("O", "B-city", "I-city")}

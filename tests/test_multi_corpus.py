@@ -72,7 +72,7 @@ def test_tasks_without_their_own_data_share_the_top_level_corpus(two_corpora):
 
 def test_a_batch_computes_losses_only_for_its_own_corpus_tasks(two_corpora):
     from mtst.data import load_corpora
-    from mtst.train import Trainer
+    from mtst.training.loop import Trainer
 
     corpora = load_corpora(two_corpora)
     assert [len(c.splits.train) for c in corpora] == [8, 8] and len(corpora[0].splits.dev) == 2
@@ -86,7 +86,7 @@ def test_a_batch_computes_losses_only_for_its_own_corpus_tasks(two_corpora):
 
 
 def test_multi_corpus_training_evaluates_each_task_on_its_own_test_set(two_corpora):
-    from mtst.train import train
+    from mtst.training.loop import train
 
     summary = train(two_corpora)
     assert set(summary["test"]) >= {"topic.accuracy", "entities.f1", "sentence_accuracy.topic", "score"}

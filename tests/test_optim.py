@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mtst.optim import ADAMW_IMPLEMENTATIONS, adamw
+from mtst.training.optim import ADAMW_IMPLEMENTATIONS, adamw
 
 
 def _step(implementation: str) -> list[torch.Tensor]:

@@ -1,6 +1,6 @@
 from mtst.data.example import Example
-from mtst.inference import run_model
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
+from mtst.inference.runner import run_model
 from mtst.tasks.token import TokenPrediction, entities, tag_spans
 
 

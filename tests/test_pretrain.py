@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from mtst.cli import app
-from mtst.encoder import load_encoder, load_tokenizer
-from mtst.pretrain import MaskingCollator, PretrainConfig, _encode, _load_masked_lm, masked_lm_loss
+from mtst.model.encoder import load_encoder, load_tokenizer
+from mtst.training.pretrain import MaskingCollator, PretrainConfig, _encode, _load_masked_lm, masked_lm_loss
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mtst.progress_log import EpochProgress
+from mtst.training.progress import EpochProgress
 
 
 class FakeClock:
@@ -26,7 +26,7 @@ def _run(progress: EpochProgress, clock: FakeClock, steps: int, seconds_per_step
 def test_off_a_terminal_a_line_after_the_first_step_then_every_n_seconds(caplog):
     clock = FakeClock()
     progress = EpochProgress("epoch 2", 100, every_seconds=30, on_terminal=False, clock=clock)
-    with caplog.at_level(logging.INFO, logger="mtst.progress_log"):
+    with caplog.at_level(logging.INFO, logger="mtst.training.progress"):
         _run(progress, clock, 100, seconds_per_step=2.0)
     lines = [record.getMessage() for record in caplog.records]
     # Step 1 at once, then each step at least 30 s after the previous line (every 15th), and the last one.
@@ -41,7 +41,7 @@ def test_off_a_terminal_a_line_after_the_first_step_then_every_n_seconds(caplog)
 def test_a_resumed_epoch_counts_only_the_steps_it_trains(caplog):
     clock = FakeClock()
     progress = EpochProgress("epoch 1", 10, every_seconds=1000, on_terminal=False, clock=clock)
-    with caplog.at_level(logging.INFO, logger="mtst.progress_log"):
+    with caplog.at_level(logging.INFO, logger="mtst.training.progress"):
         for step in progress.wrap(range(1, 11)):
             if step <= 6:
                 continue  # done before the interruption: no time, no sentences
@@ -56,7 +56,7 @@ def test_a_resumed_epoch_counts_only_the_steps_it_trains(caplog):
 def test_a_terminal_gets_the_bar_and_no_lines(caplog):
     clock = FakeClock()
     progress = EpochProgress("epoch 1", 5, every_seconds=0.001, on_terminal=True, clock=clock)
-    with caplog.at_level(logging.INFO, logger="mtst.progress_log"):
+    with caplog.at_level(logging.INFO, logger="mtst.training.progress"):
         _run(progress, clock, 5, seconds_per_step=1.0)
     assert progress.bar is not None and progress.bar.n == 5
     assert caplog.records == []
@@ -65,6 +65,6 @@ def test_a_terminal_gets_the_bar_and_no_lines(caplog):
 def test_a_process_other_than_the_main_one_shows_nothing(caplog):
     clock = FakeClock()
     progress = EpochProgress("epoch 1", 5, every_seconds=0.001, enabled=False, on_terminal=False, clock=clock)
-    with caplog.at_level(logging.INFO, logger="mtst.progress_log"):
+    with caplog.at_level(logging.INFO, logger="mtst.training.progress"):
         _run(progress, clock, 5, seconds_per_step=1.0)
     assert caplog.records == [] and progress.bar is None

@@ -15,8 +15,8 @@ def local_ray():
 
 
 def test_map_batches_with_two_actors_equals_the_predictor(local_ray, tiny_checkpoint, tmp_path):
-    from mtst.predict import Predictor
-    from mtst.ray_predict import BatchPredictor
+    from mtst.inference.predictor import Predictor
+    from mtst.inference.ray_batch import BatchPredictor
 
     texts = [f"weather in paris {i}" if i % 3 else f"play queen number {i}" for i in range(40)]
     source = tmp_path / "in.txt"

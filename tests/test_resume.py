@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 
 from mtst.data import load_splits
 from mtst.tasks import task_config
-from mtst.train import Trainer
-from mtst.train_state import STATE_DIR, Progress, load_training_state, save_training_state
+from mtst.training.loop import Trainer
+from mtst.training.state import STATE_DIR, Progress, load_training_state, save_training_state
 from tests.conftest import TOY_SENTENCES, write_jointbert
 
 
@@ -161,7 +161,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
 
 def test_resume_after_a_kill_between_the_two_renames(tmp_path, tiny_config):
-    from mtst.train_state import has_training_state
+    from mtst.training.state import has_training_state
 
     splits = load_splits(tiny_config.data)
     trainer, _ = Trainer.setup(tiny_config, splits)

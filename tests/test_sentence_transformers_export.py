@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtst.cli import app
-from mtst.model import MultiTaskModel
+from mtst.model.multitask import MultiTaskModel
 
 sentence_transformers = pytest.importorskip("sentence_transformers", reason="the sentence-transformers extra")
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import mtst
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
 from mtst.serve.app import create_app
 from mtst.serve.config import ServeConfig
 from mtst.serve.loading import describe_checkpoint

@@ -17,11 +17,11 @@ from accelerate.utils import set_seed
 
 from mtst.config import load_config
 from mtst.data import load_splits
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
 from mtst.serve.app import create_app
 from mtst.serve.config import ServeConfig
 from mtst.serve.loading import describe_checkpoint
-from mtst.train import Trainer
+from mtst.training.loop import Trainer
 from tests.conftest import TOY_SENTENCES, write_jointbert
 
 SENTENCE, CATEGORY, ENTITY, ENTITY_TYPE = "will it rain in berlin", "GetWeather", "berlin", "city"

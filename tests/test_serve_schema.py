@@ -5,7 +5,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
 from mtst.serve.app import create_app
 from mtst.serve.config import ServeConfig
 from mtst.serve.loading import describe_checkpoint

@@ -6,7 +6,7 @@ import pytest
 
 from mtst.config import TrainConfig, load_config
 from mtst.errors import ConfigError
-from mtst.strategies import parse_strategy, short_form
+from mtst.training.strategies import parse_strategy, short_form
 
 CFG = TrainConfig(encoder_lr=1e-4, head_lr=1e-3)
 
@@ -130,7 +130,7 @@ def test_a_bad_strategy_names_the_valid_ones(spec):
 
 
 def test_summary_reports_trainable_parameters_per_epoch(tiny_config):
-    from mtst.train import train
+    from mtst.training.loop import train
 
     config = tiny_config.model_copy(update={"strategy": parse_strategy("gradual")})
     summary = train(config)
@@ -142,7 +142,7 @@ def test_summary_reports_trainable_parameters_per_epoch(tiny_config):
 
 def _model_parameters(config):
     from mtst.data import load_splits
-    from mtst.model import MultiTaskModel
+    from mtst.model.multitask import MultiTaskModel
 
     return list(MultiTaskModel.from_config(config, load_splits(config.data)).named_parameters())
 

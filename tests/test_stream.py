@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.errors import DataError
-from mtst.predict import Predictor
-from mtst.stream import completed, input_lines, predict_file
+from mtst.inference.predictor import Predictor
+from mtst.inference.stream import completed, input_lines, predict_file
 
 TEXTS = ["play queen", "", "weather in paris", "  ", "will it rain in berlin tomorrow", "hello", "x" * 3]
 
@@ -46,7 +46,7 @@ def test_a_torn_last_line_is_cut_and_the_run_resumes_after_the_last_complete_one
     lines = whole.read_bytes().splitlines(keepends=True)
     out = tmp_path / "out.jsonl"
     out.write_bytes(b"".join(lines[:2]) + lines[2][:17])  # killed while writing the third record
-    with caplog.at_level(logging.INFO, "mtst.stream"):
+    with caplog.at_level(logging.INFO, "mtst.inference.stream"):
         summary = predict_file(predictor, source, out, chunk_lines=2)
     assert "removed a torn last line (17 bytes)" in caplog.text and "resuming after line 3" in caplog.text
     assert (summary.resumed_after, summary.predicted) == (2, 3)

@@ -135,7 +135,7 @@ def test_training_tunes_and_saves_the_threshold_and_compare_tabulates_the_kind(c
 
 
 def test_evaluate_predict_and_serve_agree(compared):
-    from mtst.predict import Predictor
+    from mtst.inference.predictor import Predictor
     from mtst.serve.app import create_app
     from mtst.serve.loading import describe_checkpoint
 
@@ -162,9 +162,9 @@ def test_evaluate_predict_and_serve_agree(compared):
 def test_onnx_export_matches_torch(compared, tmp_path):
     import shutil
 
-    from mtst.model import MultiTaskModel
-    from mtst.onnx_backend import OnnxModel
-    from mtst.predict import Predictor
+    from mtst.inference.onnx import OnnxModel
+    from mtst.inference.predictor import Predictor
+    from mtst.model.multitask import MultiTaskModel
 
     best = tmp_path / "best"
     shutil.copytree(compared / "compare" / "full" / "best", best)

@@ -27,7 +27,7 @@ def tensorboard_scalars(folder):
 def mlflow_run(output):
     from mlflow.tracking import MlflowClient
 
-    from mtst.tracking import tracking_uri
+    from mtst.training.tracking import tracking_uri
 
     client = MlflowClient(tracking_uri=tracking_uri(output))
     (experiment,) = [e for e in client.search_experiments() if e.name == "mtst"]
@@ -38,7 +38,7 @@ def mlflow_run(output):
 def test_steps_and_epochs_reach_both_trackers(tmp_path, monkeypatch):
     from accelerate import Accelerator
 
-    from mtst.tracking import RunTracking, trackers
+    from mtst.training.tracking import RunTracking, trackers
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     output = tmp_path / "run"
@@ -67,7 +67,7 @@ def test_steps_and_epochs_reach_both_trackers(tmp_path, monkeypatch):
 def test_no_trackers_by_default():
     from accelerate import Accelerator
 
-    from mtst.tracking import RunTracking, trackers
+    from mtst.training.tracking import RunTracking, trackers
 
     assert trackers([], "x") is None
     RunTracking.start(Accelerator(cpu=True), {}, False).on_step(1, None, {}, None)  # a no-op, touching nothing
@@ -103,7 +103,7 @@ def check_steps(scalars: dict[str, list[tuple[int, float]]], config) -> None:
 
 
 def test_a_run_reports_steps_and_dev_metrics_to_tensorboard(tiny_config, monkeypatch):
-    from mtst.train import train
+    from mtst.training.loop import train
 
     config = run_with(tiny_config, "tensorboard")
     train(config)
@@ -119,7 +119,7 @@ def test_a_run_reports_steps_and_dev_metrics_to_tensorboard(tiny_config, monkeyp
 
 
 def test_a_run_reports_steps_and_dev_metrics_to_mlflow(tiny_config, monkeypatch):
-    from mtst.train import train
+    from mtst.training.loop import train
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = run_with(tiny_config, "mlflow")
@@ -143,8 +143,8 @@ def test_a_failed_run_ends_its_trackers(tiny_config, monkeypatch):
     """A run that stops on an error keeps what it logged, marks its MLflow run FAILED, leaves no run active."""
     import mlflow
 
-    from mtst.model import MultiTaskModel
-    from mtst.train import train
+    from mtst.model.multitask import MultiTaskModel
+    from mtst.training.loop import train
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     forward, calls = MultiTaskModel.forward, []
@@ -168,7 +168,7 @@ def test_a_failed_run_ends_its_trackers(tiny_config, monkeypatch):
 
 
 def test_a_missing_tracker_library_is_one_line_before_training(monkeypatch, tmp_path):
-    from mtst.tracking import trackers
+    from mtst.training.tracking import trackers
 
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"^train.report_to tensorboard: tensorboard is missing: pip install "):
@@ -179,8 +179,8 @@ def test_a_missing_tracker_library_is_one_line_before_training(monkeypatch, tmp_
 
 
 def test_a_resumed_run_continues_its_mlflow_run_and_tensorboard_folder(tiny_config, monkeypatch):
-    from mtst.model import MultiTaskModel
-    from mtst.train import train
+    from mtst.model.multitask import MultiTaskModel
+    from mtst.training.loop import train
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     forward, calls = MultiTaskModel.forward, []

@@ -6,11 +6,11 @@ import torch
 
 from mtst.config import load_config
 from mtst.errors import MtstError
-from mtst.model import MultiTaskModel
-from mtst.optim import parameter_groups
-from mtst.predict import Predictor
-from mtst.train import train
-from mtst.train_state import EarlyStopping
+from mtst.inference.predictor import Predictor
+from mtst.model.multitask import MultiTaskModel
+from mtst.training.loop import train
+from mtst.training.optim import parameter_groups
+from mtst.training.state import EarlyStopping
 
 
 def test_parameter_groups_exact_sets(tiny_model):
@@ -91,7 +91,7 @@ def _flat(config):
 def test_max_length_beyond_the_encoder_window_is_refused(tiny_config):
     from mtst.data import load_splits
     from mtst.errors import ConfigError
-    from mtst.model import MultiTaskModel
+    from mtst.model.multitask import MultiTaskModel
 
     config = tiny_config.model_copy(update={"encoder": tiny_config.encoder.model_copy(update={"max_length": 512})})
     with pytest.raises(ConfigError, match="exceeds the encoder's 128 positions"):

@@ -10,12 +10,12 @@ from torch import nn
 from transformers import BertConfig
 
 from mtst.data.example import Example
-from mtst.model import MultiTaskModel
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
+from mtst.inference.windows import Window, merge_windows, split_windows
+from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import make_task
 from mtst.tasks.sentence import SentencePrediction
 from mtst.tasks.token import TokenPrediction
-from mtst.windows import Window, merge_windows, split_windows
 
 
 @pytest.mark.parametrize("counts", [[1] * 100, [1, 3, 2, 1, 4, 1, 1, 2, 5, 1] * 7, [2] * 13])

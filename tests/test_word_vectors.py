@@ -13,12 +13,12 @@ from mtst.data.example import Example
 from mtst.data.features import Features, encode_examples
 from mtst.data.labels import IGNORE_ID
 from mtst.errors import ConfigError
-from mtst.model import MultiTaskModel
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
+from mtst.model.multitask import MultiTaskModel
+from mtst.model.subtokens import NO_WORD, ScalarMix, pool_subtokens
 from mtst.tasks import make_task, task_config
 from mtst.tasks.token import TokenHead, token_class_weights
-from mtst.train import train
-from mtst.word_vectors import NO_WORD, ScalarMix, pool_subtokens
+from mtst.training.loop import train
 from tests.conftest import TOY_SENTENCES
 
 # One sentence: [CLS] w0a w0b w1 [SEP] [PAD]; each state is a distinct row.

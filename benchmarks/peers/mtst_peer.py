@@ -48,8 +48,8 @@ def write_test_predictions(output: Path, data_dir: str) -> None:
     from peer_io import write_predictions
 
     from mtst.data.readers import read_jointbert
-    from mtst.inference import run_model
-    from mtst.model import MultiTaskModel
+    from mtst.inference.runner import run_model
+    from mtst.model.multitask import MultiTaskModel
 
     model = MultiTaskModel.from_pretrained(output / "run" / "best")
     examples = read_jointbert(Path(data_dir) / "test")
@@ -62,7 +62,7 @@ def write_test_predictions(output: Path, data_dir: str) -> None:
 def speed(args) -> None:
     import torch
 
-    from mtst.predict import Predictor
+    from mtst.inference.predictor import Predictor
 
     torch.set_num_threads(args.threads)
     predictor = Predictor.from_checkpoint(Path(args.output) / "run" / "best")

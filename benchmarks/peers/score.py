@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mtst.data.readers import read_jointbert
 from mtst.errors import MtstError
-from mtst.evaluate import compute_metrics
-from mtst.jsonout import write_json_atomic
+from mtst.evaluation.metrics import compute_metrics
+from mtst.files import write_json_atomic
 from mtst.tasks import make_task
 
 

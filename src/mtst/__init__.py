@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 # The model classes pull in torch and transformers (seconds); `mtst data check` and `--help` need neither.
-_LAZY = {"MultiTaskModel": "mtst.model", "Predictor": "mtst.predict"}
+_LAZY = {"MultiTaskModel": "mtst.model.multitask", "Predictor": "mtst.inference.predictor"}
 
 
 def __getattr__(name: str):

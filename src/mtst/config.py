@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mtst.data.sampling import TaskSampling, TaskSamplingConfig
 from mtst.data.settings import DataConfig
 from mtst.errors import ConfigError
-from mtst.strategies import MAX_LR, Strategy, StrategyConfig
 from mtst.tasks import KINDS, TaskConfig, task_config
+from mtst.training.strategies import MAX_LR, Strategy, StrategyConfig
 
-# Experiment trackers `train.report_to` may name (mtst.tracking makes them); both write local files only.
+# Experiment trackers `train.report_to` may name (mtst.training.tracking makes them); both write local files only.
 Reporter = Literal["tensorboard", "mlflow"]
 
 
@@ -60,7 +60,7 @@ class TrainConfig(_Strict):
     log_every_seconds: float = Field(30.0, gt=0)
     # The full training state is saved after every epoch, and every N batches too when this is set.
     checkpoint_every_steps: int | None = Field(None, ge=1)
-    # Experiment trackers fed each step's losses and learning rates and each epoch's dev metrics (mtst.tracking).
+    # Experiment trackers fed each step's losses and learning rates and each epoch's dev metrics (training/tracking.py).
     report_to: list[Reporter] = []
 
     @field_validator("report_to", mode="before")

@@ -40,8 +40,8 @@ def tiny_tokenizer() -> BertTokenizerFast:
 
 
 def main() -> None:
-    from mtst.model import MultiTaskModel
-    from mtst.predict import Predictor
+    from mtst.inference.predictor import Predictor
+    from mtst.model.multitask import MultiTaskModel
     from mtst.tasks import make_task
 
     torch.manual_seed(0)

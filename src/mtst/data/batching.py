@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
 from mtst.data.features import Features
-from mtst.word_vectors import NO_WORD
+from mtst.model.subtokens import NO_WORD
 
 if TYPE_CHECKING:
     from mtst.tasks import Task

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mtst.data.example import Example
-from mtst.word_vectors import NO_WORD
+from mtst.model.subtokens import NO_WORD
 
 if TYPE_CHECKING:
     from mtst.tasks import Task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mtst.backends import Backend
+from mtst.inference.backends import Backend
 
 
 class ServeConfig(BaseModel):

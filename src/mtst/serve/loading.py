@@ -5,9 +5,9 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-from mtst.backends import Backend
-from mtst.model import read_checkpoint
-from mtst.predict import Predictor
+from mtst.inference.backends import Backend
+from mtst.inference.predictor import Predictor
+from mtst.model.multitask import read_checkpoint
 
 
 def load_predictor(checkpoint: str | Path, backend: Backend = "torch") -> Predictor:

@@ -19,14 +19,14 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 from torch import nn
 from torch.nn import functional as F
 
-from mtst.crf import CRF, FORBIDDEN
 from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.data.tags import repair_iob2
+from mtst.model.crf import CRF, FORBIDDEN
+from mtst.model.subtokens import ENCODER_LAYERS, SUBTOKEN_POOLINGS, ScalarMix, pool_subtokens, pooled_width
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
 from mtst.tasks.spans import CATEGORIES, classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
-from mtst.word_vectors import ENCODER_LAYERS, SUBTOKEN_POOLINGS, ScalarMix, pool_subtokens, pooled_width
 
 
 @dataclass
@@ -147,7 +147,7 @@ class TokenTaskConfig(TaskConfigBase):
     class_weights: Literal["inverse_sqrt", "inverse", "none"] = "inverse_sqrt"
     # No tag weighs more than this many times the lightest tag (usually `O`); None: no cap.
     class_weight_cap: float | None = Field(None, ge=1.0)
-    # A word's vector from its sub-tokens: first, mean or first_last (see mtst.word_vectors).
+    # A word's vector from its sub-tokens: first, mean or first_last (see mtst.model.subtokens).
     subtoken_pooling: Literal[SUBTOKEN_POOLINGS] = "first"
     # The last encoder layer, or a learned scalar mix of all of them (UDify / MaChAmp).
     encoder_layers: Literal[ENCODER_LAYERS] = "last"

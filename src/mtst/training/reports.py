@@ -12,12 +12,11 @@ from pathlib import Path
 import torch
 from accelerate.utils import gather_object
 
-from mtst.checkpoint import write_text_atomic
 from mtst.data.loaders import bears_entities
-from mtst.evaluate import headline
-from mtst.jsonout import dumps, write_json_atomic
-from mtst.plots import plot_curves
-from mtst.predict import to_json
+from mtst.evaluation.metrics import headline
+from mtst.evaluation.plots import plot_curves
+from mtst.files import dumps, write_json_atomic, write_text_atomic
+from mtst.inference.predictor import to_json
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,12 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel
 
-from mtst.checkpoint import atomic_directory
-from mtst.checkpoint_config import CheckpointConfig, EncoderInfo, parse_checkpoint_config
 from mtst.data import Corpus, Splits, as_corpora
 from mtst.data.settings import DataConfig
-from mtst.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
 from mtst.errors import CheckpointError
-from mtst.jsonout import dumps
+from mtst.files import atomic_directory, dumps
+from mtst.model.checkpoint import CheckpointConfig, EncoderInfo, parse_checkpoint_config
+from mtst.model.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
 from mtst.tasks import Task, build_task
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from mtst.crf import CRF
 from mtst.errors import CheckpointError, MtstError
-from mtst.model import WEIGHTS_FILE, ModelOutput, read_checkpoint
+from mtst.model.crf import CRF
+from mtst.model.multitask import WEIGHTS_FILE, ModelOutput, read_checkpoint
 
 try:
     import onnxruntime as ort

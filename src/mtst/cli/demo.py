@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mtst.config import Config, validate_config
-from mtst.predict import Predictor
-from mtst.train import train
+from mtst.inference.predictor import Predictor
+from mtst.training.loop import train
 
 DEMO_DIR = resources.files("mtst") / "resources" / "demo"
 # Held out from the corpus (scripts/build_demo_corpus.py checks): the demo shows how the model generalises.

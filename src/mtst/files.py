@@ -1,4 +1,7 @@
-"""Atomic writes: a reader sees the old complete folder or the new complete one, never half of one.
+"""Files written so that nothing half-written is ever read: atomic writes, and JSON that every reader
+can parse (Python's json writes NaN and Infinity, which are not JSON).
+
+Atomic writes: a reader sees the old complete folder or the new complete one, never half of one.
 
 A folder cannot be swapped in one rename, so for an instant between the two renames the target is
 absent (the old copy sits in `.NAME.old-*` beside it); it is never a partly written folder. A process killed
@@ -9,10 +12,14 @@ by a resumed run before it reads its state) puts the old copy back and removes t
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from mtst.errors import MtstError
 
 
 def _umask() -> int:
@@ -97,3 +104,26 @@ def atomic_file(path: str | Path):
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _first_non_finite(value, where: str = "") -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or 'value'} = {value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    for key, item in items:
+        found = _first_non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
+def dumps(value, what: str, **kwargs) -> str:
+    """`json.dumps` refusing NaN and infinity with one line naming `what` and the key that holds one."""
+    try:
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except ValueError:
+        raise MtstError(f"{what}: refusing to write a non-finite number ({_first_non_finite(value)})") from None
+
+
+def write_json_atomic(path: str | Path, value, **kwargs) -> None:
+    write_text_atomic(path, dumps(value, str(path), **kwargs))

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from mtst.backends import BACKENDS
 from mtst.data.example import Example
 from mtst.errors import MtstError
-from mtst.inference import Prediction, run_model
-from mtst.model import MultiTaskModel
-from mtst.windows import merge_windows, windows_of
+from mtst.inference.backends import BACKENDS
+from mtst.inference.runner import Prediction, run_model
+from mtst.inference.windows import merge_windows, windows_of
+from mtst.model.multitask import MultiTaskModel
 
 
 def to_json(model, example: Example, prediction: Prediction) -> dict:
@@ -77,7 +77,7 @@ class Predictor:
         if backend == "onnx":
             if device not in (None, "cpu"):
                 raise MtstError(f"the onnx backend runs on CPU only, not {device!r}")
-            from mtst.onnx_backend import OnnxModel
+            from mtst.inference.onnx import OnnxModel
 
             return cls(OnnxModel.from_checkpoint(directory, quantized), batch_size)
         if quantized:

@@ -20,12 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtst.checkpoint import atomic_file
 from mtst.errors import MtstError
-from mtst.jsonout import write_json_atomic
-from mtst.model import MultiTaskModel
-from mtst.onnx_backend import EXPORT_NOTE, INPUT_NAMES, INT8_FILE, ONNX_FILE, WORD_IDS, graph_inputs, open_session
-from mtst.word_vectors import NO_WORD
+from mtst.files import atomic_file, write_json_atomic
+from mtst.inference.onnx import EXPORT_NOTE, INPUT_NAMES, INT8_FILE, ONNX_FILE, WORD_IDS, graph_inputs, open_session
+from mtst.model.multitask import MultiTaskModel
+from mtst.model.subtokens import NO_WORD
 
 try:
     import onnxruntime

@@ -15,12 +15,12 @@ from typing import Annotated, get_args
 import typer
 from pydantic import ValidationError
 
-from mtst.backends import BACKENDS
 from mtst.config import Reporter
 from mtst.data.settings import DATA_FORMATS
 from mtst.errors import ConfigError, MtstError
+from mtst.inference.backends import BACKENDS
 from mtst.serve.config import ServeConfig
-from mtst.strategies import STRATEGY_SPECS
+from mtst.training.strategies import STRATEGY_SPECS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task sentence transformer.")
 
@@ -170,7 +170,7 @@ def train(
 ) -> None:
     """Train one joint model; writes best/, metrics.jsonl, curves.png, summary.json and training_state/."""
     from mtst.config import load_config
-    from mtst.train import train as run_training
+    from mtst.training.loop import train as run_training
 
     _setup_logging()
     if resume is not None:
@@ -220,8 +220,8 @@ def pretrain(
     Writes an encoder folder for `mtst train --encoder DIR` (or `encoder.name_or_path`), with pretrain.json.
     """
     from mtst.config import load_config
-    from mtst.pretrain import PretrainConfig
-    from mtst.pretrain import pretrain as run_pretraining
+    from mtst.training.pretrain import PretrainConfig
+    from mtst.training.pretrain import pretrain as run_pretraining
 
     _setup_logging()
     settings = load_config(
@@ -269,9 +269,9 @@ def compare(
     ] = None,
 ) -> None:
     """Train once per strategy (same seed and data); write comparison.md/.json, plots and a qualitative table."""
-    from mtst.compare import compare as run_comparison
     from mtst.config import load_config
     from mtst.data.readers import read_text_lines
+    from mtst.evaluation.compare import compare as run_comparison
 
     _setup_logging()
     settings = load_config(
@@ -311,10 +311,10 @@ def evaluate(
     confused types and labels, and every mispredicted sentence with gold beside predicted.
     """
     from mtst.data import check_annotations, read_split
-    from mtst.evaluate import evaluate as run_evaluation
-    from mtst.evaluate import headline
-    from mtst.model import read_checkpoint
-    from mtst.predict import Predictor
+    from mtst.evaluation.metrics import evaluate as run_evaluation
+    from mtst.evaluation.metrics import headline
+    from mtst.inference.predictor import Predictor
+    from mtst.model.multitask import read_checkpoint
 
     _setup_logging()
     folder = data_dir or os.environ.get("MTST_DATA_DIR")
@@ -345,7 +345,7 @@ def evaluate(
 
 
 def _write_error_analysis(model, examples, predictions, directory: Path) -> list[str]:
-    from mtst.errors_analysis import analyze, summary_lines, write_analysis
+    from mtst.evaluation.error_analysis import analyze, summary_lines, write_analysis
 
     report, records = analyze(model.tasks, examples, predictions)
     try:
@@ -375,7 +375,7 @@ def predict(
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
     from mtst.data.readers import read_text_lines, text_lines
-    from mtst.predict import Predictor, describe
+    from mtst.inference.predictor import Predictor, describe
 
     if output is not None:
         _predict_into(checkpoint, file, output, texts, backend, quantized)
@@ -397,8 +397,8 @@ def predict(
 
 
 def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:
-    from mtst.predict import Predictor
-    from mtst.stream import predict_file
+    from mtst.inference.predictor import Predictor
+    from mtst.inference.stream import predict_file
 
     if file is None or texts:
         raise MtstError("--output streams one --file: give --file IN and no sentences as arguments")
@@ -434,13 +434,13 @@ def export(
     if export_format == "sentence-transformers":
         if quantize is not None:
             raise MtstError("--quantize applies to --format onnx only")
-        from mtst.sentence_transformers_export import export_sentence_transformers
+        from mtst.export.sentence_transformers import export_sentence_transformers
 
         typer.echo(f"{export_sentence_transformers(checkpoint, output)}  (SentenceTransformer(path).encode)")
         return
     if output is not None:
         raise MtstError("--output applies to --format sentence-transformers; ONNX files go into the checkpoint")
-    from mtst.export import export_onnx
+    from mtst.export.onnx import export_onnx
 
     note = export_onnx(checkpoint, quantize)
     for name, entry in note["files"].items():
@@ -456,7 +456,7 @@ def demo(
 ) -> None:
     """Train on the bundled corpus with the packaged encoder, then predict six held-out sentences."""
     typer.echo("mtst demo: loading torch and the encoder, then training on the bundled corpus", err=True)
-    from mtst.demo import run_demo
+    from mtst.cli.demo import run_demo
 
     _setup_logging()
     run_demo(output_dir, epochs)

@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mtst.checkpoint import atomic_file
+from mtst.files import atomic_file
 
 
 def plot_curves(history: list[dict], tasks: dict, path: str | Path) -> None:

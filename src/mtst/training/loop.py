@@ -16,21 +16,28 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 
-from mtst import reports, train_state
-from mtst.checkpoint import write_text_atomic
 from mtst.config import Config, TrainConfig
 from mtst.data import Corpus, Splits, as_corpora, check_corpora, load_corpora
 from mtst.data.loaders import build_loaders, sampler_generator
 from mtst.data.sampling import TaskSampler
 from mtst.errors import CheckpointError, ConfigError
-from mtst.evaluate import early_stopping_score, evaluate_corpora, headline
-from mtst.loss_weighting import WeightedModel, build_loss_weighting, check_finite
-from mtst.model import MultiTaskModel
-from mtst.optim import build_optimizer
-from mtst.progress_log import EpochProgress
-from mtst.strategies import Strategy
-from mtst.tracking import RunTracking, trackers
-from mtst.train_state import EarlyStopping, Progress, diverged_note
+from mtst.evaluation.metrics import early_stopping_score, evaluate_corpora, headline
+from mtst.files import write_text_atomic
+from mtst.model.multitask import MultiTaskModel
+from mtst.training import reports
+from mtst.training.loss_weighting import WeightedModel, build_loss_weighting, check_finite
+from mtst.training.optim import build_optimizer
+from mtst.training.progress import EpochProgress
+from mtst.training.state import (
+    EarlyStopping,
+    Progress,
+    diverged_note,
+    has_training_state,
+    load_training_state,
+    save_training_state,
+)
+from mtst.training.strategies import Strategy
+from mtst.training.tracking import RunTracking, trackers
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +85,7 @@ class Trainer:
         generators = [sampler_generator(loader) for loader in loaders]
         progress = Progress()
         if resume_from is not None:
-            progress = train_state.load_training_state(
-                resume_from, model, optimizer, scheduler, generators, module.loss_weighting
-            )
+            progress = load_training_state(resume_from, model, optimizer, scheduler, generators, module.loss_weighting)
         strategy.warn_if_encoder_frozen(model, cfg.epochs)
         # Before `prepare`: a multi-process wrapper registers only the parameters that train at that point.
         strategy.on_epoch_start(model, progress.epoch)
@@ -141,7 +146,7 @@ def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: b
     set_seed(cfg.seed)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"{output}: output_dir is a file, not a folder")
-    if resume and not train_state.has_training_state(output):
+    if resume and not has_training_state(output):
         raise CheckpointError(f"{output}: nothing to resume (no {output / 'training_state'})")
     corpora = as_corpora(config, splits) if splits is not None else load_corpora(config)
     check_corpora(config.tasks, corpora)
@@ -168,7 +173,7 @@ def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Cor
         progress.early_stopping = stopper.state
         if main:  # the whole training state, written by the main process only
             states, optimizer, weighting = trainer.epoch_start_sampler_states, trainer.optimizer, trainer.loss_weighting
-            train_state.save_training_state(output, model, optimizer, trainer.scheduler, states, progress, weighting)
+            save_training_state(output, model, optimizer, trainer.scheduler, states, progress, weighting)
 
     for epoch in range(progress.epoch, cfg.epochs + 1):
         if stopper.should_stop:

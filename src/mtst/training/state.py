@@ -19,9 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from mtst.checkpoint import atomic_directory, recover_directory
 from mtst.errors import CheckpointError, TrainingDiverged
-from mtst.jsonout import dumps
+from mtst.files import atomic_directory, dumps, recover_directory
 
 STATE_DIR = "training_state"
 FORMAT_VERSION = 1

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from mtst.data.example import Example
 from mtst.errors import ConfigError
-from mtst.inference import Prediction, run_model
+from mtst.inference.runner import Prediction, run_model
 
 
 def compute_metrics(tasks: dict, examples: Sequence[Example], predictions: Sequence[Prediction]) -> dict:

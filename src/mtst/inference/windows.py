@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from mtst.data.example import Example
-from mtst.inference import Prediction, decode_order
+from mtst.inference.runner import Prediction, decode_order
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,12 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from mtst.checkpoint import atomic_directory
 from mtst.config import Config
 from mtst.data import load_corpora
 from mtst.data.readers import read_text_lines
-from mtst.encoder import load_tokenizer, resolve_encoder_path
 from mtst.errors import ConfigError
-from mtst.jsonout import dumps
+from mtst.files import atomic_directory, dumps
+from mtst.model.encoder import load_tokenizer, resolve_encoder_path
 
 logger = logging.getLogger(__name__)
 NOTE_FILE = "pretrain.json"

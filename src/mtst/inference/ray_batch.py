@@ -1,7 +1,7 @@
 """Prediction on a Ray cluster: the Predictor as a callable class for Ray Data's `map_batches`.
 
     import ray
-    from mtst.ray_predict import BatchPredictor
+    from mtst.inference.ray_batch import BatchPredictor
 
     texts = ray.data.read_text("texts/", num_cpus=0)  # one text per line, column "text"
     results = texts.map_batches(
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 
-from mtst.predict import Predictor
+from mtst.inference.predictor import Predictor
 
 
 class BatchPredictor:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from mtst.checkpoint import write_text_atomic
 from mtst.data.example import Example
-from mtst.evaluate import compute_metrics
-from mtst.inference import Prediction
-from mtst.jsonout import dumps
+from mtst.evaluation.metrics import compute_metrics
+from mtst.files import dumps, write_text_atomic
+from mtst.inference.runner import Prediction
 from mtst.tasks import KINDS
 
 ERRORS_FILE, SENTENCES_FILE = "errors.json", "mispredicted.jsonl"

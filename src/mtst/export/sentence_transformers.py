@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from mtst.checkpoint import atomic_directory
 from mtst.errors import MtstError
-from mtst.model import MultiTaskModel
+from mtst.files import atomic_directory
+from mtst.model.multitask import MultiTaskModel
 
 ST_DIR = "sentence-transformers"
 CHECK_TEXTS = ["what will the weather be like in new york tomorrow evening", "play queen", ""]

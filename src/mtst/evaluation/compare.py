@@ -14,11 +14,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mtst.checkpoint import atomic_file, write_text_atomic
 from mtst.config import Config
-from mtst.jsonout import write_json_atomic
-from mtst.predict import describe
-from mtst.strategies import parse_strategy
+from mtst.files import atomic_file, write_json_atomic, write_text_atomic
+from mtst.inference.predictor import describe
+from mtst.training.strategies import parse_strategy
 
 logger = logging.getLogger(__name__)
 SENTENCES_PER_CORPUS = 5
@@ -32,7 +31,7 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
     """Trains one run per strategy into OUTPUT/<strategy>/ and writes the comparison artifacts."""
     from mtst.data import load_corpora
     from mtst.errors import ConfigError
-    from mtst.train import train
+    from mtst.training.loop import train
 
     parsed = {strategy.spec: strategy for strategy in map(parse_strategy, strategies)}
     if len(parsed) != len(strategies) or not strategies:
@@ -70,7 +69,7 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
 
 def _predict(output: Path, strategies: list[str], sentences: list[str]) -> tuple[dict[str, list[dict]], dict]:
     """Each run's predictions of `sentences`, and the tasks as trained (the same in every run)."""
-    from mtst.predict import Predictor
+    from mtst.inference.predictor import Predictor
 
     predictors = {spec: Predictor.from_checkpoint(output / run_folder(spec) / "best") for spec in strategies}
     predictions = {spec: predictor.predict(sentences) if sentences else [] for spec, predictor in predictors.items()}

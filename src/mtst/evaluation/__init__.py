@@ -1,0 +1,1 @@
+"""Evaluation: metrics over a split, error analysis, strategy comparison, training curves."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
-from rich.console import Console
-from rich.table import Table
+import typer
 
+from mtst.cli.common import app, friendly_errors, setup_logging
 from mtst.config import Config, validate_config
-from mtst.inference.predictor import Predictor
-from mtst.training.loop import train
 
 DEMO_DIR = resources.files("mtst") / "resources" / "demo"
 # Held out from the corpus (scripts/build_demo_corpus.py checks): the demo shows how the model generalises.
@@ -41,7 +40,9 @@ def demo_config(output_dir: Path, epochs: int | None = None) -> Config:
     )
 
 
-def prediction_table(results: list[dict]) -> Table:
+def prediction_table(results: list[dict]):
+    from rich.table import Table
+
     table = Table(title="held-out sentences", show_lines=True)
     for column in ("sentence", "topic", "entities"):
         table.add_column(column)
@@ -52,6 +53,11 @@ def prediction_table(results: list[dict]) -> Table:
 
 
 def run_demo(output_dir: Path, epochs: int | None = None) -> list[dict]:
+    from rich.console import Console
+
+    from mtst.inference.predictor import Predictor
+    from mtst.training.loop import train
+
     config = demo_config(output_dir, epochs)
     summary = train(config)
     results = Predictor.from_checkpoint(Path(config.output_dir) / "best").predict(HELD_OUT)
@@ -59,3 +65,15 @@ def run_demo(output_dir: Path, epochs: int | None = None) -> list[dict]:
     console.print(prediction_table(results))
     console.print(f"test split of the demo corpus: {summary['test']}")
     return results
+
+
+@app.command()
+@friendly_errors
+def demo(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("runs/demo"),
+    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
+) -> None:
+    """Train on the bundled corpus with the packaged encoder, then predict six held-out sentences."""
+    typer.echo("mtst demo: loading torch and the encoder, then training on the bundled corpus", err=True)
+    setup_logging()
+    run_demo(output_dir, epochs)

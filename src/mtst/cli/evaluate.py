@@ -1,0 +1,82 @@
+"""`mtst evaluate`: score a checkpoint on a split, and where it loses."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtst.cli.common import BackendOption, DataDirOption, app, friendly_errors, setup_logging
+from mtst.data.settings import DATA_FORMATS
+from mtst.errors import MtstError
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
+    data_dir: DataDirOption = None,
+    split: Annotated[str, typer.Option("--split")] = "test",
+    data_format: Annotated[str | None, typer.Option("--format", help=f"{', '.join(DATA_FORMATS)}.")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="CSV text column.")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="CSV label column.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print full metrics as JSON.")] = False,
+    backend: BackendOption = "torch",
+    quantized: Annotated[bool, typer.Option("--quantized", help="With --backend onnx: model.int8.onnx.")] = False,
+    errors: Annotated[
+        Path | None,
+        typer.Option("--errors", help="Write the error analysis here: errors.json and mispredicted.jsonl."),
+    ] = None,
+) -> None:
+    """Score a checkpoint on one split: accuracy, entity P/R/F1, sentence accuracy, per-label report.
+
+    Data settings not given as options come from the checkpoint, which keeps those it was trained with.
+    With --errors DIR, also the entity error taxonomy (spurious, missed, wrong type / boundary), the most
+    confused types and labels, and every mispredicted sentence with gold beside predicted.
+    """
+    from mtst.data import check_annotations, read_split
+    from mtst.evaluation.metrics import evaluate as run_evaluation
+    from mtst.evaluation.metrics import headline
+    from mtst.inference.predictor import Predictor
+    from mtst.model.multitask import read_checkpoint
+
+    setup_logging()
+    folder = data_dir or os.environ.get("MTST_DATA_DIR")
+    if not folder:
+        raise MtstError("no data directory: pass --data-dir or set MTST_DATA_DIR")
+    data = read_checkpoint(checkpoint).config.data_for(folder)
+    overrides = {"format": data_format, "text_column": text_column, "label_column": label_column}
+    data = data.model_copy(update={"dir": str(folder), **{k: v for k, v in overrides.items() if v is not None}})
+    examples = read_split(data, split)
+    model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
+    check_annotations(examples, model.tasks.values(), split)
+    metrics, predictions = run_evaluation(model, examples)
+    summary = _write_error_analysis(model, examples, predictions, errors) if errors is not None else []
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    for key, value in headline(metrics).items():
+        typer.echo(f"{key:<28} {value:.4f}")
+    for name, value in metrics.items():
+        if isinstance(value, dict) and "report" in value:
+            typer.echo(f"\n{name} per label (precision / recall / f1 / support)")
+            for label, row in value["report"].items():
+                if isinstance(row, dict):
+                    scores = f"{row['precision']:.3f} {row['recall']:.3f} {row['f1-score']:.3f}"
+                    typer.echo(f"  {label:<30} {scores} {int(row['support'])}")
+    if summary:
+        typer.echo("\nerrors (" + str(errors) + ")\n" + "\n".join(summary))
+
+
+def _write_error_analysis(model, examples, predictions, directory: Path) -> list[str]:
+    from mtst.evaluation.error_analysis import analyze, summary_lines, write_analysis
+
+    report, records = analyze(model.tasks, examples, predictions)
+    try:
+        write_analysis(report, records, directory)
+    except OSError as error:
+        raise MtstError(f"{directory}: cannot write the error analysis ({error.strerror or error})") from None
+    return summary_lines(report, records)

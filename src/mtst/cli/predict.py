@@ -1,0 +1,67 @@
+"""`mtst predict`: labels and entities of raw text, from arguments, a file or standard input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtst.cli.common import BackendOption, app, friendly_errors, setup_logging
+from mtst.errors import MtstError
+
+
+@app.command()
+@friendly_errors
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Sentences; or use --file, or standard input.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="One sentence per line.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    backend: BackendOption = "torch",
+    quantized: Annotated[
+        bool, typer.Option("--quantized", help="With --backend onnx: use model.int8.onnx (`export --quantize int8`).")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="With --file: stream results into this JSONL file; a rerun resumes where it stops."
+        ),
+    ] = None,
+) -> None:
+    """Predict the label and the entities (character spans) of raw sentences."""
+    from mtst.data.readers import read_text_lines, text_lines
+    from mtst.inference.predictor import Predictor, describe
+
+    if output is not None:
+        _predict_into(checkpoint, file, output, texts, backend, quantized)
+        return
+    sentences = list(texts or [])
+    if file is not None:
+        sentences += read_text_lines(file)
+    if not sentences and not sys.stdin.isatty():
+        sentences = text_lines(sys.stdin.buffer.read(), "<stdin>")
+    if not sentences:
+        raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
+    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    for result in predictor.predict(sentences):
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False))
+        else:
+            parts = describe(predictor.model.tasks, result)
+            typer.echo(f"{result['text']}\n" + "".join(f"  {name}: {text}\n" for name, text in parts.items()).rstrip())
+
+
+def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:
+    from mtst.inference.predictor import Predictor
+    from mtst.inference.stream import predict_file
+
+    if file is None or texts:
+        raise MtstError("--output streams one --file: give --file IN and no sentences as arguments")
+    setup_logging()
+    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    summary = predict_file(predictor, file, output)
+    rate = summary.predicted / max(summary.seconds, 1e-9)
+    typer.echo(f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)")

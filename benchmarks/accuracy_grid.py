@@ -10,7 +10,9 @@ every sentence task, `SECTION.KEY` a top-level setting (`train.entity_sampler_we
 and the best epoch is still picked on dev) is written to RUNS/CONFIG-eN[-nM]/VARIANT/config.yaml and
 trained once per seed into .../VARIANT/seed-S, `--jobs` runs at a time, each on `--threads` threads.
 A run with a summary.json is read, not retrained; an interrupted one (training_state/, no summary) continues
-with `mtst train --resume`; so the command can be repeated after an interruption. The result JSON
+with `mtst train --resume`; so the command can be repeated after an interruption. A run whose folder is
+gone but whose row is in the result JSON (same config, epochs, subset, variant settings and seed) is read
+from there, so a grid survives losing its runs folder (a new session, another machine). The result JSON
 (benchmarks/results/grid_DATASET.json) is rewritten after every finished run: per run the dev metrics of the
 best epoch and the test metrics of that checkpoint; per variant mean ± std over seeds; and the variants ranked
 by the dev metric `--select-by` (test never chooses). On a GPU the same command trains there (accelerate picks
@@ -151,15 +153,38 @@ def mean_std(rows: list[dict], split: str) -> dict:
     return stats
 
 
+RECORD_KEYS = ("dataset", "config", "epochs", "max_train_examples")
+
+
+def recorded_runs(args) -> dict[tuple[str, int], dict]:
+    """Rows of an earlier result file written by the same grid, by (variant, seed), with unchanged settings."""
+    if not args.output.is_file():
+        return {}
+    earlier = json.loads(args.output.read_text())
+    settings = earlier.get("settings", {})
+    if any(settings.get(key) != (str(v) if isinstance(v := getattr(args, key), Path) else v) for key in RECORD_KEYS):
+        return {}
+    known = settings.get("known", {})
+    rows = {}
+    for row in earlier.get("runs", []):
+        name = row["variant"]
+        if name in args.variants and variant_settings(name, known) == variant_settings(name, args.known):
+            rows[(name, row["seed"])] = row
+    return rows
+
+
+def finished_row(args, name: str, seed: int) -> dict | None:
+    run = grid_dir(args) / name / f"seed-{seed}"
+    if (run / "summary.json").is_file():
+        return {"variant": name, "seed": seed, "run": str(run), **run_metrics(run)}
+    return args.recorded.get((name, seed))
+
+
 def collect(args, result: dict) -> None:
     """Every finished run's metrics and each variant's mean ± std, ranked on dev; written at once."""
     result["runs"], result["variants"] = [], {}
     for name in args.variants:
-        rows = []
-        for seed in args.seeds:
-            run = grid_dir(args) / name / f"seed-{seed}"
-            if (run / "summary.json").is_file():
-                rows.append({"variant": name, "seed": seed, "run": str(run), **run_metrics(run)})
+        rows = [row for seed in args.seeds if (row := finished_row(args, name, seed))]
         result["runs"] += rows
         if rows:
             result["variants"][name] = {
@@ -180,7 +205,7 @@ def pending_runs(args) -> list[tuple[str, int, list[str]]]:
         config = write_variant_config(args, name, variant_settings(name, args.known))
         for seed in args.seeds:
             run = grid_dir(args) / name / f"seed-{seed}"
-            if not (run / "summary.json").is_file():
+            if finished_row(args, name, seed) is None:
                 pending.append((name, seed, train_command(config, run, seed)))
     return pending
 
@@ -260,6 +285,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = started_record(args)
+    args.recorded = recorded_runs(args)  # after the record: the settings written are the command line's
     failed = run_all(args, result)
     collect(args, result)
     print(table(result))

@@ -1,6 +1,7 @@
 """The accuracy and ablation benchmark scripts run end to end (tiny encoder, toy data, one epoch)."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -159,6 +160,19 @@ def test_accuracy_grid_trains_each_variant_and_seed_once_and_ranks_on_dev(
         "--resume",
         str(interrupted),
     ]
+    # A lost runs folder costs nothing that the result file recorded; a changed setting trains again.
+    recorded = json.loads(output.read_text())["runs"]
+    shutil.rmtree(runs)
+    accuracy_grid.main(argv)
+    assert json.loads(output.read_text())["runs"] == recorded and not runs.joinpath("tiny-e1-n6", "baseline", "seed-1").exists()
+    changed = [*argv[:-4], "--define", "cap:token.class_weight_cap=4,train.batch_size=2", *argv[-4:]]
+    assert accuracy_grid.pending_runs(_with_records(accuracy_grid, changed))[0][:2] == (combination, 1)
+
+
+def _with_records(accuracy_grid, argv):
+    args = accuracy_grid.parse_args(argv)
+    args.recorded = accuracy_grid.recorded_runs(args)
+    return args
 
 
 def test_accuracy_grid_refuses_unknown_variants_and_bad_definitions(benchmarks_on_path):

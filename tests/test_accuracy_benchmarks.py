@@ -164,7 +164,10 @@ def test_accuracy_grid_trains_each_variant_and_seed_once_and_ranks_on_dev(
     recorded = json.loads(output.read_text())["runs"]
     shutil.rmtree(runs)
     accuracy_grid.main(argv)
-    assert json.loads(output.read_text())["runs"] == recorded and not runs.joinpath("tiny-e1-n6", "baseline", "seed-1").exists()
+    assert (
+        json.loads(output.read_text())["runs"] == recorded
+        and not runs.joinpath("tiny-e1-n6", "baseline", "seed-1").exists()
+    )
     changed = [*argv[:-4], "--define", "cap:token.class_weight_cap=4,train.batch_size=2", *argv[-4:]]
     assert accuracy_grid.pending_runs(_with_records(accuracy_grid, changed))[0][:2] == (combination, 1)
 

@@ -12,7 +12,7 @@ from mtst.data.batching import (
 from mtst.data.features import Features
 from mtst.data.labels import IGNORE_ID
 from mtst.tasks import make_task
-from mtst.tasks.token import token_class_weights
+from mtst.tasks.token_head import token_class_weights
 
 TASKS = {
     "slots": make_task("slots", "token", "tags", ("O", "B-x", "I-x")),

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from mtst.model.crf import CRF, FORBIDDEN, bio_constraints
 from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import Task, make_task, task_config
 from mtst.tasks.sentence import SentenceHead
-from mtst.tasks.token import TokenHead, pack_words
+from mtst.tasks.token_head import TokenHead, pack_words
 from mtst.training.loop import train
 from tests.conftest import TOY_SENTENCES
 
@@ -143,11 +144,11 @@ def test_tags_by_sentence_label_come_from_train_cooccurrence():
 
 
 class _Model:
-    """What `_decode` reads off a model: tasks and CRFs."""
+    """What `_decode` reads off a model: tasks and their heads (plain heads here: no CRF)."""
 
-    def __init__(self, tasks, crfs=None):
+    def __init__(self, tasks):
         self.tasks = {task.name: task for task in tasks}
-        self.crfs = crfs or {}
+        self.heads = {task.name: SimpleNamespace(crf=None) for task in tasks}
 
 
 def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
@@ -210,7 +211,7 @@ def test_a_run_with_every_option_saves_and_reloads_them(crf_run):
     best = f"{config.output_dir}/best"
     model = MultiTaskModel.from_pretrained(best)
     slots = model.tasks["slots"]
-    assert slots.crf and slots.condition_on == "intent" and "slots" in model.crfs
+    assert slots.crf and slots.condition_on == "intent" and model.heads["slots"].crf is not None
     assert set(slots.allowed_tags) == {"GetWeather", "PlayMusic"}
     assert model.tasks["intent"].label_smoothing == 0.1
     with safe_open(f"{best}/model.safetensors", framework="pt") as handle:

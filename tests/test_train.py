@@ -56,7 +56,7 @@ def test_train_writes_every_artifact_and_predicts(tiny_config, tmp_path):
     assert saved["strategy"] == "full" and saved["loss_weights_by_epoch"] == [{"intent": 1.0, "slots": 1.0}] * 2
     imbalance = saved["imbalance"]
     assert imbalance["entity_bearing_train_sentences"] == 6 and imbalance["entity_sampler_weight"] == 2.0
-    weights = imbalance["slots.class_weights"]
+    weights = imbalance["slots.imbalance"]
     assert weights["scheme"] == "inverse_sqrt" and weights["O"] == weights["min"] < weights["max"]
     [result] = Predictor(MultiTaskModel.from_pretrained(out / "best")).predict(["play music by queen"])
     assert result["label"] in ("PlayMusic", "GetWeather")

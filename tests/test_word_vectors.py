@@ -17,7 +17,7 @@ from mtst.inference.predictor import Predictor
 from mtst.model.multitask import MultiTaskModel
 from mtst.model.subtokens import NO_WORD, ScalarMix, pool_subtokens
 from mtst.tasks import make_task, task_config
-from mtst.tasks.token import TokenHead, token_class_weights
+from mtst.tasks.token_head import TokenHead, token_class_weights
 from mtst.training.loop import train
 from tests.conftest import TOY_SENTENCES
 
@@ -154,7 +154,7 @@ def test_options_are_saved_in_the_checkpoint_and_reload(options_run):
     saved = json.loads((output / "best" / "config.json").read_text())["tasks"][1]
     assert saved["subtoken_pooling"] == "first_last" and saved["encoder_layers"] == "scalar_mix"
     assert "class_weight_cap: 2.0" in (output / "config.yaml").read_text()
-    weights = summary["imbalance"]["slots.class_weights"]
+    weights = summary["imbalance"]["slots.imbalance"]
     assert weights["cap"] == 2.0 and weights["max"] / weights["min"] == pytest.approx(2.0, rel=1e-3)
     model = MultiTaskModel.from_pretrained(output / "best")
     head = model.heads["slots"]

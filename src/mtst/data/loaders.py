@@ -1,4 +1,4 @@
-"""The training batches of each corpus, and the class weights its train split implies."""
+"""The training batches of each corpus."""
 
 from __future__ import annotations
 
@@ -20,16 +20,10 @@ def bears_entities(tasks, example) -> bool:
     return any(task.bears_entities(example) for task in tasks)
 
 
-def corpus_loader(cfg: TrainConfig, model, corpus: Corpus) -> tuple[DataLoader, dict[str, torch.Tensor]]:
-    """Batches of one corpus, labelled for its own tasks only, and the loss weights of those tasks that use
-    them (token tasks: from train tag frequencies)."""
+def corpus_loader(cfg: TrainConfig, model, corpus: Corpus) -> DataLoader:
+    """Batches of one corpus, labelled for its own tasks only; `loader.dataset` is its encoded train split."""
     tasks = [model.tasks[name] for name in corpus.tasks]
     features = encode_examples(corpus.splits.train, model.tokenizer, tasks, model.max_length)
-    class_weights = {}
-    for task in tasks:
-        weights = task.loss_weights([f.labels[task.name] for f in features if task.name in f.labels])
-        if weights is not None:
-            class_weights[task.name] = weights
     has_entities = [bears_entities(tasks, ex) for ex in corpus.splits.train]
     sampler = entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed)
     if cfg.group_by_length:
@@ -46,17 +40,12 @@ def corpus_loader(cfg: TrainConfig, model, corpus: Corpus) -> tuple[DataLoader, 
         # (which drives dropout): a resumed run then replays the same random stream.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    return loader, class_weights
+    return loader
 
 
-def build_loaders(cfg: TrainConfig, model, corpora: list[Corpus]) -> tuple[list[DataLoader], dict[str, torch.Tensor]]:
-    """One loader per corpus, and the class weights of every task that uses them."""
-    loaders, class_weights = [], {}
-    for corpus in corpora:
-        loader, weights = corpus_loader(cfg, model, corpus)
-        loaders.append(loader)
-        class_weights.update(weights)
-    return loaders, class_weights
+def build_loaders(cfg: TrainConfig, model, corpora: list[Corpus]) -> list[DataLoader]:
+    """One loader per corpus."""
+    return [corpus_loader(cfg, model, corpus) for corpus in corpora]
 
 
 def sampler_generator(loader: DataLoader) -> torch.Generator:

@@ -1,7 +1,9 @@
 """Runs a checkpoint's exported ONNX graph with onnxruntime on CPU, behind the interface `run_model` uses.
 
 Tokenizer, tasks, labels and max_length come from the checkpoint's config.json and tokenizer files, so
-ONNX inference never builds the torch encoder; of model.safetensors it reads only a CRF's transitions.
+ONNX inference never builds the torch encoder; of model.safetensors it reads only the heads of kinds whose
+decoding needs their trained weights (`decodes_with_head`: a CRF's transitions), so without such a task
+model.safetensors may be left out of an ONNX-only deployment.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from mtst.errors import CheckpointError, MtstError
-from mtst.model.crf import CRF
 from mtst.model.multitask import WEIGHTS_FILE, ModelOutput, read_checkpoint
 
 try:
@@ -51,12 +52,12 @@ class OnnxModel:
     """The exported graph with the MultiTaskModel surface that run_model needs: tasks, tokenizer,
     max_length and `forward(input_ids, attention_mask, labels, word_ids) -> ModelOutput` (logits only, no losses)."""
 
-    def __init__(self, session: ort.InferenceSession, tokenizer, tasks, max_length: int, crfs: dict | None = None):
+    def __init__(self, session: ort.InferenceSession, tokenizer, tasks, max_length: int, heads: dict):
         self.session = session
         self.tokenizer = tokenizer
         self.tasks = {task.name: task for task in tasks}
         self.max_length = max_length
-        self.crfs = crfs or {}
+        self.heads = heads
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, quantized: bool = False, threads: int | None = None) -> OnnxModel:
@@ -75,7 +76,7 @@ class OnnxModel:
                 "run `mtst export` again"
             )
         _check_output_shapes(session, spec.tasks, path)
-        return cls(session, spec.tokenizer, spec.tasks, spec.max_length, load_crfs(directory, spec.tasks))
+        return cls(session, spec.tokenizer, spec.tasks, spec.max_length, load_heads(directory, spec))
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: dict | None = None, word_ids=None
@@ -103,17 +104,19 @@ def _check_output_shapes(session: ort.InferenceSession, tasks, path: Path) -> No
             )
 
 
-def load_crfs(directory: Path, tasks) -> dict[str, CRF]:
-    """The CRF layers of the checkpoint's token tasks, read tensor by tensor from model.safetensors."""
-    crfs = {task.name: CRF(task.labels) for task in tasks if getattr(task, "crf", False)}
-    if not crfs:
-        return crfs
+def load_heads(directory: Path, spec) -> dict[str, torch.nn.Module]:
+    """Each task's head as `decode` takes it: trained (read tensor by tensor from model.safetensors) where the
+    kind decodes with it, freshly built otherwise (its logits come from the graph; decode reads nothing of it)."""
+    heads = {task.name: task.head(spec.encoder_config).eval() for task in spec.tasks}
+    trained = {task.name for task in spec.tasks if task.decodes_with_head}
+    if not trained:
+        return heads
     path = directory / WEIGHTS_FILE
     try:
         with safe_open(str(path), framework="pt") as handle:
-            for name, crf in crfs.items():
-                prefix = f"heads.{name}.crf."
-                crf.load_state_dict({key: handle.get_tensor(prefix + key) for key in crf.state_dict()})
+            for name in trained:
+                head = heads[name]
+                head.load_state_dict({key: handle.get_tensor(f"heads.{name}.{key}") for key in head.state_dict()})
     except (OSError, SafetensorError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: cannot read the CRF transitions ({str(error).splitlines()[0]})") from None
-    return crfs
+        raise CheckpointError(f"{path}: cannot read the heads ({str(error).splitlines()[0]})") from None
+    return heads

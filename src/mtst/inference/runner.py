@@ -38,7 +38,7 @@ def decode_order(tasks: dict) -> list[str]:
 def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[int | None]) -> Prediction:
     decoded: Prediction = {}
     for name in decode_order(model.tasks):
-        decoded[name] = model.tasks[name].decode(logits[name][row], word_starts, decoded, model.crfs.get(name))
+        decoded[name] = model.tasks[name].decode(logits[name][row], word_starts, decoded, model.heads[name])
     # Back to the model's task order, which the output JSON follows.
     return {name: decoded[name] for name in model.tasks}
 

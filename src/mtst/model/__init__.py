@@ -1,1 +1,1 @@
-"""The model: the encoder, how token states are pooled, the CRF, and the multi-task model with its checkpoint format."""
+"""The model: the encoder, token-state pooling, a CRF layer, and the multi-task model with its checkpoint format."""

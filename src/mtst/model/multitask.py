@@ -73,15 +73,10 @@ class MultiTaskModel(nn.Module):
         name = config.encoder.name_or_path or DEFAULT_ENCODER
         return cls(encoder, tokenizer, tasks, config.encoder.max_length, name, config.data)
 
-    def set_class_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        """The loss weight of each label, per task that weighs its loss (from the train split's frequencies)."""
-        for name, task_weights in weights.items():
-            self.heads[name].class_weights.copy_(task_weights)
-
-    @property
-    def crfs(self) -> dict[str, nn.Module]:
-        """The CRF of each token task that has one: decoding needs its transitions."""
-        return {name: head.crf for name, head in self.heads.items() if getattr(head, "crf", None) is not None}
+    def fit_heads(self, train_features) -> None:
+        """Each task sets on its head what its train labels imply (the token kind: loss weights per tag)."""
+        for name, task in self.tasks.items():
+            task.fit_head(self.heads[name], [f.labels[name] for f in train_features if name in f.labels])
 
     @property
     def needs_word_ids(self) -> bool:

@@ -146,11 +146,10 @@ class Task(TaskConfigBase):
         """Whether the entity sampler should up-sample this example for this task."""
         return False
 
-    def loss_weights(self, encoded: Sequence[Any]) -> torch.Tensor | None:
-        """Loss weights per label from the train split's encoded labels, or None when the kind uses none."""
-        return None
+    def fit_head(self, head: nn.Module, encoded: Sequence[Any]) -> None:
+        """Sets on the head what the train split's encoded labels imply before training (e.g. loss weights)."""
 
-    def imbalance(self, weights: torch.Tensor | None) -> dict | None:
+    def imbalance(self, head: nn.Module) -> dict | None:
         """How the task counters class imbalance, for the run's log and summary.json (None: nothing to say)."""
         return None
 
@@ -180,8 +179,14 @@ class Task(TaskConfigBase):
         """Tasks whose predictions this task's decoding reads, so they are decoded first."""
         return ()
 
-    def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, crf=None) -> Any:
-        """The prediction of one sentence from its logits row (`decoded`: the tasks decoded before it)."""
+    @property
+    def decodes_with_head(self) -> bool:
+        """Whether `decode` reads trained weights of the head (the ONNX backend then loads the head)."""
+        return False
+
+    def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, head: nn.Module) -> Any:
+        """The prediction of one sentence from its logits row (`decoded`: the tasks decoded before it; `head`:
+        the trained head, for a kind whose decoding needs more of it than the logits)."""
         raise NotImplementedError
 
     def merge_windows(self, windows: Sequence, predictions: Sequence[Any], merged: dict) -> Any:

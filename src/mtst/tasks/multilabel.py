@@ -97,7 +97,7 @@ class MultilabelTask(MultilabelTaskConfig, Task):
 
     # --- decoding and metrics ---
 
-    def decode(self, logits: torch.Tensor, word_starts, decoded: dict, crf=None) -> MultilabelPrediction:
+    def decode(self, logits: torch.Tensor, word_starts, decoded: dict, head=None) -> MultilabelPrediction:
         probabilities = logits.float().sigmoid().tolist()
         return MultilabelPrediction(dict(zip(self.labels, probabilities, strict=True)))
 

@@ -64,7 +64,7 @@ class SentenceTask(SentenceTaskConfig, Task):
     def head(self, encoder_config) -> nn.Module:
         return SentenceHead(encoder_config.hidden_size, self)
 
-    def decode(self, logits: torch.Tensor, word_starts, decoded: dict, crf=None) -> SentencePrediction:
+    def decode(self, logits: torch.Tensor, word_starts, decoded: dict, head=None) -> SentencePrediction:
         score, index = logits.float().softmax(-1).max(-1)
         return SentencePrediction(self.labels[int(index)], float(score))
 

@@ -17,86 +17,22 @@ from pydantic import Field, model_validator
 from seqeval.metrics import classification_report as entity_report
 from seqeval.metrics import f1_score, precision_score, recall_score
 from torch import nn
-from torch.nn import functional as F
 
 from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.data.tags import repair_iob2
-from mtst.model.crf import CRF, FORBIDDEN
-from mtst.model.subtokens import ENCODER_LAYERS, SUBTOKEN_POOLINGS, ScalarMix, pool_subtokens, pooled_width
+from mtst.model.crf import FORBIDDEN
+from mtst.model.subtokens import ENCODER_LAYERS, SUBTOKEN_POOLINGS
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
 from mtst.tasks.spans import CATEGORIES, classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
+from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights
 
 
 @dataclass
 class TokenPrediction:
     tags: list[str]  # one per word; a word without sub-tokens (e.g. cut off by truncation) gets "O", score 0
     scores: list[float]
-
-
-class TokenHead(nn.Module):
-    """Tags every token state (the logits are per sub-token emissions either way).
-
-    The states are the last encoder layer's, or a learned mix of all `num_layers` layers
-    (`encoder_layers: scalar_mix`), pooled over each word's sub-tokens as `subtoken_pooling` says.
-    Without a CRF the loss is class-weighted cross-entropy that skips ignored positions; with one it is
-    the CRF's negative log-likelihood over each sentence's labelled (first sub-token) positions.
-    """
-
-    def __init__(self, hidden_size: int, task: TokenTask, num_layers: int = 1):
-        super().__init__()
-        self.pooling = task.subtoken_pooling
-        self.layer_mix = ScalarMix(num_layers) if task.encoder_layers == "scalar_mix" else None
-        self.dropout = nn.Dropout(task.dropout)
-        self.classifier = nn.Linear(pooled_width(hidden_size, self.pooling), len(task.labels))
-        self.register_buffer("class_weights", torch.ones(len(task.labels)))
-        self.label_smoothing = task.label_smoothing
-        self.crf = CRF(task.labels) if task.crf else None
-
-    def word_vectors(self, features: dict) -> torch.Tensor:
-        states = features["token_embeddings"] if self.layer_mix is None else self.layer_mix(features["hidden_states"])
-        return pool_subtokens(states, features.get("word_ids"), self.pooling)
-
-    def forward(self, features: dict, labels: torch.Tensor | None = None):
-        logits = self.classifier(self.dropout(self.word_vectors(features)))
-        loss = None
-        if labels is not None and (labels != IGNORE_ID).any():
-            loss = self._crf_loss(logits, labels) if self.crf is not None else self._cross_entropy(logits, labels)
-        return logits, loss
-
-    def _cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            logits.float().flatten(0, 1),
-            labels.flatten(),
-            weight=self.class_weights,
-            ignore_index=IGNORE_ID,
-            label_smoothing=self.label_smoothing,
-        )
-
-    def _crf_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood per word, so its scale matches the per-word cross-entropy."""
-        emissions, tags, mask = pack_words(logits.float(), labels)
-        return self.crf.neg_log_likelihood(emissions, tags, mask).sum() / mask.sum()
-
-
-def pack_words(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Moves each row's labelled positions to the front, in order: [B', W, T] emissions, [B', W] tags and mask.
-
-    Rows without a labelled position (another corpus's sentences in a multi-corpus batch) are dropped. In
-    dev/test a word whose gold tag never occurred in train is unlabelled too, so its row's chain skips it:
-    that changes the reported dev loss only, never the decoded tags.
-    """
-    is_word = labels != IGNORE_ID
-    keep = is_word.any(1)
-    logits, labels, is_word = logits[keep], labels[keep], is_word[keep]
-    counts = is_word.sum(1)
-    # A stable sort on "is not a word" lists word positions first, in sentence order.
-    positions = torch.sort((~is_word).to(torch.int8), dim=1, stable=True).indices[:, : int(counts.max())]
-    mask = torch.arange(positions.size(1), device=labels.device) < counts.unsqueeze(1)
-    emissions = logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
-    tags = labels.gather(1, positions).masked_fill(~mask, 0)
-    return emissions, tags, mask
 
 
 def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[int]:
@@ -106,36 +42,6 @@ def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[i
         aligned.append(IGNORE_ID if word is None or word == previous else tag_ids[word])
         previous = word
     return aligned
-
-
-def token_class_weights(
-    encoded: Sequence[Sequence[int]], num_labels: int, scheme: str, cap: float | None = None
-) -> torch.Tensor:
-    """Cross-entropy weights from train tag frequencies, scaled so the average labelled token weighs 1.
-
-    `inverse_sqrt` (the default) damps inverse frequency: with ~100 slot tags, some seen a handful of
-    times, plain inverse frequency gives weights in the thousands and trades precision for recall.
-    `cap` bounds the ratio of the heaviest to the lightest weight (the scaling keeps ratios).
-    """
-    if scheme == "none":
-        return torch.ones(num_labels)
-    counts = torch.zeros(num_labels)
-    for ids in encoded:
-        kept = torch.tensor([i for i in ids if i != IGNORE_ID], dtype=torch.long)
-        counts += torch.bincount(kept, minlength=num_labels).float()
-    frequency = counts.clamp(min=1) / counts.sum().clamp(min=1)
-    weights = (1.0 / (num_labels * frequency)) ** (0.5 if scheme == "inverse_sqrt" else 1.0)
-    if cap is not None:
-        weights = weights.clamp(max=cap * float(weights.min()))
-    return weights / (weights * frequency).sum()
-
-
-def tag_words(crf: CRF | None, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
-    """The tag of each word and its probability: Viterbi + marginals with a CRF, else per-word argmax."""
-    if crf is not None:
-        return crf.decode(emissions)
-    scores, indices = emissions.softmax(-1).max(-1)
-    return indices.tolist(), scores.tolist()
 
 
 class TokenTaskConfig(TaskConfigBase):
@@ -229,17 +135,15 @@ class TokenTask(TokenTaskConfig, Task):
     def bears_entities(self, example: Example) -> bool:
         return example.has_entities(self.field)
 
-    def loss_weights(self, encoded: Sequence[list[int]]) -> torch.Tensor | None:
-        # A CRF's loss is its likelihood: class weights do not apply.
-        return (
-            None
-            if self.crf
-            else token_class_weights(encoded, len(self.labels), self.class_weights, self.class_weight_cap)
-        )
+    def fit_head(self, head: TokenHead, encoded: Sequence[list[int]]) -> None:
+        if not self.crf:  # a CRF's loss is its likelihood: class weights do not apply
+            weights = token_class_weights(encoded, len(self.labels), self.class_weights, self.class_weight_cap)
+            head.class_weights.copy_(weights)
 
-    def imbalance(self, weights: torch.Tensor | None) -> dict:
+    def imbalance(self, head: TokenHead) -> dict:
         if self.crf:
             return {"scheme": "none: the CRF's likelihood is the loss"}
+        weights = head.class_weights
         return {
             "scheme": self.class_weights,
             "cap": self.class_weight_cap,
@@ -247,6 +151,10 @@ class TokenTask(TokenTaskConfig, Task):
             "max": round(float(weights.max()), 4),
             "O": round(float(weights[0]), 4),
         }
+
+    @property
+    def decodes_with_head(self) -> bool:
+        return self.crf  # Viterbi needs the trained transitions
 
     @property
     def needs_word_ids(self) -> bool:
@@ -266,13 +174,13 @@ class TokenTask(TokenTaskConfig, Task):
     def decoded_after(self) -> tuple[str, ...]:
         return () if self.condition_on is None else (self.condition_on,)
 
-    def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, crf=None) -> TokenPrediction:
+    def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, head) -> TokenPrediction:
         kept = [word for word, start in enumerate(word_starts) if start is not None]
         # Decoding is a few small steps per word: cheaper on CPU than one device sync per step.
         emissions = logits[[word_starts[word] for word in kept]].float().cpu()
         if self.condition_on is not None:
             emissions = emissions + self._condition_penalty(decoded[self.condition_on].label)
-        indices, scores = tag_words(crf, emissions)
+        indices, scores = tag_words(head.crf, emissions)
         tags, tag_scores = ["O"] * len(word_starts), [0.0] * len(word_starts)
         for word, index, score in zip(kept, indices, scores, strict=True):
             tags[word], tag_scores[word] = self.labels[index], score

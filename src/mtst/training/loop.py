@@ -78,8 +78,9 @@ class Trainer:
             what = "multi-corpus training" if len(corpora) > 1 else f"strategy {strategy.spec}"
             raise ConfigError(f"{what} runs in one process only (not yet supported with several processes)")
         model = MultiTaskModel.from_config(config, corpora)
-        loaders, class_weights = build_loaders(cfg, model, corpora)
-        model.set_class_weights(class_weights)
+        loaders = build_loaders(cfg, model, corpora)
+        for loader in loaders:
+            model.fit_heads(loader.dataset)
         module = WeightedModel(model, build_loss_weighting(config))
         optimizer, scheduler = build_optimizer(module, strategy, cfg, cfg.epochs * sum(len(ld) for ld in loaders))
         generators = [sampler_generator(loader) for loader in loaders]

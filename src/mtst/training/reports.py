@@ -49,9 +49,9 @@ def imbalance_settings(entity_sampler_weight: float, model, corpora) -> dict:
         "entity_bearing_train_sentences": with_entities,
     }
     for name, task in model.tasks.items():
-        described = task.imbalance(getattr(model.heads[name], "class_weights", None))
+        described = task.imbalance(model.heads[name])
         if described is not None:
-            settings[f"{name}.class_weights"] = described
+            settings[f"{name}.imbalance"] = described
     return settings
 
 

@@ -37,7 +37,7 @@ from mtst.config import Config, load_config  # noqa: E402
 from mtst.data import Splits  # noqa: E402
 from mtst.data.example import Example  # noqa: E402
 from mtst.inference.predictor import Predictor  # noqa: E402
-from mtst.model.multitask import MultiTaskModel  # noqa: E402
+from mtst.model.multitask import EncoderInfo, MultiTaskModel  # noqa: E402
 from mtst.tasks import make_task  # noqa: E402
 from mtst.training.loop import Trainer  # noqa: E402
 from mtst.training.state import Progress  # noqa: E402
@@ -146,7 +146,7 @@ def inference_model(args) -> MultiTaskModel:
 
     tokenizer, encoder = load_encoder(args.encoder, max(args.lengths))
     tasks = [make_task("intent", "sentence", "label", INTENTS), make_task("slots", "token", "tags", TAGS)]
-    return MultiTaskModel(encoder, tokenizer, tasks, max(args.lengths)).eval()
+    return MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=max(args.lengths))).eval()
 
 
 def _labelled_line(axis, rows: list[dict], key: str, label: str) -> None:

@@ -98,7 +98,7 @@ def tiny_model(tiny_config):
 def tiny_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
     """The tiny random model, untrained, saved as a checkpoint: arbitrary but well-formed predictions."""
     from mtst.model.encoder import load_encoder
-    from mtst.model.multitask import MultiTaskModel
+    from mtst.model.multitask import EncoderInfo, MultiTaskModel
     from mtst.tasks import make_task
 
     tokenizer, encoder = load_encoder(str(tiny_encoder_dir), 64)
@@ -109,5 +109,5 @@ def tiny_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
     ]
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-checkpoint") / "best"
-    MultiTaskModel(encoder, tokenizer, tasks, max_length=64).save_pretrained(folder)
+    MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=64)).save_pretrained(folder)
     return folder

@@ -104,4 +104,4 @@ def test_a_format_1_checkpoint_still_loads(tiny_checkpoint, tmp_path):
     old = {"format_version": 1, "max_length": 64, "pooling": "mean", "tasks": tasks}
     (folder / "config.json").write_text(json.dumps(old))
     model = MultiTaskModel.from_pretrained(folder)
-    assert model.max_length == 64 and model.encoder_name is None and list(model.tasks) == ["intent", "slots"]
+    assert model.max_length == 64 and model.info.name is None and list(model.tasks) == ["intent", "slots"]

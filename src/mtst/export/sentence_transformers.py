@@ -1,8 +1,8 @@
 """Exports a checkpoint's fine-tuned encoder as a sentence-transformers folder.
 
 The folder holds the modules mtst's own `MultiTaskModel.encode` applies: the transformer (truncating at the
-checkpoint's `max_length`), masked mean pooling and L2 normalisation, so `SentenceTransformer(folder).encode`
-returns the same vectors. The task heads are not part of it: it is the encoder, for embeddings and semantic
+checkpoint's `max_length`), the checkpoint's pooling (mean, cls or max) and L2 normalisation, so
+`SentenceTransformer(folder).encode` returns the same vectors. The task heads are not part of it: it is the encoder, for embeddings and semantic
 search. Written with sentence-transformers' own `save`, into a temporary folder that then replaces the target.
 """
 
@@ -39,7 +39,7 @@ def export_sentence_transformers(checkpoint: str | Path, output: str | Path | No
         model.encoder.save_pretrained(encoder_dir)
         model.tokenizer.save_pretrained(encoder_dir)
         transformer = models.Transformer(encoder_dir, max_seq_length=model.max_length)
-        pooling = models.Pooling(model.encoder.config.hidden_size, pooling_mode="mean")
+        pooling = models.Pooling(model.encoder.config.hidden_size, pooling_mode=model.info.pooling)
         exported = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
         _check(model, exported)
         with atomic_directory(output) as folder:

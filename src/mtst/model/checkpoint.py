@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mtst.data.settings import DataConfig
 from mtst.errors import CheckpointError
+from mtst.model.pooling import Pooling
 from mtst.tasks import KINDS, Task, TrainedTask, task_from_dict
 
 FORMAT_VERSION = 2
@@ -27,8 +28,8 @@ class EncoderInfo(BaseModel):
     # The encoder the run started from, as the config named it (the packaged default by its name); None in format 1.
     name: str | None = None
     max_length: int = Field(128, ge=8)  # at most the encoder's positions (checked when the checkpoint is read)
-    # How token states become the sentence embedding; the sentence-transformer's own mean pooling.
-    pooling: Literal["mean"] = "mean"
+    # How token states become the sentence embedding (model/pooling.py); the sentence-transformer's own mean.
+    pooling: Pooling = "mean"
 
 
 class CheckpointConfig(BaseModel):

@@ -21,6 +21,7 @@ from mtst.errors import CheckpointError
 from mtst.files import atomic_directory, dumps
 from mtst.model.checkpoint import CheckpointConfig, EncoderInfo, parse_checkpoint_config
 from mtst.model.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
+from mtst.model.pooling import pool_sentence
 from mtst.tasks import Task, build_task
 
 if TYPE_CHECKING:
@@ -28,12 +29,6 @@ if TYPE_CHECKING:
 
 CONFIG_FILE, WEIGHTS_FILE, ENCODER_DIR = "config.json", "model.safetensors", "encoder"
 TOKENIZER_FILE = "tokenizer.json"  # mtst needs a fast tokenizer, so every checkpoint it writes has one
-
-
-def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Masked mean over tokens: the pooling all-MiniLM-L6-v2 was trained with."""
-    mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)
-    return (token_embeddings * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 @dataclass
@@ -49,17 +44,16 @@ class MultiTaskModel(nn.Module):
         encoder: nn.Module,
         tokenizer,
         tasks: Sequence[Task],
-        max_length: int = 128,
-        encoder_name: str | None = None,
+        info: EncoderInfo | None = None,
         data: DataConfig | None = None,
     ):
         super().__init__()
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.tasks = {task.name: task for task in tasks}
-        self.max_length = max_length
-        # Saved in config.json so that a checkpoint describes itself: the encoder it started from, the data settings.
-        self.encoder_name, self.data = encoder_name, data
+        # Saved in config.json so that a checkpoint describes itself: the encoder it started from (name, length,
+        # pooling), the data settings.
+        self.info, self.data = info or EncoderInfo(), data
         self.heads = nn.ModuleDict({task.name: task.head(encoder.config) for task in tasks})
 
     @classmethod
@@ -71,7 +65,16 @@ class MultiTaskModel(nn.Module):
         by_name = {task.name: task for task in config.tasks}
         tasks = [build_task(task, train_of[task.name], by_name) for task in config.tasks]
         name = config.encoder.name_or_path or DEFAULT_ENCODER
-        return cls(encoder, tokenizer, tasks, config.encoder.max_length, name, config.data)
+        info = EncoderInfo(name=name, max_length=config.encoder.max_length, pooling=config.encoder.pooling)
+        return cls(encoder, tokenizer, tasks, info, config.data)
+
+    @property
+    def max_length(self) -> int:
+        return self.info.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.info = self.info.model_copy(update={"max_length": value})
 
     def fit_heads(self, train_features) -> None:
         """Each task sets on its head what its train labels imply (the token kind: loss weights per tag)."""
@@ -90,7 +93,7 @@ class MultiTaskModel(nn.Module):
         token_embeddings = output.last_hidden_state
         return {
             "token_embeddings": token_embeddings,
-            "sentence_embedding": mean_pool(token_embeddings, attention_mask),
+            "sentence_embedding": pool_sentence(token_embeddings, attention_mask, self.info.pooling),
             "hidden_states": output.hidden_states if all_layers else None,
         }
 
@@ -140,8 +143,7 @@ class MultiTaskModel(nn.Module):
 
     def checkpoint_config(self) -> CheckpointConfig:
         """What config.json holds: the encoder, the data settings and every task with its labels."""
-        encoder = EncoderInfo(name=self.encoder_name, max_length=self.max_length)
-        return CheckpointConfig(encoder=encoder, data=self.data, tasks=list(self.tasks.values()))
+        return CheckpointConfig(encoder=self.info, data=self.data, tasks=list(self.tasks.values()))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
@@ -152,7 +154,7 @@ class MultiTaskModel(nn.Module):
         except (ValueError, TypeError, KeyError) as error:  # e.g. a hidden size no head count divides
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise CheckpointError(f"{directory / ENCODER_DIR}: cannot build the encoder ({first})") from None
-        model = cls(encoder, spec.tokenizer, spec.tasks, spec.max_length, spec.config.encoder.name, spec.config.data)
+        model = cls(encoder, spec.tokenizer, spec.tasks, spec.config.encoder, spec.config.data)
         _check_weight_shapes(model, directory / WEIGHTS_FILE)
         try:
             # safetensors wants "cpu", not the "cpu:0" that a multi-process run's device reads as.

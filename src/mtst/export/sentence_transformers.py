@@ -2,8 +2,9 @@
 
 The folder holds the modules mtst's own `MultiTaskModel.encode` applies: the transformer (truncating at the
 checkpoint's `max_length`), the checkpoint's pooling (mean, cls or max) and L2 normalisation, so
-`SentenceTransformer(folder).encode` returns the same vectors. The task heads are not part of it: it is the encoder, for embeddings and semantic
-search. Written with sentence-transformers' own `save`, into a temporary folder that then replaces the target.
+`SentenceTransformer(folder).encode` returns the same vectors. The task heads are not part of it: it is the
+encoder, for embeddings and semantic search. Written with sentence-transformers' own `save`, into a temporary
+folder that then replaces the target.
 """
 
 from __future__ import annotations

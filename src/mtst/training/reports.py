@@ -145,7 +145,11 @@ def summarize(
         "early_stopping_metric": config.train.early_stopping_metric,
         "dev": history[stopper.best_epoch - 1]["dev"],
         "test": headline(test_metrics),
-        "test_report": {name: value["report"] for name, value in test_metrics.items() if isinstance(value, dict)},
+        "test_report": {
+            name: value["report"]
+            for name, value in test_metrics.items()
+            if isinstance(value, dict) and "report" in value
+        },
         "parameters": {**parameters, "trainable_by_epoch": [row["trainable_parameters"] for row in history]},
         "loss_weights_by_epoch": [row["loss_weights"] for row in history],
         "imbalance": imbalance,

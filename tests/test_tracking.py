@@ -38,6 +38,7 @@ def mlflow_run(output):
 def test_steps_and_epochs_reach_both_trackers(tmp_path, monkeypatch):
     from accelerate import Accelerator
 
+    from mtst.training.callbacks import EpochEnd, StepEnd, learning_rates
     from mtst.training.tracking import RunTracking, trackers
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -49,8 +50,9 @@ def test_steps_and_epochs_reach_both_trackers(tmp_path, monkeypatch):
     for step, lr in ((1, 0.5), (2, 0.25)):
         optimizer.param_groups[0]["lr"] = lr
         losses = {"intent": torch.tensor(1.0 / step), "slots": torch.tensor(2.0)}
-        tracking.on_step(step, sum(losses.values()), losses, optimizer)
-    tracking.on_epoch(2, 1, {"intent": 0.75}, {"intent.accuracy": 0.5, "score": 0.6})
+        tracking.on_step(StepEnd(step, step, sum(losses.values()), losses, learning_rates(optimizer)))
+    dev = {"intent.accuracy": 0.5, "score": 0.6}
+    tracking.on_epoch_end(EpochEnd(1, 2, {"intent": 0.75}, dev, [], 0.0, 0.6, True))
     tracking.end()
 
     scalars = tensorboard_scalars(output / "tensorboard")
@@ -67,10 +69,11 @@ def test_steps_and_epochs_reach_both_trackers(tmp_path, monkeypatch):
 def test_no_trackers_by_default():
     from accelerate import Accelerator
 
+    from mtst.training.callbacks import StepEnd
     from mtst.training.tracking import RunTracking, trackers
 
     assert trackers([], "x") is None
-    RunTracking.start(Accelerator(cpu=True), {}, False).on_step(1, None, {}, None)  # a no-op, touching nothing
+    RunTracking.start(Accelerator(cpu=True), {}, False).on_step(StepEnd(1, 1, torch.tensor(1.0), {}, {}))  # a no-op
 
 
 def run_with(tiny_config, *report_to: str):

@@ -8,11 +8,13 @@ epoch (possible under `temperature` and `round-robin`) starts over, drawing a fr
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
 import torch
+from accelerate import skip_first_batches
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 # The short forms (`task_sampling: temperature:2`); the mapping form is `{name: temperature, temperature: 2}`.
@@ -91,14 +93,20 @@ class TaskSampler:
         rule = TypeAdapter(TaskSamplingConfig).validate_python(self.rule)
         return rule.order(lengths, epoch, self.seed)
 
-    def batches(self, loaders: Sequence, epoch: int) -> Iterator:
-        """The epoch's batches, each from the corpus `order` names."""
-        iterators: list = [None] * len(loaders)
-        for corpus in self.order([len(loader) for loader in loaders], epoch):
-            try:
-                if iterators[corpus] is None:
-                    raise StopIteration
-                yield next(iterators[corpus])
-            except StopIteration:
-                iterators[corpus] = iter(loaders[corpus])
-                yield next(iterators[corpus])
+    def batches(self, loaders: Sequence, epoch: int, skip: int = 0) -> Iterator:
+        """The epoch's batches, each from the corpus `order` names; the first `skip` (taken before the run was
+        interrupted) are passed over without being built."""
+        order = self.order([len(loader) for loader in loaders], epoch)
+        taken = Counter(order[:skip])
+        passes = [_passes(loader, taken[index]) for index, loader in enumerate(loaders)]
+        for corpus in order[skip:]:
+            yield next(passes[corpus])
+
+
+def _passes(loader, skip: int) -> Iterator:
+    """The loader's batches, pass after pass, less the first `skip`: accelerate's `skip_first_batches` draws
+    their samples (so the sampler's generator ends where an uninterrupted run's would) but never collates them."""
+    while True:
+        now = min(skip, len(loader))
+        yield from skip_first_batches(loader, now) if now else loader
+        skip -= now

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 from mtst.data.example import Example
@@ -33,25 +32,6 @@ def mean_main_metric(tasks: dict, metrics: dict) -> float:
     return sum(main) / len(main) if main else 0.0
 
 
-def run_sharded(model, examples: Sequence[Example], batch_size: int, accelerator=None):
-    """`run_model` split across the processes of a multi-process run; every process gets all results, in order."""
-    if accelerator is None or accelerator.num_processes == 1:
-        return run_model(model, examples, batch_size)
-    from accelerate.utils import gather_object
-
-    share = list(range(accelerator.process_index, len(examples), accelerator.num_processes))
-    predictions, losses = run_model(model, [examples[i] for i in share], batch_size)
-    ordered: list = [None] * len(examples)
-    loss_sums, loss_counts = defaultdict(float), defaultdict(int)
-    for indices, shard_predictions, shard_losses in gather_object([(share, predictions, losses)]):
-        for index, prediction in zip(indices, shard_predictions, strict=True):
-            ordered[index] = prediction
-        for name, loss in shard_losses.items():
-            loss_sums[name] += loss * len(indices)
-            loss_counts[name] += len(indices)
-    return ordered, {name: loss_sums[name] / loss_counts[name] for name in loss_sums}
-
-
 def tune_decoding(model, scored: dict, examples: Sequence[Example], predictions: Sequence[Prediction]) -> dict:
     """Each task's decoding settings tuned on these (dev) examples, set on the model (and so saved with it)."""
     tuned = {}
@@ -67,13 +47,14 @@ def evaluate(
     model,
     examples: Sequence[Example],
     batch_size: int = 128,
-    accelerator=None,
     tasks: Sequence[str] | None = None,
     tune: bool = False,
+    run=run_model,
 ) -> tuple[dict, list[Prediction]]:
     """Metrics of `tasks` (default: every task of the model) on examples labelled for them; with `tune`,
-    the tasks' decoding settings (a multi-label threshold) are first tuned on these examples."""
-    predictions, losses = run_sharded(model, examples, batch_size, accelerator)
+    the tasks' decoding settings (a multi-label threshold) are first tuned on these examples. `run` predicts
+    (`run_model`, or the training loop's version sharded across processes)."""
+    predictions, losses = run(model, examples, batch_size)
     scored = {name: task for name, task in model.tasks.items() if tasks is None or name in tasks}
     if tune:
         scored = tune_decoding(model, scored, examples, predictions)
@@ -85,7 +66,7 @@ def evaluate(
 
 
 def evaluate_corpora(
-    model, corpora, split: str, batch_size: int = 128, accelerator=None, tune: bool = False
+    model, corpora, split: str, batch_size: int = 128, tune: bool = False, run=run_model
 ) -> tuple[dict, list]:
     """Each task on its own corpus's `split`; [(examples, predictions)] per corpus evaluated.
 
@@ -98,7 +79,7 @@ def evaluate_corpora(
         examples = getattr(corpus.splits, split)
         if not examples:
             continue
-        metrics, predictions = evaluate(model, examples, batch_size, accelerator, corpus.tasks, tune)
+        metrics, predictions = evaluate(model, examples, batch_size, corpus.tasks, tune, run)
         samples.append((examples, predictions))
         if len(corpora) == 1:
             return metrics, samples

@@ -6,7 +6,6 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from mtst.evaluation.metrics import early_stopping_score, evaluate_corpora, head
 from mtst.files import write_text_atomic
 from mtst.model.multitask import MultiTaskModel
 from mtst.training import reports
+from mtst.training.callbacks import Callback, Checkpoints, EpochEnd, RunRecords, StepEnd, learning_rates
+from mtst.training.distributed import mean_over_processes, sharded_runner
 from mtst.training.loss_weighting import WeightedModel, build_loss_weighting, check_finite
 from mtst.training.optim import build_optimizer
 from mtst.training.progress import EpochProgress
@@ -102,40 +103,44 @@ class Trainer:
     def loss_weighting(self):
         return self.accelerator.unwrap_model(self.module).loss_weighting
 
-    def train_epoch(self, cfg: TrainConfig, progress: Progress, save_state: Callable[[], None]) -> dict[str, float]:
+    @property
+    def run(self):
+        """How the loop predicts: `run_model`, sharded across the processes of a multi-process run."""
+        return sharded_runner(self.accelerator)
+
+    def train_epoch(self, cfg: TrainConfig, progress: Progress, callbacks: list[Callback]) -> dict[str, float]:
         """One pass over the sampled train set (the rest of it, when resumed); each task's mean training loss."""
         self.module.train()
         self.strategy.on_epoch_start(self.unwrapped, progress.epoch)
         self.epoch_start_sampler_states = [generator.get_state() for generator in self.sampler_generators]
         sums, counts = defaultdict(float, progress.epoch_loss_sums), defaultdict(int, progress.epoch_loss_counts)
-        batches = self.task_sampler.batches(self.loaders, progress.epoch)
+        done = progress.step_in_epoch  # batches taken before the run was interrupted: passed over unbuilt
+        batches = self.task_sampler.batches(self.loaders, progress.epoch, skip=done)
         steps = sum(len(loader) for loader in self.loaders)
         # A bar on a terminal, a log line every cfg.log_every_seconds elsewhere; from the main process only.
         shown = EpochProgress(f"epoch {progress.epoch}", steps, cfg.log_every_seconds, self.accelerator.is_main_process)
-        for step, batch in enumerate(shown.wrap(batches), start=1):
-            if step <= progress.step_in_epoch:
-                continue  # taken before the run was interrupted
+        for step, batch in enumerate(shown.wrap(batches, done), start=done + 1):
             shown.start()
             output, loss = self.module(**batch)
+            rates = learning_rates(self.optimizer)  # those this step uses, before the schedule moves on
             if loss is not None:  # else no example in this batch is labelled for any task
                 check_finite(loss, output.losses, progress.epoch, step)
                 self.accelerator.backward(loss)
                 self.accelerator.clip_grad_norm_(self.unwrapped.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                progress.global_step += 1
-                self.tracking.on_step(progress.global_step, loss, output.losses, self.optimizer)  # the LRs it used
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
+                progress.global_step += 1
                 for name, task_loss in output.losses.items():
                     sums[name] += task_loss.item()
                     counts[name] += 1
             shown.record(step, len(batch["input_ids"]), None if loss is None else loss.item())
             progress.step_in_epoch = step
             progress.epoch_loss_sums, progress.epoch_loss_counts = dict(sums), dict(counts)
-            if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
-                save_state()
+            for callback in callbacks:
+                callback.on_step(StepEnd(progress.global_step, step, loss, output.losses, rates))
         shown.close()
-        return reports.mean_over_processes(self.accelerator, list(self.unwrapped.tasks), sums, counts)
+        return mean_over_processes(self.accelerator, list(self.unwrapped.tasks), sums, counts)
 
 
 def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: bool = False) -> dict:
@@ -176,28 +181,31 @@ def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Cor
             states, optimizer, weighting = trainer.epoch_start_sampler_states, trainer.optimizer, trainer.loss_weighting
             save_training_state(output, model, optimizer, trainer.scheduler, states, progress, weighting)
 
+    callbacks = [
+        trainer.tracking,
+        RunRecords(output, history, model, trainer.loss_weighting, cfg.num_sample_predictions, main),
+        Checkpoints(output, model, save_state, cfg, main),
+    ]
     for epoch in range(progress.epoch, cfg.epochs + 1):
         if stopper.should_stop:
             break
         epoch_started, progress.epoch = time.perf_counter(), epoch
         with diverged_note(output, stopper):
-            train_loss = trainer.train_epoch(cfg, progress, save_state)
-        dev_metrics, dev_samples = evaluate_corpora(model, corpora, "dev", cfg.eval_batch_size, accelerator, tune=True)
+            train_loss = trainer.train_epoch(cfg, progress, callbacks)
+        dev_metrics, samples = evaluate_corpora(model, corpora, "dev", cfg.eval_batch_size, tune=True, run=trainer.run)
         dev = headline(dev_metrics)
-        trainer.tracking.on_epoch(progress.global_step, epoch, train_loss, dev)
-        history.append(reports.epoch_row(epoch, train_loss, dev, epoch_started, model, trainer.loss_weighting))
-        reports.record_epoch(output, history, model, dev_samples, cfg.num_sample_predictions, main)
-        if stopper.update(early_stopping_score(cfg.early_stopping_metric, dev, epoch, corpora), epoch) and main:
-            model.save_pretrained(output / "best")
-            logger.info("new best %s = %.4f, saved %s", cfg.early_stopping_metric, stopper.best, output / "best")
+        score = early_stopping_score(cfg.early_stopping_metric, dev, epoch, corpora)
+        improved = stopper.update(score, epoch)
         progress.start_epoch(epoch + 1)
         trainer.epoch_start_sampler_states = [generator.get_state() for generator in trainer.sampler_generators]
-        save_state()
+        end = EpochEnd(epoch, progress.global_step, train_loss, dev, samples, epoch_started, score, improved)
+        for callback in callbacks:
+            callback.on_epoch_end(end)
         if stopper.should_stop:
             logger.info("no dev improvement for %d epochs: stopping early", cfg.patience)
     accelerator.wait_for_everyone()
     best = MultiTaskModel.from_pretrained(output / "best", device=accelerator.device)
-    test = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, accelerator)[0]
+    test = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, run=trainer.run)[0]
     elapsed = round(elapsed_before + time.perf_counter() - started, 1)
     summary = reports.summarize(config, trainer, stopper, history, test, corpora, elapsed, parameters, imbalance)
     reports.write_summary(output, summary, main)

@@ -46,9 +46,10 @@ class EpochProgress:
         self.started = self.last_line = None
         self.steps = self.sentences = 0
 
-    def wrap(self, batches: Iterable) -> Iterator:
+    def wrap(self, batches: Iterable, done: int = 0) -> Iterator:
+        """The batches, with a bar on a terminal; `done` of `total` were taken before a resume."""
         if self.enabled and self.on_terminal:
-            self.bar = tqdm(batches, total=self.total, desc=self.name, leave=False)
+            self.bar = tqdm(batches, total=self.total, initial=done, desc=self.name, leave=False)
             return iter(self.bar)
         return iter(batches)
 

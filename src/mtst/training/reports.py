@@ -106,13 +106,6 @@ def _without_scores(value):
     return value
 
 
-def mean_over_processes(accelerator, names: list[str], sums: dict[str, float], counts: dict[str, int]) -> dict:
-    """Each task's mean training loss over the batches of every process."""
-    totals = torch.tensor([[sums.get(n, 0.0), float(counts.get(n, 0))] for n in names], device=accelerator.device)
-    totals = accelerator.reduce(totals, reduction="sum")
-    return {n: float(s / c) for n, (s, c) in zip(names, totals.tolist(), strict=True) if c > 0}
-
-
 def epoch_row(epoch: int, train_loss: dict, dev: dict, started: float, model, loss_weighting) -> dict:
     """One line of metrics.jsonl."""
     return {

@@ -5,9 +5,9 @@ store in OUTPUT/mlflow.db with artifacts under OUTPUT/mlruns/ (unless MLFLOW_TRA
 SQLite, the local backend MLflow 3 recommends (it refuses its old `./mlruns` file store unless told otherwise).
 Logged: the run's settings once, each optimizer step's loss per task and in all (the loss the step
 optimised), and each parameter group's learning rate; each epoch's mean training loss per task and every dev
-metric. The loop calls `on_step` and `on_epoch`, and leaves a `with` block of the tracking when it ends,
-stops early or fails (an MLflow run is then marked FINISHED, FAILED or KILLED); with `report_to` empty they do
-nothing. A resumed run continues its MLflow run (in the run's own store) and logs to the same TensorBoard
+metric. The loop calls `on_step` and `on_epoch_end` (a Callback), and leaves a `with` block of the tracking
+when it ends, stops early or fails (an MLflow run is then marked FINISHED, FAILED or KILLED); with `report_to`
+empty they do nothing. A resumed run continues its MLflow run (in the run's own store) and logs to the same TensorBoard
 folder. Only the main process writes (accelerate's trackers run there alone), so with several processes the
 step losses are the main process's batches.
 """
@@ -18,11 +18,11 @@ import importlib
 import os
 from pathlib import Path
 
-import torch
 from accelerate import Accelerator
 
 from mtst.config import Reporter
 from mtst.errors import ConfigError
+from mtst.training.callbacks import Callback, EpochEnd, StepEnd
 
 # What each tracker imports when the run starts: checked before training, so a missing one is one line up front.
 # MLflow's local SQLite store needs sqlalchemy and alembic, which mlflow-skinny does not pull.
@@ -81,7 +81,7 @@ def tracking_uri(output_dir: str | Path) -> str:
     return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
 
 
-class RunTracking:
+class RunTracking(Callback):
     """What the training loop reports to the trackers; a no-op when the run has none."""
 
     def __init__(self, accelerator: Accelerator | None = None, enabled: bool = False):
@@ -104,23 +104,20 @@ class RunTracking:
         failed = "KILLED" if error_type is KeyboardInterrupt else "FAILED"
         self.end("FINISHED" if error_type is None else failed)
 
-    def on_step(
-        self, step: int, loss: torch.Tensor, losses: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer
-    ) -> None:
-        if not self.enabled:
+    def on_step(self, step: StepEnd) -> None:
+        if not self.enabled or step.loss is None:
             return
-        values = {f"train/loss/{name}": task_loss.item() for name, task_loss in losses.items()}
-        values["train/loss"] = loss.item()
-        for index, group in enumerate(optimizer.param_groups):
-            values[f"lr/{group.get('name', index)}"] = float(group["lr"])
-        self.accelerator.log(values, step=step)
+        values = {f"train/loss/{name}": task_loss.item() for name, task_loss in step.losses.items()}
+        values["train/loss"] = step.loss.item()
+        values |= {f"lr/{group}": lr for group, lr in step.learning_rates.items()}
+        self.accelerator.log(values, step=step.global_step)
 
-    def on_epoch(self, step: int, epoch: int, train_loss: dict[str, float], dev: dict[str, float]) -> None:
+    def on_epoch_end(self, end: EpochEnd) -> None:
         if not self.enabled:
             return
-        values = {"epoch": epoch, **{f"train/epoch_loss/{name}": loss for name, loss in train_loss.items()}}
-        values |= {f"dev/{key}": value for key, value in dev.items() if isinstance(value, int | float)}
-        self.accelerator.log(values, step=step)
+        values = {"epoch": end.epoch, **{f"train/epoch_loss/{name}": loss for name, loss in end.train_loss.items()}}
+        values |= {f"dev/{key}": value for key, value in end.dev.items() if isinstance(value, int | float)}
+        self.accelerator.log(values, step=end.global_step)
 
     def end(self, status: str = "FINISHED") -> None:
         """Closes every tracker (their files complete). Not `accelerator.end_training()`: that also destroys the

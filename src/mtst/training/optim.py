@@ -9,7 +9,8 @@ from transformers import get_cosine_schedule_with_warmup
 
 from mtst.config import TrainConfig
 from mtst.training.loss_weighting import WeightedModel
-from mtst.training.strategies import Strategy, decay_groups
+from mtst.training.param_groups import decay_groups
+from mtst.training.strategies import Strategy
 
 # torch's AdamW kernels: "fused" (one kernel per parameter group, CPU and CUDA since torch 2.4), "foreach"
 # (batched tensor ops, torch's default on CUDA) and "for-loop" (one parameter at a time, torch's default on

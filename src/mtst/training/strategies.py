@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Protocol, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from mtst.errors import ConfigError
+from mtst.training.param_groups import decay_groups, encoder_blocks
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,50 +27,6 @@ STRATEGY_SPECS = ("full", "frozen", "discriminative", "freeze-lower:N", "gradual
 # AdamW moves each weight by about the learning rate per step: far above 1 nothing can train, and near
 # float32's limit the update itself overflows (a RuntimeError inside torch instead of a config error).
 MAX_LR = 10.0
-# Where the transformer layers sit in the encoder families we know (BERT/RoBERTa/MPNet, DistilBERT, others).
-LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "encoder.layers")
-
-
-def encoder_blocks(encoder: nn.Module) -> list[nn.Module]:
-    """[embeddings, layer 0, ..., layer L-1]: the encoder's blocks from the bottom up."""
-    from torch import nn
-
-    layers = None
-    for path in LAYER_PATHS:
-        node = encoder
-        for part in path.split("."):
-            node = getattr(node, part, None)
-        if isinstance(node, nn.ModuleList):
-            layers = node
-            break
-    embeddings = getattr(encoder, "embeddings", None)
-    if layers is None or embeddings is None:
-        raise ConfigError(
-            f"freezing strategies cannot find the embeddings and layers of a {type(encoder).__name__} "
-            f"(looked for `embeddings` and one of {', '.join(LAYER_PATHS)})"
-        )
-    return [embeddings, *layers]
-
-
-def _no_decay(name: str, parameter: nn.Parameter) -> bool:
-    return parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
-
-
-def decay_groups(name: str, named: list[tuple[str, nn.Parameter]], lr: float, weight_decay: float) -> list[dict]:
-    """`name` (decayed weights) and `name.no_decay` (bias, LayerNorm) at one learning rate; empty ones left out."""
-    groups = []
-    for decay in (True, False):
-        params = [p for n, p in named if _no_decay(n, p) != decay]
-        if params:
-            groups.append(
-                {
-                    "params": params,
-                    "lr": lr,
-                    "weight_decay": weight_decay if decay else 0.0,
-                    "name": f"{name}{'' if decay else '.no_decay'}",
-                }
-            )
-    return groups
 
 
 class LearningRates(Protocol):

@@ -89,13 +89,13 @@ def time_training(args, words: list[str], tokenizer) -> list[dict]:
             config = scaling_config(args, size)
             examples = synthetic_examples(tokenizer, words, length, size * args.train_steps, args.seed)
             trainer, _ = Trainer.setup(config, Splits(examples, [], []))
-            trainer.train_epoch(config.train, Progress(epoch=1), save_state=lambda: None)  # warm-up
+            trainer.train_epoch(config.train, Progress(epoch=1), callbacks=[])  # warm-up
             trainers[length, size] = (trainer, config)
     seconds: dict[tuple[int, int], list[float]] = {key: [] for key in trainers}
     for repeat in range(args.repeats):
         for (length, size), (trainer, config) in trainers.items():
             started = time.perf_counter()
-            trainer.train_epoch(config.train, Progress(epoch=repeat + 2), save_state=lambda: None)
+            trainer.train_epoch(config.train, Progress(epoch=repeat + 2), callbacks=[])
             seconds[length, size].append(time.perf_counter() - started)
             print(f"train  length {length:>3} batch {size:>2}: {seconds[length, size][-1]:6.2f} s", flush=True)
     return [

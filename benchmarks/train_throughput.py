@@ -133,7 +133,7 @@ def mtst_variant(
 
     def train_pass(loader: DataLoader) -> None:
         trainer.loaders = [loader]
-        trainer.train_epoch(config.train, Progress(), save_state=lambda: None)
+        trainer.train_epoch(config.train, Progress(), callbacks=[])
 
     padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches(len(features)))
     return Variant(

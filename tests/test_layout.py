@@ -78,7 +78,7 @@ def test_no_function_over_60_lines():
 
 
 # Split in this round; the list only shrinks.
-NOT_YET_SPLIT = {"data/readers.py", "training/strategies.py"}
+NOT_YET_SPLIT = {"training/strategies.py"}
 
 
 def test_no_module_over_300_lines():

@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 from mtst.cli import app
 from mtst.config import load_config
 from mtst.data.example import Example
+from mtst.data.formats.csv_rows import read_csv
+from mtst.data.formats.jointbert import read_jointbert
+from mtst.data.formats.jsonl import read_jsonl
 from mtst.data.labels import IGNORE_ID
-from mtst.data.readers import read_csv, read_jointbert, read_jsonl
 from mtst.errors import ConfigError, DataError
 from mtst.tasks import build_labels, make_task, task_config
 from mtst.tasks.multilabel import MultilabelPrediction, micro_f1

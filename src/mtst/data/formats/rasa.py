@@ -18,9 +18,10 @@ from pathlib import Path
 import yaml
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, _read_lines
+from mtst.data.formats.base import DataFormat
+from mtst.data.formats.spans import record_example
 from mtst.data.repairs import Repair
-from mtst.data.tools.records import record_example
+from mtst.data.textfile import read_lines
 from mtst.errors import DataError
 
 # Rasa's own entity syntax: [text](type) or [text](type:synonym), or [text]{json object}.
@@ -29,13 +30,9 @@ NOT_EXAMPLES = ("synonym", "regex", "lookup")
 logger = logging.getLogger("mtst.data")
 
 
-def looks_like_rasa(path: Path) -> bool:
-    return path.suffix.lower() in (".yml", ".yaml")
-
-
 def read_rasa(path: str | Path, strict: bool = False) -> list[Example]:
     path = Path(path)
-    root = _compose(path, "\n".join(_read_lines(path, strict)))
+    root = _compose(path, "\n".join(read_lines(path, strict)))
     nlu = _value(root, "nlu")
     if nlu is None:
         raise DataError(path, 1, "no `nlu:` section: a Rasa training data file lists its intents under `nlu:`")
@@ -161,4 +158,9 @@ def _entity_type(match: re.Match, path: Path, line: int, dropped: Repair) -> str
     return f"{kind.strip()}.{role.strip()}" if role else kind.strip()
 
 
-TOOL_READERS["rasa"] = lambda path, text_column, strict: read_rasa(path, strict)
+FORMAT = DataFormat(
+    name="rasa",
+    suffixes=(".yml", ".yaml"),
+    reads="Rasa NLU training data: nlu: → - intent: NAME → examples: | → - fly to [Paris](city)",
+    read=lambda path, options: read_rasa(path, options.strict),
+)

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _decode
+from mtst.data.formats.base import DataFormat
+from mtst.data.formats.spans import record_example
 from mtst.data.repairs import Repair
-from mtst.data.tools.records import record_example
+from mtst.data.textfile import decode_file
 from mtst.errors import DataError
 
 logger = logging.getLogger("mtst.data")
@@ -49,7 +50,7 @@ def read_label_studio(path: str | Path, text_column: str = "text", strict: bool 
     skipped = Repair(path, "{n} tasks have no annotation (or only cancelled ones) and were skipped", strict)
     several = Repair(path, "{n} tasks have several annotations; the first not cancelled was read", strict)
     tagged = []  # (example, spans or None) before deciding whether the file is tagged at all
-    for line, task in _tasks(_decode(path).removeprefix("\ufeff"), path):
+    for line, task in _tasks(decode_file(path).removeprefix("\ufeff"), path):
         read = _task(task, path, line, text_column, skipped, several)
         if read is not None:
             tagged.append(read)
@@ -182,5 +183,10 @@ def _example(text: str, label, spans: list[dict], tagged: bool, path: Path, line
     return record_example(text, annotations, spans if tagged else None, path, line)
 
 
-TOOL_READERS["label_studio"] = read_label_studio
-TOOL_SNIFFERS["label_studio"] = looks_like_label_studio  # first: an array of tasks is never doccano
+FORMAT = DataFormat(
+    name="label_studio",
+    suffixes=(".json",),
+    reads="Label Studio's JSON export: a list of tasks with data.text, a choices result and labels spans",
+    read=lambda path, options: read_label_studio(path, options.text_column, options.strict),
+    recognises=looks_like_label_studio,
+)

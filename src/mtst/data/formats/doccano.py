@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _read_lines
-from mtst.data.tools.records import record_example
+from mtst.data.formats.base import DataFormat
+from mtst.data.formats.spans import record_example
+from mtst.data.textfile import read_lines
 from mtst.errors import DataError
 
 SPAN_KEYS = ("label", "labels", "entities")
@@ -53,7 +54,7 @@ def _span_like(item) -> bool:
 def read_doccano(path: str | Path, strict: bool = False) -> list[Example]:
     path = Path(path)
     records = []
-    for number, line in enumerate(_read_lines(path, strict), start=1):
+    for number, line in enumerate(read_lines(path, strict), start=1):
         if line.strip():
             records.append((number, _parse(line, path, number)))
     has_spans = any(_span_key(record) for _, record in records)
@@ -127,5 +128,10 @@ def _span(item, path: Path, line: int) -> dict:
     return {"start": start, "end": end, "label": label}
 
 
-TOOL_READERS["doccano"] = lambda path, text_column, strict: read_doccano(path, strict)
-TOOL_SNIFFERS["doccano"] = looks_like_doccano
+FORMAT = DataFormat(
+    name="doccano",
+    suffixes=(".jsonl", ".json"),
+    reads='doccano\'s JSONL export: {"text", "label": [[start, end, "TYPE"], ...]}, or "entities" and "cats"',
+    read=lambda path, options: read_doccano(path, options.strict),
+    recognises=looks_like_doccano,
+)

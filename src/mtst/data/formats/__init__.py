@@ -50,7 +50,10 @@ def read_path(
     name = detect_format(path) if fmt == "auto" else fmt
     if name not in FORMATS:
         raise DataError(path, None, f"unknown data format {name!r}; choose one of auto, {', '.join(FORMATS)}")
-    return FORMATS[name].read(path, ReadOptions(text_column, label_column, strict))
+    examples = FORMATS[name].read(path, ReadOptions(text_column, label_column, strict))
+    if not examples:  # e.g. a `.json` holding `[]`
+        raise DataError(path, None, "no examples")
+    return examples
 
 
 def split_candidates(split: str) -> list[str]:

@@ -73,6 +73,19 @@ def spans_to_tags(text: str, entities, path: Path, line: int) -> tuple[tuple[str
     return tuple(tags), example
 
 
+def utf16_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The code-point offsets of a span given in UTF-16 code units, or None when it splits a character."""
+    units = text.encode("utf-16-le")
+    try:
+        before = units[: 2 * start].decode("utf-16-le")
+        inside = units[2 * start : 2 * end].decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+    if not 0 <= start <= end <= len(units) // 2:
+        return None
+    return len(before), len(before) + len(inside)
+
+
 def check_unicode(text: str, annotations: dict, path: Path, line: int) -> None:
     """JSON escapes can spell lone surrogates (\\ud800), which no tokenizer or UTF-8 writer accepts."""
     strings = [text, *(v if isinstance(v, str) else "".join(v) for v in annotations.values())]

@@ -49,6 +49,16 @@ def test_label_sets_from_jointbert_jsonl_and_csv(tmp_path):
         read_jsonl(tmp_path / "b.jsonl")
 
 
+def test_a_train_split_whose_label_sets_are_all_empty_says_so(tmp_path):
+    (tmp_path / "t.jsonl").write_text('{"text": "hi", "labels": []}\n{"text": "yo", "labels": []}\n')
+    config = task_config(name="intents", type="multilabel")
+    with pytest.raises(DataError, match=r"t\.jsonl: task 'intents': every `labels` annotation of the train split is"):
+        build_labels(config, read_jsonl(tmp_path / "t.jsonl"))
+    (tmp_path / "u.jsonl").write_text('{"text": "hi"}\n')
+    with pytest.raises(DataError, match="task 'intents' found no `labels` annotation in the train split"):
+        build_labels(config, read_jsonl(tmp_path / "u.jsonl"))
+
+
 def test_config_takes_the_kind_and_refuses_other_kinds_options():
     config = load_config(None, tasks=[{"name": "intent", "type": "multilabel", "threshold": 0.4}])
     assert config.tasks[0].threshold == 0.4 and config.tasks[0].annotation == "labels"

@@ -4,7 +4,8 @@ A `choices` result gives the sentence label (field `label`), `labels` results gi
 `tags`). The text is `data[text_column]` (`data.text_column`, default `text`), or the task's only string when
 `data` holds one. Of several annotations the first not marked `was_cancelled` is read (one counted warning);
 a task nobody annotated is skipped with one counted warning. Other result types (relations, text areas,
-ratings) are ignored. The JSON-MIN and CSV exports are refused with a note to export as JSON.
+ratings) are ignored. The JSON-MIN and CSV exports are refused with a note to export as JSON. A span's
+`value.text` is checked against its offsets, which some exports count in UTF-16 code units.
 """
 
 from __future__ import annotations

@@ -66,3 +66,9 @@ def test_spans_that_are_not_a_list_are_one_line_not_a_type_error(tmp_path):
     path = written(tmp_path, ['{"text": "hi", "label": [[0, 2, "x"]]}', '{"text": "hi", "entities": null}'])
     with pytest.raises(DataError, match="all.jsonl:2: `entities` must be a list of spans"):
         read_doccano(path)
+
+
+def test_a_span_ending_inside_a_devanagari_word_is_refused(tmp_path):
+    path = written(tmp_path, [{"text": "नमस्ते दुनिया", "label": [[0, 3, "x"]]}])
+    with pytest.raises(DataError, match="all.jsonl:1: .*ends inside the word 'नमस्ते'"):
+        read_doccano(path)

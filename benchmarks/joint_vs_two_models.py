@@ -37,7 +37,7 @@ from mtst.config import load_config
 from mtst.data import load_splits
 from mtst.data.example import Example
 from mtst.data.features import first_subtokens
-from mtst.data.readers import find_split, read_path
+from mtst.data.formats import find_split, read_path
 from mtst.inference.predictor import Predictor
 from mtst.model.encoder import resolve_encoder_path
 from mtst.model.multitask import MultiTaskModel

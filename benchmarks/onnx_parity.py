@@ -19,7 +19,7 @@ import onnxruntime
 import torch
 
 from machine import started_record, write_result
-from mtst.data.readers import find_split, read_path
+from mtst.data.formats import find_split, read_path
 from mtst.evaluation.metrics import compute_metrics
 from mtst.export.onnx import export_onnx
 from mtst.inference.onnx import OnnxModel, onnx_path

@@ -115,7 +115,7 @@ def test_cli_single_file_jointbert_split_and_csv_columns(tmp_path, toy_data_dir)
     news = json.loads(result.output)["splits"]["news"]
     assert news["labels"]["label"]["counts"] == {"1": 2, "2": 1} and news["entities"] == {}
     result = runner.invoke(app, ["data", "check", str(path), "--format", "xml"])
-    assert result.exit_code == 2 and "choose one of auto, jointbert, conll, jsonl, csv" in result.output
+    assert result.exit_code == 2 and "choose one of auto, jointbert, jsonl, csv, conll" in result.output
 
 
 def test_cli_missing_path(tmp_path):

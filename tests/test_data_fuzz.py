@@ -10,7 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtst.data.example import Example
-from mtst.data.readers import read_conll, read_csv, read_jointbert, read_jsonl
+from mtst.data.formats.conll import read_conll
+from mtst.data.formats.csv_rows import read_csv
+from mtst.data.formats.jointbert import read_jointbert
+from mtst.data.formats.jsonl import read_jsonl
 from mtst.errors import DataError
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,10 @@ from typer.testing import CliRunner
 from mtst.cli import app
 from mtst.config import DataConfig
 from mtst.data import load_splits
-from mtst.data.readers import read_conll, read_jointbert, read_jsonl, read_path
+from mtst.data.formats import read_path
+from mtst.data.formats.conll import read_conll
+from mtst.data.formats.jointbert import read_jointbert
+from mtst.data.formats.jsonl import read_jsonl
 from mtst.errors import DataError
 
 runner = CliRunner()
@@ -371,7 +374,7 @@ def test_forced_format_on_the_wrong_kind_of_path(tmp_path):
         read_path(tmp_path / "train.txt", "jointbert")
     with pytest.raises(DataError, match="expected a file, found a folder"):
         read_path(tmp_path, "conll")
-    with pytest.raises(DataError, match="unknown data format 'xml'; choose one of auto, jointbert, conll, jsonl, csv"):
+    with pytest.raises(DataError, match="unknown data format 'xml'; choose one of auto, jointbert, jsonl, csv, conll"):
         read_path(tmp_path / "train.txt", "xml")
 
 

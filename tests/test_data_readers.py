@@ -5,7 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtst.data.example import Example, split_words
-from mtst.data.readers import detect_format, find_split, read_conll, read_csv, read_jointbert, read_jsonl, read_path
+from mtst.data.formats import detect_format, find_split, read_path
+from mtst.data.formats.conll import read_conll
+from mtst.data.formats.csv_rows import read_csv
+from mtst.data.formats.jointbert import read_jointbert
+from mtst.data.formats.jsonl import read_jsonl
 from mtst.errors import DataError
 
 

@@ -9,10 +9,10 @@ import pytest
 from mtst.config import DataConfig
 from mtst.data import load_splits
 from mtst.data.check import check_dataset
-from mtst.data.readers import detect_format, read_path
-from mtst.data.tools.doccano import read_doccano
-from mtst.data.tools.label_studio import read_label_studio
-from mtst.data.tools.rasa import read_rasa
+from mtst.data.formats import detect_format, read_path
+from mtst.data.formats.doccano import read_doccano
+from mtst.data.formats.label_studio import read_label_studio
+from mtst.data.formats.rasa import read_rasa
 from mtst.errors import ConfigError, DataError
 
 SAMPLES = Path(__file__).parent / "data"

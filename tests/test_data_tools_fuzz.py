@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtst.data.tools.doccano import read_doccano
-from mtst.data.tools.label_studio import read_label_studio
-from mtst.data.tools.rasa import read_rasa
+from mtst.data.formats.doccano import read_doccano
+from mtst.data.formats.label_studio import read_label_studio
+from mtst.data.formats.rasa import read_rasa
 from tests.test_data_fuzz import FUZZ, json_values, raw_bytes, read_or_fail, written
 
 TEXT = "Elon Musk visited New York."

@@ -5,6 +5,7 @@ never invalid JSON. Cases come from hypothesis; max_examples stay small so the f
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 import yaml
@@ -15,6 +16,9 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.config import load_config
+from mtst.data.example import split_words
+from mtst.data.formats.label_studio import read_label_studio
+from mtst.data.formats.rasa import read_rasa
 from mtst.errors import ConfigError
 from mtst.inference.predictor import Predictor
 from mtst.serve.app import create_app
@@ -234,3 +238,119 @@ def test_a_checkpoint_with_any_edited_config_json_predicts_or_is_one_error_line(
         assert row["text"] == "weather in paris"
     else:
         assert_one_error_line(result)
+
+
+# -- annotation-tool exports ---------------------------------------------------------------------------------
+# `mtst data check` on a generated export: statistics (exit 0) or one `error:` line (exit 2); what is read never
+# holds Rasa markup as words, a Label Studio span always covers its `value.text`, and a key given twice is
+# always refused.
+
+NFD_WORDS = ["Rene\u0301", "Mu\u0308ller", "Zu\u0308rich", "नमस्ते", "か\u3099", "e\u0301\u0301"]
+WORDS = ["fly", "to", "Paris", "New York", "😀", "A", "B", *NFD_WORDS]
+MARKUP = [
+    "[Paris](city)",
+    "[New York] (city)",
+    "[New York(city)",
+    "[Paris]",
+    "]",
+    '[Paris][{"entity": "city"}, {"entity": "dest"}]',
+    '[Paris]{"entity": "city.from"}',
+    '[Paris]{"entity": "city", "role": "to"}',
+    "[Paris](my city)",
+    "[Paris](B-city)",
+    "[Rene\u0301](person)",
+]
+RASA_LINES = st.lists(st.sampled_from(WORDS + MARKUP), min_size=1, max_size=5).map(" ".join)
+
+
+def check_data(path) -> dict | None:
+    """`mtst data check --json` on one file: its report, or None after asserting one error line."""
+    result = runner.invoke(app, ["data", "check", str(path), "--json"])
+    if result.exit_code != 0:
+        assert_one_error_line(result)
+        return None
+    return json.loads(result.stdout)
+
+
+@FAST
+@given(
+    examples=st.lists(RASA_LINES, min_size=1, max_size=3),
+    repeated=st.sampled_from([None, "examples", "intent", "nlu"]),
+    block=st.sampled_from(["|", ">"]),
+)
+def test_any_rasa_file_is_read_without_markup_or_one_error_line(tmp_path, examples, repeated, block):
+    lines = ["nlu:", "- intent: fly", f"  examples: {block}", *(f"    - {example}" for example in examples)]
+    if repeated == "examples":
+        lines += ["  examples: |", "    - hi"]
+    elif repeated == "intent":
+        lines.insert(2, "  intent: other")
+    elif repeated == "nlu":
+        lines += ["nlu:", "- intent: b", "  examples: |", "    - yo"]
+    path = tmp_path / "nlu.yml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = check_data(path)
+    if report is None:
+        return
+    assert repeated is None and block == "|"
+    assert report["splits"]["nlu"]["examples"] == len(examples)
+    for read in read_rasa(path):
+        assert not any(piece in read.text for piece in ("](", "]{", "][", "] (")), read.text
+
+
+@FAST
+@given(
+    words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=6),
+    pick=st.integers(min_value=0, max_value=5),
+    units=st.sampled_from(["code points", "utf-16", "elsewhere"]),
+)
+def test_label_studio_offsets_in_any_unit_tag_value_text_or_are_one_error_line(tmp_path, words, pick, units):
+    text = " ".join(words)
+    word = words[pick % len(words)]
+    start = text.index(word)
+    if units == "utf-16":
+        start = len(text[:start].encode("utf-16-le")) // 2
+        end = start + len(word.encode("utf-16-le")) // 2
+    elif units == "elsewhere":  # the offsets of the last word, whatever `value.text` says
+        start = text.rindex(words[-1])
+        end = start + len(words[-1])
+    else:
+        end = start + len(word)
+    value = {"start": start, "end": end, "text": word, "labels": ["x"]}
+    result = {"type": "labels", "from_name": "l", "to_name": "t", "value": value}
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([{"data": {"text": text}, "annotations": [{"result": [result]}]}]), encoding="utf-8")
+    if check_data(path) is None:
+        return
+    [read] = read_label_studio(path)
+    tagged = [i for i, tag in enumerate(read.annotations["tags"]) if tag != "O"]
+    first, last = read.offsets[tagged[0]][0], read.offsets[tagged[-1]][1]
+    assert text[first:last] == word
+
+
+@FAST
+@given(
+    key=st.sampled_from(["text", "label", "entities", "annotations", "data"]),
+    fmt=st.sampled_from(["doccano", "label_studio"]),
+)
+def test_a_json_key_given_twice_in_a_tool_export_is_one_error_line(tmp_path, key, fmt):
+    if fmt == "doccano":
+        record = f'{{"text": "fly to Paris", "label": [[7, 12, "city"]], "{key}": []}}'
+        path, body = tmp_path / "all.jsonl", '{"text": "hi", "label": [[0, 2, "x"]]}\n' + record + "\n"
+    else:
+        task = f'{{"data": {{"text": "fly to Paris"}}, "annotations": [{{"result": []}}], "{key}": []}}'
+        path, body = tmp_path / "export.json", f"[{task}]"
+    path.write_text(body, encoding="utf-8")
+    # The key is given twice when the generated one repeats a key the record already has.
+    twice = key in (("text", "label") if fmt == "doccano" else ("data", "annotations"))
+    report = check_data(path)
+    if twice:
+        assert report is None
+
+
+@FAST
+@given(text=st.text(alphabet=st.sampled_from("aeouncAZ ,.!-'0" + "áéüñçÅ" + "がぱ" + "नमस्ते" + "한국"), max_size=30))
+def test_decomposed_text_splits_into_the_words_of_its_composed_form(text):
+    def words(value: str) -> list[str]:
+        return [unicodedata.normalize("NFC", word) for word, _, _ in split_words(value)]
+
+    assert words(unicodedata.normalize("NFD", text)) == words(unicodedata.normalize("NFC", text))

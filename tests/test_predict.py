@@ -41,8 +41,11 @@ def test_predictor_output_shape_and_offsets(tiny_model):
 
 
 def test_a_word_without_subtokens_gets_o_and_later_words_keep_their_own_scores(tiny_model):
-    example = Example.from_text("I ❤️ Paris")  # words: I, ❤, U+FE0F (no sub-token), Paris
+    # A variation selector with no character before it to combine with is a word of its own, with no sub-token
+    # (after a character, as in "❤️", it stays in that character's word).
+    example = Example.from_text("I ❤ \ufe0f Paris")
     assert example.words == ("I", "❤", "\ufe0f", "Paris")
+    assert Example.from_text("I ❤️ Paris").words == ("I", "❤\ufe0f", "Paris")
     [prediction], _ = run_model(tiny_model, [example])
     slots = prediction["slots"]
     assert len(slots.tags) == 4

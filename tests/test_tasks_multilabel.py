@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 from mtst.cli import app
 from mtst.config import load_config
 from mtst.data.example import Example
+from mtst.data.formats.csv_rows import read_csv
+from mtst.data.formats.jointbert import read_jointbert
+from mtst.data.formats.jsonl import read_jsonl
 from mtst.data.labels import IGNORE_ID
-from mtst.data.readers import read_csv, read_jointbert, read_jsonl
 from mtst.errors import ConfigError, DataError
 from mtst.tasks import build_labels, make_task, task_config
 from mtst.tasks.multilabel import MultilabelPrediction, micro_f1
@@ -45,6 +47,16 @@ def test_label_sets_from_jointbert_jsonl_and_csv(tmp_path):
     (tmp_path / "b.jsonl").write_text('{"text": "hi", "labels": "greet"}\n')
     with pytest.raises(DataError, match=r"b\.jsonl:1: `labels` must be a list of non-empty labels"):
         read_jsonl(tmp_path / "b.jsonl")
+
+
+def test_a_train_split_whose_label_sets_are_all_empty_says_so(tmp_path):
+    (tmp_path / "t.jsonl").write_text('{"text": "hi", "labels": []}\n{"text": "yo", "labels": []}\n')
+    config = task_config(name="intents", type="multilabel")
+    with pytest.raises(DataError, match=r"t\.jsonl: task 'intents': every `labels` annotation of the train split is"):
+        build_labels(config, read_jsonl(tmp_path / "t.jsonl"))
+    (tmp_path / "u.jsonl").write_text('{"text": "hi"}\n')
+    with pytest.raises(DataError, match="task 'intents' found no `labels` annotation in the train split"):
+        build_labels(config, read_jsonl(tmp_path / "u.jsonl"))
 
 
 def test_config_takes_the_kind_and_refuses_other_kinds_options():

@@ -47,7 +47,7 @@ def write_test_predictions(output: Path, data_dir: str) -> None:
     """Test predictions on the corpus's own words, through the model mtst evaluate scores."""
     from peer_io import write_predictions
 
-    from mtst.data.readers import read_jointbert
+    from mtst.data.formats.jointbert import read_jointbert
     from mtst.inference.runner import run_model
     from mtst.model.multitask import MultiTaskModel
 

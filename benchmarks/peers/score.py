@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mtst.data.readers import read_jointbert
+from mtst.data.formats.jointbert import read_jointbert
 from mtst.errors import MtstError
 from mtst.evaluation.metrics import compute_metrics
 from mtst.files import write_json_atomic

@@ -32,7 +32,7 @@ def predict(
     ] = None,
 ) -> None:
     """Predict the label and the entities (character spans) of raw sentences."""
-    from mtst.data.readers import read_text_lines, text_lines
+    from mtst.data.textfile import read_text_lines, text_lines
     from mtst.inference.predictor import Predictor, describe
 
     if output is not None:

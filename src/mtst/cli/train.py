@@ -201,7 +201,7 @@ def compare(
 ) -> None:
     """Train once per strategy (same seed and data); write comparison.md/.json, plots and a qualitative table."""
     from mtst.config import load_config
-    from mtst.data.readers import read_text_lines
+    from mtst.data.textfile import read_text_lines
     from mtst.evaluation.compare import compare as run_comparison
 
     setup_logging()

@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mtst.data.example import Example, split_words
-from mtst.data.readers import find_split, read_path
+from mtst.data.formats import find_split, read_path
 from mtst.data.settings import DataConfig
-from mtst.data.tools import doccano, label_studio, rasa  # noqa: F401  (register the tools' readers)
 from mtst.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

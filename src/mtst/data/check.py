@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import detect_format, find_split, read_path
+from mtst.data.formats import FORMATS, detect_format, find_split, read_path
 from mtst.errors import DataError
 
 SPLITS = ("train", "dev", "test")
@@ -195,3 +195,15 @@ def render(report: dict) -> list[str]:
                 lines.append(f"  {name} {field} ({len(values)} {what}): {shown}")
     lines += ["", f"warnings: {len(report['warnings'])}", *(f"  {w}" for w in report["warnings"])]
     return lines
+
+
+def format_rows() -> list[dict]:
+    """The registry of data formats as plain dicts: name, suffixes, what it reads (`data check --formats`)."""
+    return [{"name": f.name, "suffixes": list(f.suffixes), "reads": f.reads} for f in FORMATS.values()]
+
+
+def render_formats() -> list[str]:
+    rows = [["format", "suffixes", "reads"]]
+    rows += [[row["name"], " ".join(row["suffixes"]) or "(folder)", row["reads"]] for row in format_rows()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return [f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}" for row in rows]

@@ -28,15 +28,24 @@ def _char_class(ranges, keep=lambda char: True) -> str:
 
 
 def _is_mark(char: str) -> bool:
-    return unicodedata.category(char) in ("Mn", "Mc")
+    return unicodedata.category(char) in ("Mn", "Mc", "Me")
 
 
+# Every combining mark is in these blocks (up to Adlam's, and the variation selectors supplement).
+_MARK_BLOCKS = [(0x0300, 0x1FFFF), (0xE0100, 0xE01EF)]
 _SINGLE = _char_class(_CJK) + _char_class(_NO_SPACE, lambda char: not _is_mark(char))
-_MARKS = _char_class(_NO_SPACE, _is_mark) + "\u3099\u309a"
+_MARKS = _char_class(_MARK_BLOCKS, _is_mark)
 # BERT's basic tokenizer splits on whitespace and punctuation and around each CJK ideograph; splitting raw
-# text the same way (and per character in the other scripts without spaces, a vowel or tone mark kept with
-# its letter) keeps every word a whole number of sub-tokens, so a character span maps onto whole words.
-_WORD = re.compile(f"[{_SINGLE}][{_MARKS}]*|[^\\W{_SINGLE}{_MARKS}]+|[^\\w\\s]")
+# text the same way (and per character in the other scripts without spaces) keeps every word a whole number
+# of sub-tokens, so a character span maps onto whole words. A combining mark is neither punctuation nor a
+# letter to BERT: it stays with the character before it (a grapheme cluster), so decomposed (NFD) text such
+# as "Rene\u0301" is one word, as its composed form is.
+_WORD = re.compile(
+    f"[{_SINGLE}][{_MARKS}]*"  # an ideograph, or a character of a script without spaces, with its marks
+    f"|[{_MARKS}]*(?:[^\\W{_SINGLE}{_MARKS}][{_MARKS}]*)+"  # a run of letters and digits with their marks
+    f"|[^\\w\\s{_MARKS}][{_MARKS}]*"  # a punctuation mark or symbol, alone
+    f"|[{_MARKS}]+"  # marks with nothing to combine with
+)
 
 Annotation = str | tuple[str, ...] | frozenset[str]
 

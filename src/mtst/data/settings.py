@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtst.data.readers import FORMATS
+from mtst.data.formats import FORMATS
 
 DATA_FORMATS = ("auto", *FORMATS)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mtst.data.readers import LINE_BREAK
+from mtst.data.textfile import LINE_BREAK
 from mtst.errors import DataError, MtstError
 
 logger = logging.getLogger(__name__)

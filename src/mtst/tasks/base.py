@@ -115,13 +115,15 @@ class Task(TaskConfigBase):
     def vocabulary(cls, config: TaskConfigBase, train: Sequence[Example]) -> list[str]:
         """The label list, from the train split's annotations; DataError when there are none."""
         field = config.annotation
-        labels = cls.labels_in(config, [ex.annotations[field] for ex in train if ex.annotations.get(field) is not None])
+        values = [ex.annotations[field] for ex in train if ex.annotations.get(field) is not None]
+        labels = cls.labels_in(config, values)
         if not labels:
-            raise DataError(
-                train[0].origin.rsplit(":", 1)[0] if train else "train",
-                None,
-                f"task {config.name!r} found no `{config.annotation}` annotation in the train split",
-            )
+            where = train[0].origin.rsplit(":", 1)[0] if train else "train"
+            problem = f"task {config.name!r} found no `{field}` annotation in the train split"
+            if values:  # e.g. every multilabel record holds `"labels": []`
+                empty = f"every `{field}` annotation of the train split is empty"
+                problem = f"task {config.name!r}: {empty}, so there is no label to learn"
+            raise DataError(where, None, problem)
         return labels
 
     @classmethod

@@ -33,7 +33,7 @@ from transformers.utils import logging as hf_logging
 
 from mtst.config import Config
 from mtst.data import load_corpora
-from mtst.data.readers import read_text_lines
+from mtst.data.textfile import read_text_lines
 from mtst.errors import ConfigError
 from mtst.files import atomic_directory, dumps
 from mtst.model.encoder import load_tokenizer, resolve_encoder_path

@@ -4,7 +4,8 @@ A `choices` result gives the sentence label (field `label`), `labels` results gi
 `tags`). The text is `data[text_column]` (`data.text_column`, default `text`), or the task's only string when
 `data` holds one. Of several annotations the first not marked `was_cancelled` is read (one counted warning);
 a task nobody annotated is skipped with one counted warning. Other result types (relations, text areas,
-ratings) are ignored. The JSON-MIN and CSV exports are refused with a note to export as JSON.
+ratings) are ignored. The JSON-MIN and CSV exports are refused with a note to export as JSON. A span's
+`value.text` is checked against its offsets, which some exports count in UTF-16 code units.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _decode
+from mtst.data.formats.base import DataFormat
+from mtst.data.formats.json_text import json_array
+from mtst.data.formats.spans import record_example, utf16_span
 from mtst.data.repairs import Repair
-from mtst.data.tools.records import record_example
+from mtst.data.textfile import decode_file
 from mtst.errors import DataError
 
 logger = logging.getLogger("mtst.data")
@@ -41,7 +44,16 @@ def looks_like_label_studio(path: Path) -> bool:
         first, _ = json.JSONDecoder().raw_decode(text, len(text) - len(text[1:].lstrip(WHITESPACE)))
     except (ValueError, RecursionError):
         return False  # the reader chosen by suffix names the problem
-    return isinstance(first, dict) and any(key in first for key in TASK_KEYS)
+    return isinstance(first, dict) and (any(key in first for key in TASK_KEYS) or _is_json_min(first))
+
+
+def _is_json_min(task: dict) -> bool:
+    """A JSON-MIN task: flat, its spans a list of `{start, end, labels}` (told apart so the reader can say to
+    export as JSON instead)."""
+    return any(
+        isinstance(value, list) and value and all(isinstance(v, dict) and "labels" in v and "start" in v for v in value)
+        for value in task.values()
+    )
 
 
 def read_label_studio(path: str | Path, text_column: str = "text", strict: bool = False) -> list[Example]:
@@ -49,7 +61,7 @@ def read_label_studio(path: str | Path, text_column: str = "text", strict: bool 
     skipped = Repair(path, "{n} tasks have no annotation (or only cancelled ones) and were skipped", strict)
     several = Repair(path, "{n} tasks have several annotations; the first not cancelled was read", strict)
     tagged = []  # (example, spans or None) before deciding whether the file is tagged at all
-    for line, task in _tasks(_decode(path).removeprefix("\ufeff"), path):
+    for line, task in _tasks(decode_file(path).removeprefix("\ufeff"), path):
         read = _task(task, path, line, text_column, skipped, several)
         if read is not None:
             tagged.append(read)
@@ -62,45 +74,11 @@ def read_label_studio(path: str | Path, text_column: str = "text", strict: bool 
 
 
 def _tasks(text: str, path: Path) -> Iterator[tuple[int, object]]:
-    """Each element of the top-level JSON array with the line it starts on.
-
-    json.load would give the tasks but not their lines; raw_decode reads one element at a time instead.
-    """
-    decoder, position, line = json.JSONDecoder(), 0, 1
-
-    def skip(at: int) -> int:
-        nonlocal line
-        end = at
-        while end < len(text) and text[end] in WHITESPACE:
-            end += 1
-        line += text.count("\n", at, end)
-        return end
-
-    position = skip(0)
-    if not text[position:].startswith("["):
+    """Each element of the top-level JSON array with the line it starts on; no key given twice."""
+    if not text.lstrip(WHITESPACE).startswith("["):
+        line = text.count("\n", 0, len(text) - len(text.lstrip(WHITESPACE))) + 1
         raise DataError(path, line, "expected a JSON array of tasks (Label Studio's JSON export)")
-    position = skip(position + 1)
-    if text[position : position + 1] == "]":
-        return
-    while True:
-        try:
-            task, end = decoder.raw_decode(text, position)
-        except RecursionError:
-            raise DataError(path, line, "not valid JSON (nested too deeply)") from None
-        except ValueError as error:
-            where = getattr(error, "lineno", line)
-            raise DataError(path, where, f"not valid JSON ({getattr(error, 'msg', error)})") from None
-        yield line, task
-        line += text.count("\n", position, end)
-        position = skip(end)
-        following = text[position : position + 1]
-        if following == "]":
-            break
-        if following != ",":
-            raise DataError(path, line, "not valid JSON (expected `,` or `]` after a task)")
-        position = skip(position + 1)
-    if skip(position + 1) < len(text):
-        raise DataError(path, line, "not valid JSON (text after the closing `]`)")
+    return json_array(text, path)
 
 
 def _task(task, path: Path, line: int, text_column: str, skipped: Repair, several: Repair):
@@ -118,7 +96,7 @@ def _task(task, path: Path, line: int, text_column: str, skipped: Repair, severa
         return None
     if len(kept) > 1:
         several.note(line, f"{len(kept)} annotations")
-    label, spans = _results(kept[0], path, line)
+    label, spans = _results(kept[0], text, path, line)
     return text, label, spans, line
 
 
@@ -140,7 +118,7 @@ def _task_text(data, text_column: str, path: Path, line: int) -> str:
     return text
 
 
-def _results(annotation, path: Path, line: int) -> tuple[str | None, list[dict] | None]:
+def _results(annotation, text: str, path: Path, line: int) -> tuple[str | None, list[dict] | None]:
     """The annotation's one choice (or None) and its labelled spans (or None when it has no `labels` result)."""
     results = annotation.get("result") if isinstance(annotation, dict) else None
     if not isinstance(results, list):
@@ -159,7 +137,7 @@ def _results(annotation, path: Path, line: int) -> tuple[str | None, list[dict] 
                 raise DataError(path, line, "several choice results; mtst's sentence task takes one label")
             label = _one(value.get("choices"), "choices", path, line)
         else:
-            spans = (spans or []) + [_span(value, path, line)]
+            spans = (spans or []) + [_span(value, text, path, line)]
     return label, spans
 
 
@@ -170,10 +148,19 @@ def _one(values, key: str, path: Path, line: int) -> str:
     return values[0].strip()
 
 
-def _span(value: dict, path: Path, line: int) -> dict:
+def _span(value: dict, text: str, path: Path, line: int) -> dict:
+    """The span in code points. Label Studio counts offsets in UTF-16 code units (as JavaScript does) in some
+    versions and exports, so where `value.text` disagrees with the code-point reading the UTF-16 one is tried."""
     if not all(type(value.get(key)) is int for key in ("start", "end")):
         raise DataError(path, line, f"a `labels` result needs integer start and end: {json.dumps(value)[:80]}")
-    return {"start": value["start"], "end": value["end"], "label": _one(value.get("labels"), "labels", path, line)}
+    start, end, written = value["start"], value["end"], value.get("text")
+    if isinstance(written, str) and text[start:end] != written:
+        converted = utf16_span(text, start, end)
+        if converted is None or text[converted[0] : converted[1]] != written:
+            problem = f"a `labels` span {start}-{end} covers {text[start:end]!r}, but its `text` is {written!r}"
+            raise DataError(path, line, f"{problem} (read as code points and as UTF-16 alike)")
+        start, end = converted
+    return {"start": start, "end": end, "label": _one(value.get("labels"), "labels", path, line)}
 
 
 def _example(text: str, label, spans: list[dict], tagged: bool, path: Path, line: int) -> Example:
@@ -182,5 +169,10 @@ def _example(text: str, label, spans: list[dict], tagged: bool, path: Path, line
     return record_example(text, annotations, spans if tagged else None, path, line)
 
 
-TOOL_READERS["label_studio"] = read_label_studio
-TOOL_SNIFFERS["label_studio"] = looks_like_label_studio  # first: an array of tasks is never doccano
+FORMAT = DataFormat(
+    name="label_studio",
+    suffixes=(".json",),
+    reads="Label Studio's JSON export: a list of tasks with data.text, a choices result and labels spans",
+    read=lambda path, options: read_label_studio(path, options.text_column, options.strict),
+    recognises=looks_like_label_studio,
+)

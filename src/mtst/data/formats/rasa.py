@@ -1,51 +1,41 @@
 """Rasa NLU training data (YAML): `nlu:` → `- intent: NAME` → `examples: |` with `- text [span](type)` lines.
 
-Kept: the intent (field `label`) and entity spans (field `tags`, all `O` for an example without one).
-Entity annotations `[text](type)` and `[text]{"entity": "type", ...}` are read; a `role` is kept in the type
-as `type.role` (so `city.from` and `city.to` are tagged apart); a synonym value (`[NYC](city:New York)` or
-`"value"`) and a `group` do not change which words are tagged, so they are dropped with one counted warning
-per file (an error with `strict`). `synonym:`, `regex:` and `lookup:` entries hold no training examples
-and are skipped; `stories`, `rules` and other top-level keys are ignored.
+Kept: the intent (field `label`) and entity spans (field `tags`, all `O` for an example without one); the
+entity markup is read by rasa_markup.py. `synonym:`, `regex:` and `lookup:` entries hold no training examples
+and are skipped; `stories`, `rules` and other top-level keys are ignored. A key given twice anywhere and a
+folded `examples: >` block (which would merge the examples into one) are refused with their line.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from pathlib import Path
 
 import yaml
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, _read_lines
-from mtst.data.repairs import Repair
-from mtst.data.tools.records import record_example
+from mtst.data.formats.base import DataFormat
+from mtst.data.formats.rasa_markup import Markup
+from mtst.data.textfile import read_lines
 from mtst.errors import DataError
 
-# Rasa's own entity syntax: [text](type) or [text](type:synonym), or [text]{json object}.
-ENTITY = re.compile(r"\[(?P<text>[^\[\]]+)\](?:\((?P<short>[^()]*)\)|(?P<json>\{[^{}]*\}))")
 NOT_EXAMPLES = ("synonym", "regex", "lookup")
 logger = logging.getLogger("mtst.data")
 
 
-def looks_like_rasa(path: Path) -> bool:
-    return path.suffix.lower() in (".yml", ".yaml")
-
-
 def read_rasa(path: str | Path, strict: bool = False) -> list[Example]:
     path = Path(path)
-    root = _compose(path, "\n".join(_read_lines(path, strict)))
+    root = _compose(path, "\n".join(read_lines(path, strict)))
     nlu = _value(root, "nlu")
     if nlu is None:
         raise DataError(path, 1, "no `nlu:` section: a Rasa training data file lists its intents under `nlu:`")
     if not isinstance(nlu, yaml.SequenceNode):
         raise DataError(path, _line(nlu), "`nlu:` must be a list of `- intent: NAME` entries")
-    dropped = Repair(path, "{n} entity synonym values or groups dropped (mtst tags the span as written)", strict)
+    markup = Markup(path, strict)
     examples = []
     for entry in nlu.value:
-        examples += _intent_examples(entry, path, dropped)
-    dropped.report()
+        examples += _intent_examples(entry, path, markup)
+    markup.report()
     if not examples:
         raise DataError(path, _line(nlu), "no intent examples under `nlu:`")
     return examples
@@ -65,7 +55,30 @@ def _compose(path: Path, text: str) -> yaml.Node:
         raise DataError(path, mark.line + 1 if mark else None, f"not valid YAML ({problem})") from None
     if not isinstance(root, yaml.MappingNode):
         raise DataError(path, 1, "expected a mapping with an `nlu:` key at the top level")
+    _refuse_repeated_keys(root, path)
     return root
+
+
+def _refuse_repeated_keys(root: yaml.Node, path: Path) -> None:
+    """A key given twice in one mapping (a second `examples:` or `nlu:`): YAML keeps the last one silently.
+
+    Each node is visited once, so the aliases of a YAML bomb cost no more than the text that spells them.
+    """
+    visited, pending = set(), [root]
+    while pending:
+        node = pending.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value in keys:
+                    raise DataError(path, _line(key), f"`{key.value}` given twice")
+                keys.add(key.value if isinstance(key, yaml.ScalarNode) else id(key))
+                pending += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
 
 
 def _line(node: yaml.Node) -> int:
@@ -79,7 +92,7 @@ def _value(mapping: yaml.Node, key: str) -> yaml.Node | None:
     return None
 
 
-def _intent_examples(entry: yaml.Node, path: Path, dropped: Repair) -> list[Example]:
+def _intent_examples(entry: yaml.Node, path: Path, markup: Markup) -> list[Example]:
     if not isinstance(entry, yaml.MappingNode):
         raise DataError(path, _line(entry), "each `nlu:` entry must be a mapping such as `- intent: NAME`")
     if any(_value(entry, key) is not None for key in NOT_EXAMPLES):
@@ -90,7 +103,7 @@ def _intent_examples(entry: yaml.Node, path: Path, dropped: Repair) -> list[Exam
     examples = _value(entry, "examples")
     if examples is None:
         raise DataError(path, _line(entry), f"intent {intent.value!r} has no `examples:`")
-    return [_example(text, intent.value.strip(), path, line, dropped) for line, text in _example_lines(examples, path)]
+    return [markup.example(text, intent.value.strip(), line) for line, text in _example_lines(examples, path)]
 
 
 def _example_lines(node: yaml.Node, path: Path) -> list[tuple[int, str]]:
@@ -105,6 +118,9 @@ def _example_lines(node: yaml.Node, path: Path) -> list[tuple[int, str]]:
         return found
     if not isinstance(node, yaml.ScalarNode):
         raise DataError(path, _line(node), "`examples:` must be a block of `- example` lines (examples: |)")
+    if node.style != "|" and node.end_mark.line > node.start_mark.line:
+        style = "examples: >" if node.style == ">" else "a value over several lines"
+        raise DataError(path, _line(node), f"{style} folds the examples into one line; write `examples: |`")
     # A literal block's content starts on the line after `|`; other scalars have no line of their own per example.
     first = _line(node) + 1 if node.style == "|" else _line(node)
     found = []
@@ -119,46 +135,9 @@ def _example_lines(node: yaml.Node, path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def _example(annotated: str, intent: str, path: Path, line: int, dropped: Repair) -> Example:
-    text, entities, position = [], [], 0
-    for match in ENTITY.finditer(annotated):
-        text.append(annotated[position : match.start()])
-        start = sum(map(len, text))
-        entities.append(
-            {"start": start, "end": start + len(match["text"]), "label": _entity_type(match, path, line, dropped)}
-        )
-        text.append(match["text"])
-        position = match.end()
-    text.append(annotated[position:])
-    plain = "".join(text)
-    if re.search(r"\]\(|\]\{", plain):
-        raise DataError(path, line, f"malformed entity annotation in {annotated[:60]!r}: use [text](type)")
-    if not plain.strip():
-        raise DataError(path, line, "empty example")
-    return record_example(plain, {"label": intent}, entities, path, line)
-
-
-def _entity_type(match: re.Match, path: Path, line: int, dropped: Repair) -> str:
-    if match["short"] is not None:
-        kind, colon, synonym = match["short"].partition(":")
-        if colon and synonym.strip():
-            dropped.note(line, f"synonym value {synonym.strip()!r} of [{match['text']}]")
-        details = {"entity": kind}
-    else:
-        try:
-            details = json.loads(match["json"])
-        except (ValueError, RecursionError):
-            raise DataError(path, line, f"entity {match['json'][:60]} is not a JSON object") from None
-    kind = details.get("entity") if isinstance(details, dict) else None
-    if not isinstance(kind, str) or not kind.strip():
-        raise DataError(path, line, f"entity [{match['text']}] names no type: write [{match['text']}](type)")
-    for key in ("value", "group"):
-        if key in details:
-            dropped.note(line, f"{key} {details[key]!r} of [{match['text']}]")
-    role = details.get("role")
-    if role is not None and (not isinstance(role, str) or not role.strip()):
-        raise DataError(path, line, f"entity [{match['text']}]: `role` must be a non-empty string")
-    return f"{kind.strip()}.{role.strip()}" if role else kind.strip()
-
-
-TOOL_READERS["rasa"] = lambda path, text_column, strict: read_rasa(path, strict)
+FORMAT = DataFormat(
+    name="rasa",
+    suffixes=(".yml", ".yaml"),
+    reads="Rasa NLU training data: nlu: → - intent: NAME → examples: | → - fly to [Paris](city)",
+    read=lambda path, options: read_rasa(path, options.strict),
+)

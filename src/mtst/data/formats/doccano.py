@@ -14,16 +14,21 @@ import json
 from pathlib import Path
 
 from mtst.data.example import Example
-from mtst.data.readers import TOOL_READERS, TOOL_SNIFFERS, _read_lines
-from mtst.data.tools.records import record_example
+from mtst.data.formats.base import DataFormat
+from mtst.data.formats.json_text import json_line
+from mtst.data.formats.spans import record_example
+from mtst.data.textfile import read_lines
 from mtst.errors import DataError
 
 SPAN_KEYS = ("label", "labels", "entities")
 SKIPPED = {"text", "id", "cats", "relations", "Comments", "comments", *SPAN_KEYS}
+# Lists only doccano's exports hold (mtst JSONL would read them as tags, and refuse them as too short).
+DOCCANO_LISTS = ("relations", "Comments", "comments")
 
 
 def looks_like_doccano(path: Path) -> bool:
-    """A JSON-lines file whose first record holds doccano's spans or categories (never valid mtst JSONL)."""
+    """A JSON-lines file whose first record holds doccano's spans, categories, relations or comments (never
+    valid mtst JSONL): a relation export's first record may have no entity yet, but it has `relations`."""
     if path.suffix.lower() not in (".jsonl", ".json") or not path.is_file():
         return False
     with path.open("rb") as handle:
@@ -41,6 +46,7 @@ def _is_doccano(record: dict) -> bool:
     spans = [record.get(key) for key in SPAN_KEYS]
     return (
         "cats" in record
+        or any(isinstance(record.get(key), list) for key in DOCCANO_LISTS)
         or any(isinstance(value, list) and value and _span_like(value[0]) for value in spans)
         or (isinstance(record.get("label"), list) and all(isinstance(v, str) for v in record["label"]))
     )
@@ -53,7 +59,7 @@ def _span_like(item) -> bool:
 def read_doccano(path: str | Path, strict: bool = False) -> list[Example]:
     path = Path(path)
     records = []
-    for number, line in enumerate(_read_lines(path, strict), start=1):
+    for number, line in enumerate(read_lines(path, strict), start=1):
         if line.strip():
             records.append((number, _parse(line, path, number)))
     has_spans = any(_span_key(record) for _, record in records)
@@ -61,12 +67,7 @@ def read_doccano(path: str | Path, strict: bool = False) -> list[Example]:
 
 
 def _parse(line: str, path: Path, number: int) -> dict:
-    try:
-        record = json.loads(line)
-    except RecursionError:
-        raise DataError(path, number, "not valid JSON (nested too deeply)") from None
-    except ValueError as error:
-        raise DataError(path, number, f"not valid JSON ({getattr(error, 'msg', error)})") from None
+    record = json_line(line, path, number)
     if not isinstance(record, dict):
         raise DataError(path, number, f"expected a JSON object, found {type(record).__name__}")
     return record
@@ -98,7 +99,10 @@ def _example(record: dict, has_spans: bool, path: Path, line: int) -> Example:
         if name not in SKIPPED and isinstance(value, str) and value.strip():
             annotations[name] = value.strip()
     # A record without spans in a tagged file has no entities (all O); a file without spans has no tags.
-    spans = [_span(item, path, line) for item in (record.get(key, []) if key else [])] if has_spans else None
+    items = record[key] if key else []
+    if not isinstance(items, list):
+        raise DataError(path, line, f"`{key}` must be a list of spans, found {json.dumps(items)[:40]}")
+    spans = [_span(item, path, line) for item in items] if has_spans else None
     return record_example(text, annotations, spans, path, line)
 
 
@@ -127,5 +131,10 @@ def _span(item, path: Path, line: int) -> dict:
     return {"start": start, "end": end, "label": label}
 
 
-TOOL_READERS["doccano"] = lambda path, text_column, strict: read_doccano(path, strict)
-TOOL_SNIFFERS["doccano"] = looks_like_doccano
+FORMAT = DataFormat(
+    name="doccano",
+    suffixes=(".jsonl", ".json"),
+    reads='doccano\'s JSONL export: {"text", "label": [[start, end, "TYPE"], ...]}, or "entities" and "cats"',
+    read=lambda path, options: read_doccano(path, options.strict),
+    recognises=looks_like_doccano,
+)

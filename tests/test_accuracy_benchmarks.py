@@ -38,6 +38,7 @@ def benchmarks_on_path(monkeypatch):
         sys.modules.pop(name, None)
 
 
+@pytest.mark.slow
 def test_accuracy_script_trains_missing_seeds_and_reports_mean_and_std(
     tiny_yaml, toy_data_dir, tmp_path, monkeypatch, capsys, benchmarks_on_path
 ):
@@ -115,6 +116,7 @@ def test_intent_slot_coverage_counts_entities_conditioning_must_lose(tiny_yaml, 
     assert "1 of 2 test entities (50.00 %), in 1 of 2 sentences" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_accuracy_grid_trains_each_variant_and_seed_once_and_ranks_on_dev(
     tiny_yaml, toy_data_dir, tmp_path, capsys, benchmarks_on_path
 ):

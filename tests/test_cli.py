@@ -162,6 +162,7 @@ def test_serve_builds_the_app_on_loopback_and_hands_it_to_uvicorn(tiny_checkpoin
         assert client.post("/predict", json={"texts": ["weather in paris"]}).status_code == 200
 
 
+@pytest.mark.slow
 def test_serve_runs_the_onnx_export(tiny_checkpoint, tmp_path, monkeypatch):
     import shutil
 

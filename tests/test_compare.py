@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from mtst.cli import app
 
 
+@pytest.mark.slow
 def test_compare_writes_every_artifact(tiny_config, tmp_path):
     settings = tiny_config.model_dump()
     config = tmp_path / "tiny.yaml"

@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -98,6 +99,7 @@ def written(folder: str, name: str, content: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 @FUZZ
 @given(content=raw_bytes, strict=st.booleans())
 def test_arbitrary_bytes_in_every_reader(content, strict):

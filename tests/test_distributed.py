@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group_by_length", [False, True], ids=["drawn-order", "length-grouped"])
 def test_two_processes_train_one_model(tmp_path, tiny_config, group_by_length):
     settings = tiny_config.model_dump()

@@ -225,6 +225,7 @@ def test_a_run_with_every_option_saves_and_reloads_them(crf_run):
         assert all(f"B-{entity['label']}" in allowed for entity in row["entities"])
 
 
+@pytest.mark.slow
 def test_crf_checkpoint_gives_the_same_tags_through_onnx(crf_run):
     config, _ = crf_run
     best = f"{config.output_dir}/best"

@@ -101,6 +101,7 @@ def test_first_subtoken_carries_the_word_tag(peers_on_path):
     assert hf_peer.first_subtoken_tags([None, 0, 1, 1, None], [5, 7]) == [-100, 5, 7, -100, -100]
 
 
+@pytest.mark.slow
 def test_mtst_row_trains_through_the_cli_and_writes_test_predictions(
     tiny_encoder_dir, corpus, tmp_path, peers_on_path, monkeypatch
 ):

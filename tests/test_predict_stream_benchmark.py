@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from tests.test_benchmarks import _check_record, run_script  # noqa: F401  (run_script is a fixture)
 
 
+@pytest.mark.slow
 def test_predict_stream_records_rss_and_throughput_per_size(run_script, tiny_checkpoint, tmp_path):  # noqa: F811
     output = tmp_path / "stream.json"
     run_script("predict_stream", str(tiny_checkpoint), "--lines", "30", "60", "--output", str(output))

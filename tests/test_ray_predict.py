@@ -14,6 +14,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_map_batches_with_two_actors_equals_the_predictor(local_ray, tiny_checkpoint, tmp_path):
     from mtst.inference.predictor import Predictor
     from mtst.inference.ray_batch import BatchPredictor

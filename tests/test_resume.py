@@ -65,6 +65,7 @@ def long_toy_data(tmp_path):
     [(False, "sentence"), (True, "sentence"), (False, "multilabel")],
     ids=["drawn-order", "length-grouped", "multilabel"],
 )
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_data, group_by_length, intent_kind):
     tiny_config.data.dir = str(long_toy_data)
     if intent_kind == "multilabel":  # a label set per sentence, some with two intents, its threshold tuned on dev

@@ -171,6 +171,7 @@ def test_evaluate_predict_and_serve_agree(compared):
         assert client.get("/info").json()["tasks"][0]["type"] == "multilabel"
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_torch(compared, tmp_path):
     import shutil
 

@@ -162,6 +162,7 @@ def test_options_are_saved_in_the_checkpoint_and_reload(options_run):
     assert not torch.equal(head.layer_mix.layer_weights, torch.zeros(3))  # the mix trained
 
 
+@pytest.mark.slow
 def test_pooled_checkpoint_predicts_the_same_through_onnx(options_run):
     best = options_run[0] / "best"
     result = CliRunner().invoke(app, ["export", str(best), "--format", "onnx"])

@@ -84,8 +84,6 @@ class Task(TaskConfigBase):
     # The ONNX output of the task, as onnx_export.json describes it.
     OUTPUT_SHAPE: ClassVar[str] = "float32 [batch, labels]"
     OUTPUT_RANK: ClassVar[int] = 2
-    # The key the first task of this kind fills at the top level of a prediction's JSON.
-    JSON_KEY: ClassVar[str]
 
     field: str
     labels: tuple[str, ...]
@@ -216,7 +214,8 @@ class Task(TaskConfigBase):
     # --- output ---
 
     def add_to_json(self, result: dict, example: Example, prediction: Any, first: bool) -> None:
-        """Writes the prediction into `result`; the first task of its kind at the top level (`JSON_KEY`)."""
+        """Writes the prediction into `result`: the first task of its kind under the kind's top-level key
+        (`label`, `entities`, `labels`), any other under its own name."""
         raise NotImplementedError
 
     def describe(self, result: dict, first: bool) -> str:

@@ -65,7 +65,6 @@ class MultilabelTaskConfig(TaskConfigBase):
 
 class MultilabelTask(MultilabelTaskConfig, Task):
     MAIN_METRIC = "micro_f1"
-    JSON_KEY = "labels"
 
     # The threshold decoding uses: the fixed one, or the one tuned on dev.
     decision_threshold: float = Field(0.5, gt=0.0, lt=1.0)

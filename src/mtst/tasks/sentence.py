@@ -49,7 +49,6 @@ class SentenceTaskConfig(TaskConfigBase):
 
 class SentenceTask(SentenceTaskConfig, Task):
     MAIN_METRIC = "accuracy"
-    JSON_KEY = "label"
 
     @classmethod
     def labels_in(cls, config, values: Sequence[str]) -> list[str]:

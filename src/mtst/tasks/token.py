@@ -85,7 +85,6 @@ class TokenTask(TokenTaskConfig, Task):
     MAIN_METRIC = "f1"
     OUTPUT_SHAPE = "float32 [batch, sequence, labels]"
     OUTPUT_RANK = 3
-    JSON_KEY = "entities"
 
     # With condition_on: each label of that task mapped to the tags train showed with it.
     allowed_tags: dict[str, tuple[str, ...]] | None = None

@@ -36,7 +36,6 @@ class RegressionTaskConfig(TaskConfigBase):
 
 class RegressionTask(RegressionTaskConfig, Task):
     MAIN_METRIC = "neg_mae"  # `score` averages the main metrics, so higher must be better
-    JSON_KEY = "value"
     OUTPUT_SHAPE = "float32 [batch, 1]"
 
     @classmethod

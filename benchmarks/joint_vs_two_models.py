@@ -5,7 +5,7 @@ python benchmarks/joint_vs_two_models.py --data-dir ../shared/data/snips [--chec
 The split's sentences are cut, in file order, into batches of each `--batch-sizes` size; every variant
 gets the same batches:
 
-- `joint Predictor`: `mtst.predict.Predictor.predict(texts)`, what `mtst predict` and the server run
+- `joint Predictor`: `mtst.Predictor.predict(texts)`, what `mtst predict` and the server run
   (word splitting with character offsets, tokenization, one forward pass, decoding with scores, entities
   as character spans);
 - `joint forward`: the joint model's forward pass inside the same hand-written pipeline as the two models;

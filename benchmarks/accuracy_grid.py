@@ -48,6 +48,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "scalar-mix": {"token.encoder_layers": "scalar_mix"},
     "label-smoothing-0.1": {"sentence.label_smoothing": 0.1},
     "llrd-0.8": {"strategy.name": "llrd:0.8"},
+    "intent-input": {"token.intent_input": "intent"},
+    "condition-on-intent": {"token.condition_on": "intent"},
 }
 # The headline keys kept per run (losses dropped); task names come from the config.
 KEPT = ("accuracy", "precision", "recall", "f1")

@@ -133,6 +133,18 @@ def test_label_smoothing_is_passed_to_both_losses():
     assert loss.item() == pytest.approx(expected.item())
 
 
+def test_the_slot_head_reads_the_intent_distribution_and_its_gradient_reaches_the_intent_head():
+    torch.manual_seed(0)
+    head = TokenHead(8, spec(intent_input="intent", intent_input_size=2))
+    intent_logits = torch.tensor([[4.0, -4.0]], requires_grad=True)
+    features = {"token_embeddings": torch.randn(1, 3, 8), "outputs": {"intent": intent_logits}}
+    first, loss = head(features, torch.tensor([[0, 1, 2]]))
+    loss.backward()
+    assert intent_logits.grad.abs().sum() > 0  # trained jointly, as in Stack-Propagation
+    features["outputs"] = {"intent": torch.tensor([[-4.0, 4.0]])}
+    assert not torch.allclose(head(features)[0], first)
+
+
 def test_tags_by_sentence_label_come_from_train_cooccurrence():
     train = [
         Example.from_words(words.split(), {"label": label, "tags": tuple(tags.split())})
@@ -183,6 +195,10 @@ def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
             "condition_on must name a sentence task",
         ),
         (
+            {"tasks": [{"name": "a", "type": "token"}, {"name": "slots", "type": "token", "intent_input": "a"}]},
+            "intent_input must name a sentence task",
+        ),
+        (
             {"tasks": [{"name": "slots", "type": "token", "crf": True, "label_smoothing": 0.1}]},
             "label_smoothing does not apply to a crf task",
         ),
@@ -201,6 +217,7 @@ def crf_run(tiny_config, tmp_path):
         {"name": "intent", "type": "sentence", "field": "label", "label_smoothing": 0.1},
         {"name": "slots", "type": "token", "field": "tags", "crf": True, "condition_on": "intent"},
     ]
+    tasks[1]["intent_input"] = "intent"
     config = tiny_config.model_copy(update={"tasks": [task_config(**task) for task in tasks]})
     config.train.epochs = 3
     return config, train(config)
@@ -218,6 +235,8 @@ def test_a_run_with_every_option_saves_and_reloads_them(crf_run):
         assert {"heads.slots.crf.transitions", "heads.slots.crf.start", "heads.slots.crf.end"} <= set(handle.keys())
     saved = json.loads(open(f"{best}/config.json").read())
     assert saved["tasks"][1]["allowed_tags"]["PlayMusic"] == ["B-artist", "B-genre", "B-song", "I-artist", "O"]
+    assert slots.intent_input == "intent" and slots.intent_input_size == 2
+    assert model.heads["slots"].classifier.in_features == 32 + 2  # the word vector and the intent distribution
     assert summary["test"]["slots.f1"] >= 0.0
     # Every decoded entity respects BIO and the predicted intent's slots.
     for row in Predictor(model).predict([words for words, _, _ in TOY_SENTENCES]):

@@ -172,6 +172,11 @@ class Task(TaskConfigBase):
         """Whether the head reads every encoder layer, not just the last."""
         return False
 
+    @property
+    def reads_outputs_of(self) -> tuple[str, ...]:
+        """Tasks whose head outputs (logits) this task's head reads, so their heads run first."""
+        return ()
+
     # --- decoding and metrics ---
 
     @property

@@ -62,6 +62,9 @@ class TokenTaskConfig(TaskConfigBase):
     # The name of a sentence task; decoding then allows only the tags seen in train together with the
     # sentence label that task predicts (e.g. no `artist` slot in a GetWeather query).
     condition_on: str | None = None
+    # The name of a sentence task whose predicted label distribution joins every word vector before tagging
+    # (Stack-Propagation's idea: the intent tells an `album` from a `track`).
+    intent_input: str | None = None
 
     @model_validator(mode="after")
     def _crf_has_its_own_loss(self):
@@ -72,13 +75,15 @@ class TokenTaskConfig(TaskConfigBase):
         return self
 
     def check_with(self, tasks: dict[str, TaskConfigBase]) -> None:
-        if self.condition_on is None:
-            return
-        condition = tasks.get(self.condition_on)
-        if condition is None or condition.type != "sentence":
-            raise ValueError(f"task {self.name!r}: condition_on must name a sentence task, got {self.condition_on!r}")
-        if self.data is not None or condition.data is not None:
-            raise ValueError(f"task {self.name!r}: condition_on needs both tasks labelled on the same corpus")
+        for option in ("condition_on", "intent_input"):
+            name = getattr(self, option)
+            if name is None:
+                continue
+            other = tasks.get(name)
+            if other is None or other.type != "sentence":
+                raise ValueError(f"task {self.name!r}: {option} must name a sentence task, got {name!r}")
+            if self.data is not None or other.data is not None:
+                raise ValueError(f"task {self.name!r}: {option} needs both tasks labelled on the same corpus")
 
 
 class TokenTask(TokenTaskConfig, Task):
@@ -88,15 +93,20 @@ class TokenTask(TokenTaskConfig, Task):
 
     # With condition_on: each label of that task mapped to the tags train showed with it.
     allowed_tags: dict[str, tuple[str, ...]] | None = None
+    # With intent_input: how many labels that task has (the width its distribution adds to a word vector).
+    intent_input_size: int | None = None
 
     @classmethod
     def from_config(cls, config: TokenTaskConfig, train: Sequence[Example], tasks: dict) -> TokenTask:
         task = super().from_config(config, train, tasks)
-        if config.condition_on is None:
-            return task
-        condition = tasks[config.condition_on]
-        allowed = tags_by_sentence_label(train, condition.annotation, config.annotation)
-        return task.model_copy(update={"allowed_tags": allowed})
+        learned = {}
+        if config.condition_on is not None:
+            condition = tasks[config.condition_on]
+            learned["allowed_tags"] = tags_by_sentence_label(train, condition.annotation, config.annotation)
+        if config.intent_input is not None:
+            field = tasks[config.intent_input].annotation
+            learned["intent_input_size"] = len({ex.annotations[field] for ex in train if field in ex.annotations})
+        return task.model_copy(update=learned)
 
     @classmethod
     def labels_in(cls, config, values: Sequence[Sequence[str]]) -> list[str]:
@@ -104,6 +114,10 @@ class TokenTask(TokenTaskConfig, Task):
         return ["O"] + [tag for tag in seen if tag != "O"] if seen else []
 
     def check_with_tasks(self, tasks: dict[str, Task]) -> None:
+        if self.intent_input is not None:
+            source = tasks.get(self.intent_input)
+            if source is None or source.type != "sentence" or self.intent_input_size != len(source.labels):
+                raise ValueError(f"intent_input of {self.name!r} must name a sentence task of intent_input_size labels")
         if self.condition_on is None:
             return
         condition = tasks.get(self.condition_on)
@@ -154,6 +168,10 @@ class TokenTask(TokenTaskConfig, Task):
     @property
     def decodes_with_head(self) -> bool:
         return self.crf  # Viterbi needs the trained transitions
+
+    @property
+    def reads_outputs_of(self) -> tuple[str, ...]:
+        return () if self.intent_input is None else (self.intent_input,)
 
     @property
     def needs_word_ids(self) -> bool:

@@ -32,14 +32,20 @@ class TokenHead(nn.Module):
         self.pooling = task.subtoken_pooling
         self.layer_mix = ScalarMix(num_layers) if task.encoder_layers == "scalar_mix" else None
         self.dropout = nn.Dropout(task.dropout)
-        self.classifier = nn.Linear(pooled_width(hidden_size, self.pooling), len(task.labels))
+        self.intent_input = task.intent_input
+        width = pooled_width(hidden_size, self.pooling) + (task.intent_input_size or 0)
+        self.classifier = nn.Linear(width, len(task.labels))
         self.register_buffer("class_weights", torch.ones(len(task.labels)))
         self.label_smoothing = task.label_smoothing
         self.crf = CRF(task.labels) if task.crf else None
 
     def word_vectors(self, features: dict) -> torch.Tensor:
         states = features["token_embeddings"] if self.layer_mix is None else self.layer_mix(features["hidden_states"])
-        return pool_subtokens(states, features.get("word_ids"), self.pooling)
+        vectors = pool_subtokens(states, features.get("word_ids"), self.pooling)
+        if self.intent_input is None:
+            return vectors
+        intent = features["outputs"][self.intent_input].softmax(-1).to(vectors.dtype)
+        return torch.cat([vectors, intent.unsqueeze(1).expand(-1, vectors.size(1), -1)], dim=-1)
 
     def forward(self, features: dict, labels: torch.Tensor | None = None):
         logits = self.classifier(self.dropout(self.word_vectors(features)))

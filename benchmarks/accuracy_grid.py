@@ -50,6 +50,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "llrd-0.8": {"strategy.name": "llrd:0.8"},
     "intent-input": {"token.intent_input": "intent"},
     "condition-on-intent": {"token.condition_on": "intent"},
+    "uncertainty": {"loss.weighting": "uncertainty"},
+    "intent-weight-2": {"loss.weighting": "static", "loss.weights": {"intent": 2.0}},
 }
 # The headline keys kept per run (losses dropped); task names come from the config.
 KEPT = ("accuracy", "precision", "recall", "f1")

@@ -123,3 +123,25 @@ def test_scaling_script(run_script, tiny_encoder_dir, tmp_path, capsys):
     assert result["vocabulary_words"] > 100
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "| 20 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_task_gradients_script(run_script, tiny_config, toy_data_dir, tmp_path):
+    import yaml
+
+    from mtst.training.loop import train
+
+    train(tiny_config)
+    run = Path(tiny_config.output_dir)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config.model_dump()))
+    output = tmp_path / "gradients.json"
+    argv = ["--config", str(config), "--data-dir", str(toy_data_dir), "--batches", "2", "--output", str(output)]
+    run_script("task_gradients", *argv, "--checkpoint", f"trained={run / 'best'}", "--checkpoint", f"start={config}")
+    result = json.loads(output.read_text())["checkpoints"]
+    trained, start = result["trained"], result["start"]
+    assert set(trained) >= {"at_start", "at_checkpoint", "sampler_intent_shift"} and "at_checkpoint" not in start
+    for moment in (trained["at_start"], trained["at_checkpoint"], start["at_start"]):
+        assert moment["intent.encoder_grad_norm"] > 0 and moment["slots.encoder_grad_norm"] > 0
+        assert -1 <= moment["gradient_cosine"] <= 1 and moment["slots.loss"] > 0
+    assert trained["sampler_intent_shift"]["1.0"] == 0.0 and 0 <= trained["sampler_intent_shift"]["2.0"] < 1

@@ -114,6 +114,8 @@ def split_stats(examples: Sequence[Example]) -> dict:
             name: label_stats(_labels(values)) for name, values in fields.items() if not isinstance(values[0], tuple)
         },
         "entities": {name: entity_stats(values) for name, values in fields.items() if isinstance(values[0], tuple)},
+        # A partly labelled corpus: how many examples leave each field unknown (null or left out).
+        "unlabelled": {name: len(examples) - len(values) for name, values in fields.items()},
     }
 
 
@@ -186,6 +188,17 @@ def render(report: dict) -> list[str]:
         bearing = ", ".join(f"{name} {100 * s['entity_bearing_share']:.1f}%" for name, s in per_split.items())
         lines += ["", f"{field}: sentences with an entity: {bearing}"]
         lines += _distribution(field, "entity types", per_split, "types", "entities")
+    partly = {name: {f: n for f, n in stats.get("unlabelled", {}).items() if n} for name, stats in splits.items()}
+    if any(partly.values()):
+        lines += [
+            "",
+            "partly labelled (examples whose annotation is unknown: skipped by that task's loss and metrics):",
+        ]
+        lines += [
+            f"  {name} {field}: {n} of {splits[name]['examples']}"
+            for name, f in partly.items()
+            for field, n in f.items()
+        ]
     if report["unseen_in_train"]:
         lines += ["", "not in train:"]
         for name, fields in report["unseen_in_train"].items():

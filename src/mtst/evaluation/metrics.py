@@ -13,6 +13,9 @@ def compute_metrics(tasks: dict, examples: Sequence[Example], predictions: Seque
     """Per-task metrics, `sentence_accuracy` (every task right) and `score` (mean main metric)."""
     metrics: dict = {}
     all_right = [True] * len(examples)
+    # A partly labelled example (a task's annotation unknown) is scored on what it holds, but only an
+    # example labelled for every scored task counts in sentence accuracy.
+    complete = [all(task.field in ex.annotations for task in tasks.values()) for ex in examples]
     for name, task in tasks.items():
         rows = [i for i, ex in enumerate(examples) if task.field in ex.annotations]
         if not rows:
@@ -22,7 +25,8 @@ def compute_metrics(tasks: dict, examples: Sequence[Example], predictions: Seque
         metrics[name] = task.metrics(gold, predicted)
         for i, g, p in zip(rows, gold, predicted, strict=True):
             all_right[i] &= g == p
-    metrics["sentence_accuracy"] = sum(all_right) / len(all_right) if all_right else 0.0
+    scored = [right for right, full in zip(all_right, complete, strict=True) if full]
+    metrics["sentence_accuracy"] = sum(scored) / len(scored) if scored else 0.0
     metrics["score"] = mean_main_metric(tasks, metrics)
     return metrics
 

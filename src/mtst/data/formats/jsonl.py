@@ -54,8 +54,9 @@ def _record_example(record: dict, path: Path, line: int) -> tuple[Example, set[s
         text = record["text"]
         if not isinstance(text, str) or not text.strip():
             raise DataError(path, line, "empty text: `text` must be a non-blank string")
-        if "entities" not in record:  # a sentence-classification record: no token annotation rather than all-O
-            return Example.from_text(text, origin=origin), {"text"}
+        # No `entities` (or null): the record's entities are unknown, not absent; `[]` says it has none.
+        if record.get("entities") is None:
+            return Example.from_text(text, origin=origin), {"text", "entities"}
         if "tags" in record:
             raise DataError(path, line, "give `entities` or `tags`, not both")
         tags, example = spans_to_tags(text, record["entities"], path, line)
@@ -67,7 +68,7 @@ def _jsonl_example(record: dict, path: Path, line: int, bio: BioChecker) -> Exam
     example, used = _record_example(record, path, line)
     annotations = dict(example.annotations)
     for key, value in record.items():
-        if key in used:
+        if key in used or value is None:  # null: this annotation is unknown for the record (partly labelled)
             continue
         if key == "label" and not (_is_label(value) and str(value).strip()):
             found = json.dumps(value)[:40]
@@ -82,7 +83,7 @@ def _jsonl_example(record: dict, path: Path, line: int, bio: BioChecker) -> Exam
             if len(value) != len(example.words):
                 raise DataError(path, line, f"`{key}` has {len(value)} tags for {len(example.words)} tokens")
             annotations[key] = tuple(str(v) for v in value)
-    if "tags" in annotations and "tags" in record:
+    if "tags" in annotations and record.get("tags") is not None:
         annotations["tags"] = bio.check(annotations["tags"], line)
     check_unicode(example.text, annotations, path, line)
     return Example(example.words, example.text, example.offsets, annotations, origin=example.origin)

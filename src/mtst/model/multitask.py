@@ -100,14 +100,20 @@ class MultiTaskModel(nn.Module):
     def forward(self, input_ids, attention_mask, labels: dict | None = None, word_ids=None) -> ModelOutput:
         """`word_ids` ([B, S], the word index of each sub-token, -1 elsewhere) is needed only when a token
         task pools sub-tokens (`needs_word_ids`); the Collator always provides it."""
+        features = {**self.embed(input_ids, attention_mask), "word_ids": word_ids}
+        logits, losses = self.run_heads(features, labels)
+        return ModelOutput(logits, losses, features["sentence_embedding"])
+
+    def run_heads(self, features: dict, labels: dict | None = None) -> tuple[dict, dict]:
+        """Every head on the embedded batch: (logits, losses) by task, in the model's task order."""
         labels, logits, losses = labels or {}, {}, {}
         # A head may read the outputs of the heads before it (`reads_outputs_of`): they run first.
-        features = {**self.embed(input_ids, attention_mask), "word_ids": word_ids, "outputs": logits}
+        features = {**features, "outputs": logits}
         for name in sorted(self.heads, key=lambda n: bool(self.tasks[n].reads_outputs_of)):
             logits[name], loss = self.heads[name](features, labels.get(name))
             if loss is not None:
                 losses[name] = loss
-        return ModelOutput({name: logits[name] for name in self.heads}, losses, features["sentence_embedding"])
+        return {name: logits[name] for name in self.heads}, losses
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:

@@ -194,6 +194,11 @@ class Task(TaskConfigBase):
         the trained head, for a kind whose decoding needs more of it than the logits)."""
         raise NotImplementedError
 
+    def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
+        """How unsure the head is about one sentence (`mtst suggest`), by measure name; `samples` are the logits
+        row again from MC-dropout passes of the head. A kind without a measure gives none."""
+        return {}
+
     def merge_windows(self, windows: Sequence, predictions: Sequence[Any], merged: dict) -> Any:
         """One prediction for a long text read in windows: by default, the first window's."""
         return predictions[0]

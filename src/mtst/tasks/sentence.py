@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from mtst.data.labels import IGNORE_ID
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
+from mtst.tasks.uncertainty import bald, distribution_uncertainty
 
 
 @dataclass
@@ -66,6 +67,10 @@ class SentenceTask(SentenceTaskConfig, Task):
     def decode(self, logits: torch.Tensor, word_starts, decoded: dict, head=None) -> SentencePrediction:
         score, index = logits.float().softmax(-1).max(-1)
         return SentencePrediction(self.labels[int(index)], float(score))
+
+    def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
+        values = distribution_uncertainty(logits.float().softmax(-1))
+        return {**values, "bald": bald([sample.float().softmax(-1) for sample in samples])}
 
     def predicted(self, prediction: SentencePrediction) -> str:
         return prediction.label

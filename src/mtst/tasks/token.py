@@ -27,6 +27,7 @@ from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
 from mtst.tasks.spans import CATEGORIES, classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
 from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights
+from mtst.tasks.uncertainty import bald, mnlp
 
 
 @dataclass
@@ -202,6 +203,13 @@ class TokenTask(TokenTaskConfig, Task):
         for word, index, score in zip(kept, indices, scores, strict=True):
             tags[word], tag_scores[word] = self.labels[index], score
         return TokenPrediction(tags, tag_scores)
+
+    def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
+        words = [start for start in word_starts if start is not None]
+        if not words:
+            return {}
+        sampled = [sample[words].float().softmax(-1) for sample in samples]
+        return {"mnlp": mnlp(logits[words].float(), head.crf), "bald": bald(sampled)}
 
     def _condition_penalty(self, sentence_label: str) -> torch.Tensor:
         """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""

@@ -1,0 +1,101 @@
+"""`mtst suggest`: uncertainty measures by hand, diverse picks, and files the readers take back."""
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mtst.cli import app
+from mtst.data.formats.doccano import read_doccano
+from mtst.data.formats.jsonl import read_jsonl
+from mtst.data.formats.label_studio import read_label_studio
+from mtst.inference.suggest import distinct, scores, select, uncertainties
+from mtst.model.multitask import MultiTaskModel
+from mtst.tasks.uncertainty import bald, distribution_uncertainty, mnlp
+
+POOL = [
+    "play the song yesterday by the beatles",
+    "Play the song   yesterday by the Beatles",  # the same up to case and spaces
+    "what is the weather in paris",
+    "will it rain in berlin tomorrow",
+    "put on some jazz music",
+    "is it sunny in rome",
+    "play anything by queen",
+]
+
+
+def test_measures_by_hand():
+    uniform, sure = torch.full((4,), 0.25), torch.tensor([1.0, 0.0, 0.0, 0.0])
+    assert distribution_uncertainty(uniform) == pytest.approx({"margin": 1.0, "entropy": 1.0})
+    assert distribution_uncertainty(sure) == pytest.approx({"margin": 0.0, "entropy": 0.0}, abs=1e-6)
+    assert bald([sure, sure]) == pytest.approx(0.0, abs=1e-6)  # samples agree: nothing to learn about weights
+    assert bald([sure, torch.tensor([0.0, 1.0, 0.0, 0.0])]) == pytest.approx(math.log(2), abs=1e-5)
+    emissions = torch.log(torch.tensor([[0.5, 0.5], [0.8, 0.2]]))
+    assert mnlp(emissions) == pytest.approx(-(math.log(0.5) + math.log(0.8)) / 2)
+
+
+def test_joint_and_single_strategies_and_random_is_seeded():
+    rows = [{"intent.entropy": 0.2, "intent.margin": 0.1, "slots.mnlp": math.log(2)}, {"intent.entropy": 0.9}]
+    assert scores(rows, "joint") == pytest.approx([(0.2 + 0.5) / 2, 0.9])
+    assert scores(rows, "margin") == [0.1, 0.0]
+    assert scores(rows, "random", seed=1) == scores(rows, "random", seed=1) != scores(rows, "random", seed=2)
+
+
+def test_the_pick_takes_one_per_cluster_before_a_second():
+    near_a, near_b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    embeddings = torch.stack([near_a, near_a * 0.99, near_b, near_b * 0.98])
+    assert select([0.9, 0.8, 0.1, 0.05], 2, embeddings) == [0, 2]  # not the two most uncertain near-twins
+    assert select([0.9, 0.8, 0.1, 0.05], 2, None) == [0, 1]
+    assert distinct(POOL) == [POOL[0], *POOL[2:]]
+
+
+def test_every_measure_of_a_checkpoint_is_in_range(tiny_checkpoint):
+    model = MultiTaskModel.from_pretrained(tiny_checkpoint)
+    rows, embeddings = uncertainties(model, POOL[:3], mc_samples=4)
+    assert embeddings.shape == (3, 32) and torch.allclose(embeddings.norm(dim=-1), torch.ones(3))
+    for row in rows:
+        assert set(row) == {"intent.margin", "intent.entropy", "intent.bald", "slots.mnlp", "slots.bald"}
+        assert 0 <= row["intent.margin"] <= 1 and 0 <= row["intent.entropy"] <= 1 + 1e-6 and row["slots.mnlp"] >= 0
+        assert row["intent.bald"] >= -1e-6
+    assert model.training is False  # put back as it was
+
+
+@pytest.mark.parametrize("fmt", ["mtst", "label-studio", "doccano"])
+def test_the_file_goes_back_through_the_readers(tiny_checkpoint, tmp_path, fmt):
+    pool = tmp_path / "pool.txt"
+    pool.write_text("\n".join(POOL) + "\n")
+    output = tmp_path / ("out.json" if fmt == "label-studio" else "out.jsonl")
+    argv = ["suggest", str(tiny_checkpoint), "--pool", str(pool), "--budget", "4", "-o", str(output), "--format", fmt]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert f"wrote 4 of {len(POOL)} pool sentences" in result.output
+    if fmt == "label-studio":
+        tasks = json.loads(output.read_text())
+        ranks = [task["meta"]["mtst_suggestion"]["rank"] for task in tasks]
+        for task in tasks:  # the annotator accepts the pre-annotation as it is
+            task["annotations"] = [{"result": task["predictions"][0]["result"]}]
+        output.write_text(json.dumps(tasks))
+        examples = read_label_studio(output)
+    else:
+        records = [json.loads(line) for line in output.read_text().splitlines()]
+        ranks = [record["mtst_suggestion"]["rank"] for record in records]
+        examples = (read_jsonl if fmt == "mtst" else read_doccano)(output)
+    texts = [example.text for example in examples]
+    assert ranks == [1, 2, 3, 4] and set(texts) <= set(POOL) and len(set(t.casefold() for t in texts)) == 4
+    assert all(example.annotations["label"] in {"GetWeather", "PlayMusic"} for example in examples)
+    assert all("tags" in example.annotations for example in examples)
+
+
+def test_bad_options_are_one_line_errors(tiny_checkpoint, tmp_path):
+    pool = tmp_path / "pool.txt"
+    pool.write_text("\n\n")
+    out = str(tmp_path / "o.jsonl")
+    runner = CliRunner()
+    result = runner.invoke(app, ["suggest", str(tiny_checkpoint), "--pool", str(pool), "-n", "2", "-o", out])
+    assert result.exit_code == 2 and "no sentences in the pool" in result.output
+    pool.write_text("hello\n")
+    argv = ["suggest", str(tiny_checkpoint), "--pool", str(pool), "-n", "2", "-o", out, "--strategy", "vibes"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and "unknown --strategy 'vibes'" in result.output

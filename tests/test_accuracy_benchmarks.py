@@ -34,7 +34,7 @@ def benchmarks_on_path(monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-    for name in ("accuracy", "ablations", "accuracy_grid", "paired_seeds"):
+    for name in ("accuracy", "ablations", "accuracy_grid", "paired_seeds", "active_learning"):
         sys.modules.pop(name, None)
 
 
@@ -213,3 +213,33 @@ def test_paired_seeds_compares_the_same_seeds_and_judges_by_one_std(benchmarks_o
     assert worse["dev"]["intent"]["within_one_std"] is True
     print(paired_seeds.table(worse))
     assert "| dev | intent | 92.00 ± 1.00 | 91.83 ± 1.00 | +0.50, -0.50, -0.50 | yes |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_active_learning_simulation_adds_each_strategys_picks_and_resumes(
+    tiny_yaml, toy_data_dir, tmp_path, benchmarks_on_path
+):
+    import active_learning
+
+    output, runs = tmp_path / "al.json", tmp_path / "runs"
+
+    def simulate(rounds: int) -> dict:
+        argv = ["toy", "--data-dir", str(toy_data_dir), "--config", str(tiny_yaml), "--strategies", "random", "joint"]
+        argv += ["--seeds", "1", "--start", "3", "--batch", "2", "--rounds", str(rounds), "--epochs", "1"]
+        active_learning.main([*argv, "--runs", str(runs), "--output", str(output), "--full-slot-f1", "50"])
+        return json.loads(output.read_text())
+
+    result = simulate(rounds=1)
+    for strategy in ("random", "joint"):
+        rows = result["curves"][strategy]["1"]
+        assert [row["labelled"] for row in rows] == [3, 5]
+        assert rows[1]["labelled_indices"][:3] == rows[0]["labelled_indices"]  # the start is kept, picks added
+        assert len(set(rows[1]["labelled_indices"])) == 5 and 0 <= rows[1]["test"]["slot_f1"] <= 100
+    starts = [result["curves"][strategy]["1"][0]["labelled_indices"] for strategy in ("random", "joint")]
+    assert starts[0] == starts[1]  # every strategy starts from the same random sentences
+    assert set(result["labelled_needed"]) == {"95% of 50.0", "98% of 50.0"}
+    assert output.with_suffix(".png").stat().st_size > 0
+    # A rerun reads the finished rounds back; one more round first retrains the lost last checkpoint.
+    shutil.rmtree(runs)
+    assert simulate(rounds=1)["curves"] == result["curves"] and not runs.exists()
+    assert [row["labelled"] for row in simulate(rounds=2)["curves"]["joint"]["1"]] == [3, 5, 7]

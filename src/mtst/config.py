@@ -14,6 +14,7 @@ from mtst.data.settings import DataConfig
 from mtst.errors import ConfigError
 from mtst.model.pooling import Pooling
 from mtst.tasks import KINDS, TaskConfig, task_config
+from mtst.training.contrastive import ContrastiveConfig
 from mtst.training.strategies import MAX_LR, Strategy, StrategyConfig
 
 # Experiment trackers `train.report_to` may name (mtst.training.tracking makes them); both write local files only.
@@ -65,6 +66,8 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: int | None = Field(None, ge=1)
     # Experiment trackers fed each step's losses and learning rates and each epoch's dev metrics (training/tracking.py).
     report_to: list[Reporter] = []
+    # Few examples per intent: SetFit's contrastive warm-up of the encoder before the heads (training/contrastive.py).
+    contrastive: ContrastiveConfig | None = None
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -130,6 +133,12 @@ class Config(_Strict):
                 raise ValueError(f"loss.weights names unknown tasks {unknown}; tasks are {names}")
         elif self.loss.weights:
             raise ValueError("loss.weights apply only with loss.weighting: static")
+        contrastive = self.train.contrastive
+        one_label = {t.name for t in self.tasks if t.READS == (str,)}  # the kinds reading one label per sentence
+        if contrastive is not None and contrastive.task not in one_label:
+            raise ValueError(
+                f"train.contrastive.task must name a task with one label per sentence, got {contrastive.task!r}"
+            )
         return self
 
 

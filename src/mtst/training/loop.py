@@ -25,6 +25,7 @@ from mtst.files import write_text_atomic
 from mtst.model.multitask import MultiTaskModel
 from mtst.training import reports
 from mtst.training.callbacks import Callback, Checkpoints, EpochEnd, RunRecords, StepEnd, learning_rates
+from mtst.training.contrastive import contrastive_warmup
 from mtst.training.distributed import mean_over_processes, sharded_runner
 from mtst.training.loss_weighting import WeightedModel, build_loss_weighting, check_finite
 from mtst.training.optim import build_optimizer
@@ -79,6 +80,8 @@ class Trainer:
             what = "multi-corpus training" if len(corpora) > 1 else f"strategy {strategy.spec}"
             raise ConfigError(f"{what} runs in one process only (not yet supported with several processes)")
         model = MultiTaskModel.from_config(config, corpora)
+        if cfg.contrastive is not None and resume_from is None:  # a resumed run restores the warmed-up encoder
+            warm_up_encoder(model.to(accelerator.device), corpora, cfg, accelerator.num_processes)
         loaders = build_loaders(cfg, model, corpora)
         for loader in loaders:
             model.fit_heads(loader.dataset)
@@ -141,6 +144,14 @@ class Trainer:
                 callback.on_step(StepEnd(progress.global_step, step, loss, output.losses, rates))
         shown.close()
         return mean_over_processes(self.accelerator, list(self.unwrapped.tasks), sums, counts)
+
+
+def warm_up_encoder(model: MultiTaskModel, corpora: list[Corpus], cfg: TrainConfig, processes: int) -> None:
+    """SetFit's contrastive pairs on the encoder before the heads train (`train.contrastive`)."""
+    if processes > 1:
+        raise ConfigError("train.contrastive runs in one process only (not yet supported with several processes)")
+    [corpus] = [corpus for corpus in corpora if cfg.contrastive.task in corpus.tasks]
+    contrastive_warmup(model, corpus.splits.train, cfg.contrastive, cfg.seed)
 
 
 def train(config: Config, splits: Splits | list[Corpus] | None = None, resume: bool = False) -> dict:

@@ -1,0 +1,61 @@
+"""SetFit-style contrastive warm-up (issue 26 item 3): pairs as SetFit draws them; the warm-up pulls same-intent
+sentences together on the encoder; it is a config option of a normal run."""
+
+import itertools
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from mtst.config import load_config
+from mtst.errors import ConfigError
+from mtst.training.contrastive import ContrastiveConfig, contrastive_warmup, sentence_pairs
+from tests.conftest import TOY_SENTENCES
+
+
+def test_each_sentence_gets_a_same_label_and_an_other_label_partner_per_iteration():
+    texts, labels = ["a1", "a2", "b1", "b2", "b3"], ["A", "A", "B", "B", "B"]
+    pairs = sentence_pairs(texts, labels, per_sentence=3, seed=0)
+    assert len(pairs) == 3 * 5 * 2 and pairs == sentence_pairs(texts, labels, per_sentence=3, seed=0)
+    label_of = dict(zip(texts, labels, strict=True))
+    for first, second, target in pairs:
+        assert first != second and (label_of[first] == label_of[second]) == (target == 1.0)
+    assert sentence_pairs(["x"], ["A"], 2, 0) == []  # no partner of either kind: no pair
+
+
+def _margin(model, texts, labels) -> float:
+    """Mean cosine of same-label pairs minus that of different-label pairs."""
+    embedded = F.normalize(model.encode(texts), dim=-1)
+    same, other = [], []
+    for i, j in itertools.combinations(range(len(texts)), 2):
+        (same if labels[i] == labels[j] else other).append(float(embedded[i] @ embedded[j]))
+    return sum(same) / len(same) - sum(other) / len(other)
+
+
+def test_the_warm_up_pulls_same_intent_sentences_together(tiny_model, tiny_config):
+    from mtst.data import load_splits
+
+    train = load_splits(tiny_config.data).train
+    texts, labels = [ex.text for ex in train], [ex.annotations["label"] for ex in train]
+    torch.manual_seed(0)
+    before = _margin(tiny_model, texts, labels)
+    losses = contrastive_warmup(tiny_model, train, ContrastiveConfig(task="intent", epochs=3, lr=1e-3), seed=0)
+    assert losses[-1] < losses[0]
+    assert _margin(tiny_model, texts, labels) > before + 0.1
+
+
+def test_the_option_names_a_one_label_task(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {contrastive: {task: slots}}\n")
+    with pytest.raises(ConfigError, match="contrastive.task must name a task with one label per sentence"):
+        load_config(path)
+
+
+def test_a_run_with_the_warm_up_trains_and_logs_it(tiny_config, caplog):
+    from mtst.training.loop import train
+
+    config = tiny_config.model_copy(deep=True)
+    config.train.contrastive = ContrastiveConfig(task="intent", pairs_per_sentence=2)
+    with caplog.at_level("INFO", logger="mtst.training.contrastive"):
+        summary = train(config)
+    assert f"{2 * 2 * len(TOY_SENTENCES)} pairs" in caplog.text and summary["test"]["intent.accuracy"] >= 0

@@ -34,7 +34,7 @@ def benchmarks_on_path(monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-    for name in ("accuracy", "ablations", "accuracy_grid", "paired_seeds", "active_learning"):
+    for name in ("accuracy", "ablations", "accuracy_grid", "paired_seeds", "active_learning", "settle_grid"):
         sys.modules.pop(name, None)
 
 
@@ -243,3 +243,23 @@ def test_active_learning_simulation_adds_each_strategys_picks_and_resumes(
     shutil.rmtree(runs)
     assert simulate(rounds=1)["curves"] == result["curves"] and not runs.exists()
     assert [row["labelled"] for row in simulate(rounds=2)["curves"]["joint"]["1"]] == [3, 5, 7]
+
+
+@pytest.mark.slow
+def test_settle_grid_runs_every_datasets_grid_at_once(tiny_yaml, tmp_path, benchmarks_on_path):
+    import settle_grid
+    from tests.conftest import TOY_SENTENCES, write_jointbert
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("toy_a", "toy_b"):
+        (configs / f"{name}.yaml").write_text(tiny_yaml.read_text())
+        for split in ("train", "dev", "test"):
+            write_jointbert(tmp_path / "data" / name / split, TOY_SENTENCES)
+    argv = ["--data-root", str(tmp_path / "data"), "--datasets", "toy_a", "toy_b", "--config-dir", str(configs)]
+    argv += ["--variants", "baseline", "crf+entity-weight-1", "--seeds", "1", "--jobs", "2", "--epochs", "1"]
+    argv += ["--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"), "--tag", "tiny"]
+    settle_grid.main(argv)
+    for name in ("toy_a", "toy_b"):
+        result = json.loads((tmp_path / "results" / f"grid_{name}_tiny.json").read_text())
+        assert sorted(result["ranked_on_dev"]["variants"]) == ["baseline", "crf+entity-weight-1"]

@@ -42,7 +42,7 @@ def checkpoint(tmp_path_factory, tiny_encoder_dir):
 @pytest.fixture(scope="module")
 def unexported(checkpoint, tmp_path_factory):
     folder = tmp_path_factory.mktemp("plain") / "best"
-    shutil.copytree(checkpoint, folder, ignore=shutil.ignore_patterns("*.onnx", EXPORT_NOTE))
+    shutil.copytree(checkpoint, folder, ignore=shutil.ignore_patterns("*.onnx", "onnx_heads.safetensors", EXPORT_NOTE))
     return folder
 
 
@@ -111,6 +111,7 @@ def test_onnx_backend_needs_neither_torch_weights_nor_unpickling(checkpoint, tmp
         monkeypatch.setattr(module, name, forbidden)
     [result] = Predictor.from_checkpoint(folder, backend="onnx").predict(["play music by queen"])
     assert result["label"] in {"GetWeather", "PlayMusic"}
+    assert (folder / "onnx_heads.safetensors").is_file()  # the CRF's transitions, beside the graph
 
 
 def test_missing_export_and_bad_options_are_clear_errors(unexported, checkpoint):

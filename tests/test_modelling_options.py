@@ -126,7 +126,7 @@ def test_label_smoothing_is_passed_to_both_losses():
     labels = torch.tensor([0, 1, 2, 1])
     logits, loss = sentence(features, labels)
     assert loss.item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.2).item())
-    token = TokenHead(8, spec(label_smoothing=0.2))
+    token = TokenHead(8, spec(label_smoothing=0.2, crf=False))
     tags = torch.tensor([[0, 1, 2]] * 4)
     logits, loss = token(features, tags)
     expected = F.cross_entropy(logits.flatten(0, 1), tags.flatten(), label_smoothing=0.2)

@@ -53,7 +53,8 @@ def test_full_trains_every_block_at_the_encoder_lr_but_not_the_unused_pooler(tin
         "heads": 1e-3,
         "heads.no_decay": 1e-3,
     }
-    assert groups["heads.no_decay"][0] == {"heads.intent.classifier.bias", "heads.slots.classifier.bias"}
+    biases = {"heads.intent.classifier.bias", "heads.slots.classifier.bias"}
+    assert groups["heads.no_decay"][0] == biases | {"heads.slots.crf.start", "heads.slots.crf.end"}
     assert _trainable(tiny_model, "full", 1) == encoder | parts["heads"]
     assert _names(tiny_model, "encoder.pooler.")  # it exists, and is frozen: mean pooling never uses it
 

@@ -18,8 +18,18 @@ def test_parameter_groups_exact_sets(tiny_model):
     assert set(groups) == {"encoder", "encoder.no_decay", "heads", "heads.no_decay"}
     names = {id(p): n for n, p in tiny_model.named_parameters()}
     named = {k: {names[id(p)] for p in g["params"]} for k, g in groups.items()}
-    assert named["heads"] == {"heads.intent.classifier.weight", "heads.slots.classifier.weight"}
-    assert named["heads.no_decay"] == {"heads.intent.classifier.bias", "heads.slots.classifier.bias"}
+    # The slot head's CRF (on by default): its transition matrix decays like a weight, start/end scores do not.
+    assert named["heads"] == {
+        "heads.intent.classifier.weight",
+        "heads.slots.classifier.weight",
+        "heads.slots.crf.transitions",
+    }
+    assert named["heads.no_decay"] == {
+        "heads.intent.classifier.bias",
+        "heads.slots.classifier.bias",
+        "heads.slots.crf.start",
+        "heads.slots.crf.end",
+    }
     assert all(n.endswith("bias") or "LayerNorm" in n for n in named["encoder.no_decay"])
     assert all(not n.endswith("bias") and "LayerNorm" not in n for n in named["encoder"])
     assert sum(len(v) for v in named.values()) == len(names)
@@ -55,9 +65,8 @@ def test_train_writes_every_artifact_and_predicts(tiny_config, tmp_path):
     assert saved["parameters"]["trainable"] == saved["parameters"]["total"] - pooler
     assert saved["strategy"] == "full" and saved["loss_weights_by_epoch"] == [{"intent": 1.0, "slots": 1.0}] * 2
     imbalance = saved["imbalance"]
-    assert imbalance["entity_bearing_train_sentences"] == 6 and imbalance["entity_sampler_weight"] == 2.0
-    weights = imbalance["slots.imbalance"]
-    assert weights["scheme"] == "inverse_sqrt" and weights["O"] == weights["min"] < weights["max"]
+    assert imbalance["entity_bearing_train_sentences"] == 6 and imbalance["entity_sampler_weight"] == 1.0
+    assert imbalance["slots.imbalance"] == {"scheme": "none: the CRF's likelihood is the loss"}
     [result] = Predictor(MultiTaskModel.from_pretrained(out / "best")).predict(["play music by queen"])
     assert result["label"] in ("PlayMusic", "GetWeather")
 

@@ -144,7 +144,7 @@ def options_run(tmp_path_factory, tiny_encoder_dir):
             "train.num_sample_predictions": 0,
         },
     )
-    slots = {"subtoken_pooling": "first_last", "encoder_layers": "scalar_mix", "class_weight_cap": 2.0}
+    slots = {"subtoken_pooling": "first_last", "encoder_layers": "scalar_mix", "class_weight_cap": 2.0, "crf": False}
     config.tasks[1] = task_config(**{**config.tasks[1].model_dump(), **slots})
     return output, train(config)
 

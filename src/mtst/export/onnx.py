@@ -22,7 +22,16 @@ from torch import nn
 
 from mtst.errors import MtstError
 from mtst.files import atomic_file, write_json_atomic
-from mtst.inference.onnx import EXPORT_NOTE, INPUT_NAMES, INT8_FILE, ONNX_FILE, WORD_IDS, graph_inputs, open_session
+from mtst.inference.onnx import (
+    DECODE_HEADS_FILE,
+    EXPORT_NOTE,
+    INPUT_NAMES,
+    INT8_FILE,
+    ONNX_FILE,
+    WORD_IDS,
+    graph_inputs,
+    open_session,
+)
 from mtst.model.multitask import MultiTaskModel
 from mtst.model.subtokens import NO_WORD
 
@@ -159,6 +168,21 @@ def _quantize_int8(source: Path, target: Path) -> list[str]:
     return kept
 
 
+def _write_decode_heads(model: MultiTaskModel, checkpoint: Path) -> None:
+    """The heads whose decoding reads trained weights (a CRF's transitions), beside the graph."""
+    from safetensors.torch import save_file
+
+    tensors = {
+        f"heads.{name}.{key}": tensor.contiguous()
+        for name, task in model.tasks.items()
+        if task.decodes_with_head
+        for key, tensor in model.heads[name].state_dict().items()
+    }
+    if tensors:
+        with atomic_file(checkpoint / DECODE_HEADS_FILE) as tmp:
+            save_file(tensors, str(tmp))
+
+
 def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) -> dict:
     """Writes and checks each file; returns what the note says about them."""
     files = {}
@@ -170,6 +194,7 @@ def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) 
         if worst > FP32_TOLERANCE:
             raise MtstError(f"ONNX logits differ from PyTorch by {worst:.2g} (tolerance {FP32_TOLERANCE}); not written")
     files[ONNX_FILE] = {"quantization": None, "fused_operators": fused, "max_abs_logit_difference": differences}
+    _write_decode_heads(model, checkpoint)
     if quantize == "int8":
         with atomic_file(checkpoint / INT8_FILE) as tmp:
             float_heads = _quantize_int8(checkpoint / ONNX_FILE, tmp)

@@ -1,9 +1,10 @@
 """Runs a checkpoint's exported ONNX graph with onnxruntime on CPU, behind the interface `run_model` uses.
 
 Tokenizer, tasks, labels and max_length come from the checkpoint's config.json and tokenizer files, so
-ONNX inference never builds the torch encoder; of model.safetensors it reads only the heads of kinds whose
-decoding needs their trained weights (`decodes_with_head`: a CRF's transitions), so without such a task
-model.safetensors may be left out of an ONNX-only deployment.
+ONNX inference never builds the torch encoder; besides the graph it reads only the heads of kinds whose
+decoding needs their trained weights (`decodes_with_head`: a CRF's transitions), from onnx_heads.safetensors
+(written by the export; model.safetensors for older exports), so an ONNX-only deployment needs no
+model.safetensors.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ except ImportError:  # the optional `export` extra
     raise MtstError("the onnx backend needs onnxruntime: pip install 'mtst[export]'") from None
 
 ONNX_FILE, INT8_FILE, EXPORT_NOTE = "model.onnx", "model.int8.onnx", "onnx_export.json"
+# The heads whose decoding reads trained weights (a CRF's transitions), written by the export so that an
+# ONNX-only folder needs no model.safetensors.
+DECODE_HEADS_FILE = "onnx_heads.safetensors"
 INPUT_NAMES = ("input_ids", "attention_mask")
 # A third input, only in the graph of a model whose token task pools sub-tokens (Task.needs_word_ids).
 WORD_IDS = "word_ids"
@@ -111,7 +115,9 @@ def load_heads(directory: Path, spec) -> dict[str, torch.nn.Module]:
     trained = {task.name for task in spec.tasks if task.decodes_with_head}
     if not trained:
         return heads
-    path = directory / WEIGHTS_FILE
+    path = directory / DECODE_HEADS_FILE
+    if not path.is_file():  # exported before the export wrote it: the full weights hold the heads too
+        path = directory / WEIGHTS_FILE
     try:
         with safe_open(str(path), framework="pt") as handle:
             for name in trained:

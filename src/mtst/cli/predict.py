@@ -41,7 +41,7 @@ def predict(
     sentences = list(texts or [])
     if file is not None:
         sentences += read_text_lines(file)
-    if not sentences and not sys.stdin.isatty():
+    if not sentences and sys.stdin is not None and not sys.stdin.isatty():  # None: stdin closed (`<&-`)
         sentences = text_lines(sys.stdin.buffer.read(), "<stdin>")
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
@@ -56,7 +56,7 @@ def predict(
 
 def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:
     from mtst.inference.predictor import Predictor
-    from mtst.inference.stream import predict_file
+    from mtst.inference.stream import is_regular_file, predict_file
 
     if file is None or texts:
         raise MtstError("--output streams one --file: give --file IN and no sentences as arguments")
@@ -64,4 +64,5 @@ def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, back
     predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
     summary = predict_file(predictor, file, output)
     rate = summary.predicted / max(summary.seconds, 1e-9)
-    typer.echo(f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)")
+    done = f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)"
+    typer.echo(done, err=not is_regular_file(output))  # `--output /dev/stdout`: the results alone on stdout

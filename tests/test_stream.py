@@ -147,3 +147,14 @@ def test_line_breaks_split_across_blocks_are_read_as_one_break(tmp_path, monkeyp
     path = tmp_path / "in.txt"
     path.write_bytes(b"ab\r\ncd\r\rx\ny\r")
     assert list(input_lines(path)) == [(1, "ab"), (2, "cd"), (4, "x"), (5, "y")]
+
+
+def test_plain_predict_refuses_an_overlong_line_by_file_and_line(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "MAX_LINE_BYTES", 40)
+    path = tmp_path / "in.txt"
+    path.write_text("play queen\n\n" + "weather " * 10 + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(tiny_checkpoint), "--file", str(path)])
+    assert result.exit_code == 2 and f"error: {path}:3: line longer than 40 bytes" in result.stderr, result.output
+    result = runner.invoke(app, ["predict", str(tiny_checkpoint), "ok", "x" * 41])
+    assert result.exit_code == 2 and "error: text 2 is longer than 40 bytes" in result.stderr, result.output

@@ -45,6 +45,7 @@ def predict(
         sentences = text_lines(sys.stdin.buffer.read(), "<stdin>")
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
+    _refuse_overlong(sentences, file)
     predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
     for result in predictor.predict(sentences):
         if as_json:
@@ -52,6 +53,18 @@ def predict(
         else:
             parts = describe(predictor.model.tasks, result)
             typer.echo(f"{result['text']}\n" + "".join(f"  {name}: {text}\n" for name, text in parts.items()).rstrip())
+
+
+def _refuse_overlong(sentences: list[str], file: Path | None) -> None:
+    """A text over MAX_LINE_BYTES is no sentence, and its windows would all be predicted at once."""
+    from mtst.inference.stream import MAX_LINE_BYTES, input_lines
+
+    for index, text in enumerate(sentences, start=1):
+        if len(text) > MAX_LINE_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+            if file is not None:
+                for _ in input_lines(file):  # finds the line and refuses it as file:line, if it came from there
+                    pass
+            raise MtstError(f"text {index} is longer than {MAX_LINE_BYTES} bytes; split it into sentences")
 
 
 def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:

@@ -42,13 +42,14 @@ class StreamSummary:
     seconds: float
 
 
-def input_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+def input_lines(path: Path, max_line_bytes: int | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) of each non-blank line; lines end at \\n, \\r\\n or \\r only, as in the readers.
 
     Read as bytes in blocks and decoded line by line, so that an invalid byte is reported on its own line (a
     text-mode file decodes blocks ahead of the line being read), and a line longer than `max_line_bytes` is
-    refused by its number before it fills memory.
+    refused by its number before it fills memory (default MAX_LINE_BYTES).
     """
+    max_line_bytes = max_line_bytes or MAX_LINE_BYTES
     try:
         with path.open("rb") as handle:
             for number, raw in enumerate(_raw_lines(handle, path, max_line_bytes), start=1):

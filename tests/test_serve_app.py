@@ -219,15 +219,14 @@ def test_response_is_utf8_json(client):
     assert json.loads(response.content.decode("utf-8"))[0]["text"] == "São Paulo 🎵"
 
 
-class SlowRecorder:
-    """A predict function that takes `seconds` per call and records what it was asked."""
+class Recorder:
+    """A predict function that records what it was asked."""
 
-    def __init__(self, seconds: float):
-        self.seconds, self.calls = seconds, []
+    def __init__(self):
+        self.calls = []
 
     def __call__(self, texts):
         self.calls.append(list(texts))
-        time.sleep(self.seconds)
         return [{"text": text} for text in texts]
 
 
@@ -355,7 +354,7 @@ def test_a_burst_of_oversized_requests_neither_delays_a_short_one_nor_escapes_th
         return 10**6
 
     config = ServeConfig(max_wait_ms=0, max_queued_requests=3, max_chars=10_000, max_body_bytes=10**6)
-    app = create_app(SlowRecorder(0), describe_checkpoint(tiny_checkpoint), config, slow_count)
+    app = create_app(Recorder(), describe_checkpoint(tiny_checkpoint), config, slow_count)
     big = {"texts": ["word " * 2000] * 4}
 
     async def scenario():
@@ -386,7 +385,7 @@ def test_a_short_request_is_not_counted_and_passes_while_big_ones_are(tiny_check
         return 10**6
 
     config = ServeConfig(max_wait_ms=0, max_queued_requests=64, max_chars=10_000, max_body_bytes=10**6)
-    app = create_app(SlowRecorder(0), describe_checkpoint(tiny_checkpoint), config, slow_count)
+    app = create_app(Recorder(), describe_checkpoint(tiny_checkpoint), config, slow_count)
 
     async def scenario():
         async with app.router.lifespan_context(app):
@@ -404,7 +403,7 @@ def test_a_short_request_is_not_counted_and_passes_while_big_ones_are(tiny_check
 
 
 def test_a_request_over_the_subtoken_budget_is_refused_before_any_work(predictor, tiny_checkpoint):
-    recorder = SlowRecorder(0)
+    recorder = Recorder()
     config = ServeConfig(max_subtokens=50, max_wait_ms=1)
     app = create_app(recorder, describe_checkpoint(tiny_checkpoint), config, predictor.count_subtokens)
     with TestClient(app) as http:

@@ -1,6 +1,5 @@
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -8,17 +7,16 @@ from mtst.serve.batching import MicroBatcher
 
 
 class RecordingPredictor:
-    """Answers each text with {"text": text} and records the size of every call, optionally slowly."""
+    """Answers each text with {"text": text} and records the size of every call."""
 
-    def __init__(self, seconds: float = 0.0, fail_on: str | None = None):
+    def __init__(self, fail_on: str | None = None):
         self.calls: list[list[str]] = []
-        self.seconds, self.fail_on = seconds, fail_on
+        self.fail_on = fail_on
         self.threads: set[str] = set()
 
     def __call__(self, texts: list[str]) -> list[dict]:
         self.calls.append(list(texts))
         self.threads.add(threading.current_thread().name)
-        time.sleep(self.seconds)
         if self.fail_on in texts:
             raise ValueError(f"cannot predict {self.fail_on!r}")
         return [{"text": text} for text in texts]

@@ -242,13 +242,19 @@ def mtst_in_a_shell(command: str, checkpoint) -> subprocess.CompletedProcess:
     )
 
 
-def test_predict_between_standard_streams_and_with_standard_input_closed(tiny_checkpoint):
+def test_predict_between_standard_streams_and_with_standard_input_closed(tiny_checkpoint, tmp_path):
     piped = mtst_in_a_shell(
         'printf "play queen\\n\\nweather in paris" | mtst predict "$CKPT" -f /dev/stdin -o /dev/stdout', tiny_checkpoint
     )
     assert piped.returncode == 0, piped.stderr
     assert [strict_json(line)["line"] for line in piped.stdout.splitlines()] == [1, 3]
     assert "2 results (2 new" in piped.stderr and "Traceback" not in piped.stderr
+    out = shlex.quote(str(tmp_path / "o.jsonl"))  # standard output redirected to a file: only results in it
+    redirected = mtst_in_a_shell(
+        f'printf "play queen" | mtst predict "$CKPT" -f /dev/stdin -o /dev/stdout > {out}; cat {out}',
+        tiny_checkpoint,
+    )
+    assert [strict_json(line)["line"] for line in redirected.stdout.splitlines()] == [1], redirected.stdout
     closed = mtst_in_a_shell('mtst predict "$CKPT" <&-', tiny_checkpoint)
     assert closed.returncode == 2 and closed.stderr.startswith("error: no text to predict"), closed.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -78,4 +79,13 @@ def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, back
     summary = predict_file(predictor, file, output)
     rate = summary.predicted / max(summary.seconds, 1e-9)
     done = f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)"
-    typer.echo(done, err=not is_regular_file(output))  # `--output /dev/stdout`: the results alone on stdout
+    # `--output /dev/stdout` (a pipe, or a file by `>`): the results alone on standard output.
+    typer.echo(done, err=not is_regular_file(output) or _is_standard_output(output))
+
+
+def _is_standard_output(path: Path) -> bool:
+    try:
+        ours, theirs = os.fstat(sys.stdout.fileno()), path.stat()
+    except (OSError, ValueError, AttributeError):  # no real standard output (closed, or captured in memory)
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)

@@ -13,6 +13,13 @@ left, so the fresh request waits for at most the one heavy request already runni
 Writes benchmarks/results/serve_abandoned.json.
 
     python benchmarks/serve_load.py runs/demo/best --scenario abandoned --threads 1
+
+`--scenario burst` measures what oversized requests cost a small one: one server (default settings); a
+one-sentence request is timed idle, then while `--oversized` clients at once each send 64 texts of 10,000
+characters (over the `--max-subtokens` budget: each ends in 413, or 503 once the queue is full), the same
+one-sentence request is timed `--probes` times. Writes benchmarks/results/serve_burst.json.
+
+    python benchmarks/serve_load.py runs/demo/best --scenario burst --oversized 60 --threads 1
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -259,6 +267,51 @@ def abandoned_scenario(checkpoint: str, args) -> dict:
     }
 
 
+OVERSIZED = ["word " * 2_000] * 64  # 64 texts of 10,000 characters: the request limits allow it, the budget not
+
+
+async def burst(http: httpx.AsyncClient, fresh: list[str], oversized: int, probes: int) -> dict:
+    """Times `fresh` `probes` times, one after another, while `oversized` requests of OVERSIZED arrive at once."""
+
+    async def post(texts: list[str]) -> tuple[float, int]:
+        started = time.perf_counter()
+        response = await http.post("/predict", json={"texts": texts})
+        return round(time.perf_counter() - started, 3), response.status_code
+
+    heavy = [asyncio.ensure_future(post(OVERSIZED)) for _ in range(oversized)]
+    await asyncio.sleep(0)  # the oversized requests go out first
+    timed = [await post(fresh) for _ in range(probes)]
+    answered = await asyncio.gather(*heavy)
+    latencies = sorted(latency for latency, _ in timed)
+    return {
+        "oversized_requests": oversized,
+        "oversized_statuses": dict(Counter(str(status) for _, status in answered)),
+        "oversized_slowest_s": max((latency for latency, _ in answered), default=None),
+        "probe_statuses": dict(Counter(str(status) for _, status in timed)),
+        "probe_p50_s": latencies[len(latencies) // 2],
+        "probe_max_s": latencies[-1],
+    }
+
+
+def burst_scenario(checkpoint: str, args) -> dict:
+    fresh = [demo_sentences()[0]]
+    log = args.output.parent / "serve_burst.log"
+    process, url = start_server(checkpoint, ["--max-subtokens", str(args.max_subtokens)], log, args.threads)
+    try:
+        idle = sorted(timed_post(url, fresh)[0] for _ in range(10))
+
+        async def under_burst() -> dict:
+            limits = httpx.Limits(max_connections=args.oversized + 1)
+            async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
+                return await burst(http, fresh, args.oversized, args.probes)
+
+        measured = asyncio.run(under_burst())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return {"fresh_request_idle_p50_s": idle[len(idle) // 2], **measured}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", nargs="?", default="runs/demo/best")
@@ -266,15 +319,16 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=4, help="sentences per request")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the servers (default: torch's choice)")
-    parser.add_argument("--output", type=Path, help="default benchmarks/results/serve_{load,abandoned}.json")
-    parser.add_argument("--scenario", choices=["load", "abandoned"], default="load")
+    parser.add_argument("--output", type=Path, help="default benchmarks/results/serve_{load,abandoned,burst}.json")
+    parser.add_argument("--scenario", choices=["load", "abandoned", "burst"], default="load")
     parser.add_argument("--rounds", type=int, default=3, help="abandoned: rounds of clients giving up")
     parser.add_argument("--abandoning", type=int, default=3, help="abandoned: clients giving up per round")
     parser.add_argument("--give-up-s", type=float, default=1.0, help="abandoned: how long each waits")
-    parser.add_argument("--max-subtokens", type=int, default=16_384, help="abandoned: the server's budget")
+    parser.add_argument("--max-subtokens", type=int, default=16_384, help="abandoned, burst: the server's budget")
+    parser.add_argument("--oversized", type=int, default=60, help="burst: oversized requests sent at once")
+    parser.add_argument("--probes", type=int, default=5, help="burst: one-sentence requests timed during it")
     args = parser.parse_args()
-    default_name = "serve_load.json" if args.scenario == "load" else "serve_abandoned.json"
-    args.output = args.output or Path("benchmarks/results") / default_name
+    args.output = args.output or Path("benchmarks/results") / f"serve_{args.scenario}.json"
 
     pool = demo_sentences()
     requests = [
@@ -289,13 +343,14 @@ def main() -> None:
         "server_threads": args.threads or "torch default",
         "load_average_before": os.getloadavg(),
     }
-    if args.scenario == "abandoned":
-        results["abandoned"] = abandoned_scenario(args.checkpoint, args)
+    scenarios = {"abandoned": abandoned_scenario, "burst": burst_scenario}
+    if args.scenario in scenarios:
+        results[args.scenario] = scenarios[args.scenario](args.checkpoint, args)
     else:
         results["modes"] = run(args.checkpoint, requests, args.concurrency, args.output.parent, args.threads)
     results["load_average_after"] = os.getloadavg()
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["abandoned"], indent=2) if args.scenario == "abandoned" else table(results))
+    print(table(results) if args.scenario == "load" else json.dumps(results[args.scenario], indent=2))
 
 
 if __name__ == "__main__":

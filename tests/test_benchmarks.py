@@ -145,3 +145,33 @@ def test_task_gradients_script(run_script, tiny_config, toy_data_dir, tmp_path):
         assert moment["intent.encoder_grad_norm"] > 0 and moment["slots.encoder_grad_norm"] > 0
         assert -1 <= moment["gradient_cosine"] <= 1 and moment["slots.loss"] > 0
     assert trained["sampler_intent_shift"]["1.0"] == 0.0 and 0 <= trained["sampler_intent_shift"]["2.0"] < 1
+
+
+def test_serve_burst_scenario_times_a_short_request_while_oversized_ones_arrive(tiny_checkpoint, monkeypatch):
+    """The burst scenario's plumbing, in process: a small budget makes every OVERSIZED request a 413."""
+    import asyncio
+
+    import httpx
+
+    from mtst.serve.app import create_app
+    from mtst.serve.config import ServeConfig
+    from mtst.serve.loading import describe_checkpoint
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import serve_load
+
+    config = ServeConfig(max_subtokens=1000, max_wait_ms=0)
+    words = lambda texts: sum(len(text.split()) for text in texts)  # noqa: E731 - a stand-in sub-token count
+    predict = lambda texts: [{"text": text} for text in texts]  # noqa: E731
+    app = create_app(predict, describe_checkpoint(tiny_checkpoint), config, words)
+
+    async def scenario() -> dict:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                return await serve_load.burst(http, ["hi"], oversized=3, probes=2)
+
+    result = asyncio.run(scenario())
+    assert result["oversized_requests"] == 3 and sum(result["oversized_statuses"].values()) == 3
+    assert result["oversized_statuses"] == {"413": 3} and result["probe_statuses"] == {"200": 2}
+    assert 0 <= result["probe_p50_s"] <= result["probe_max_s"]

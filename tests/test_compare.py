@@ -45,3 +45,10 @@ def test_compare_refuses_a_bad_strategy_before_training(tiny_config, tmp_path):
     result = CliRunner().invoke(app, ["compare", "--strategies", "full,half", "--output-dir", str(tmp_path)])
     assert result.exit_code == 2 and "unknown strategy 'half'" in result.output
     assert not (tmp_path / "full").exists()
+
+
+def test_compare_with_no_strategy_says_so_and_names_the_choices(tiny_config, tmp_path):
+    for given in ("", " , "):
+        result = CliRunner().invoke(app, ["compare", "--strategies", given, "--output-dir", str(tmp_path)])
+        assert result.exit_code == 2 and "error: --strategies names no strategy; give them" in result.stderr
+        assert "full, frozen, discriminative" in result.stderr

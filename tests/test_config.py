@@ -83,6 +83,10 @@ def test_report_to_takes_a_name_a_list_or_commas(given, expected):
         (["wandb"], r"train.report_to.0: Input should be 'tensorboard' or 'mlflow'"),
         ("mlflow,mlflow", r"train.report_to: .*name each tracker once"),
         ({"tensorboard": True}, r"train.report_to: "),
+        (",", r"train.report_to: .*a tracker name is empty; .* or none for no tracker"),
+        ("", r"train.report_to: .*a tracker name is empty"),
+        (["mlflow", " "], r"train.report_to: .*a tracker name is empty"),
+        ("tensorboard,", r"train.report_to: .*a tracker name is empty"),
     ],
 )
 def test_report_to_names_known_trackers_once(given, message):

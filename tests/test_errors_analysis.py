@@ -121,3 +121,19 @@ def test_cli_evaluate_writes_the_error_analysis(tiny_checkpoint, toy_data_dir, t
     assert len(records) == len(TOY_SENTENCES) - right
     assert all(record["text"] and record["tasks"] for record in records)
     assert f"errors ({out})" in result.output and "spurious" in result.output
+
+
+def test_cli_evaluate_checks_the_errors_path_before_it_evaluates(tiny_checkpoint, toy_data_dir, tmp_path, monkeypatch):
+    import mtst.evaluation.metrics
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("evaluated before the --errors path was checked")
+
+    monkeypatch.setattr(mtst.evaluation.metrics, "evaluate", must_not_run)
+    a_file = tmp_path / "errors.txt"
+    a_file.write_text("mine")
+    argv = ["evaluate", str(tiny_checkpoint), "--data-dir", str(toy_data_dir), "--errors"]
+    for target, problem in [(a_file, "a file is there; --errors names a folder"), (a_file / "sub", "cannot write")]:
+        result = CliRunner().invoke(app, [*argv, str(target)])
+        assert result.exit_code == 2 and f"error: {target}: {problem}" in result.stderr, result.output
+    assert a_file.read_text() == "mine"

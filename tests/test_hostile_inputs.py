@@ -5,6 +5,12 @@ never invalid JSON. Cases come from hypothesis; max_examples stay small so the f
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
 import unicodedata
 
 import pytest
@@ -207,6 +213,54 @@ def test_predict_reads_any_standard_input_as_json_lines_or_one_error_line(tiny_c
         assert rows and all(isinstance(row["score"], float) for row in rows)
     else:
         assert_one_error_line(result)
+
+
+# -- predict --file / --output through pipes ------------------------------------------------------------------
+
+LINES = st.lists(st.text(max_size=12) | st.binary(max_size=12).map(lambda raw: raw.decode("latin-1")), max_size=6)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=80) | LINES.map(lambda lines: "\n".join(lines).encode("utf-8", "surrogatepass")))
+def test_predict_file_from_a_pipe_writes_every_line_or_one_error_line(tiny_checkpoint, tmp_path_factory, raw):
+    folder = tmp_path_factory.mktemp("pipe")
+    pipe, out = folder / "in.pipe", folder / "out.jsonl"
+    os.mkfifo(pipe)
+    feeder = threading.Thread(target=lambda: pipe.write_bytes(raw), daemon=True)
+    feeder.start()
+    result = runner.invoke(app, ["predict", str(tiny_checkpoint), "--file", str(pipe), "--output", str(out)])
+    feeder.join(timeout=30)
+    if result.exit_code != 0:
+        assert_one_error_line(result)
+        return
+    texts = [line for line in re.split(r"\r\n|\r|\n", raw.decode("utf-8").removeprefix("\ufeff")) if line.strip()]
+    written = [strict_json(line) for line in out.read_text(encoding="utf-8").split("\n")[:-1]]
+    assert [row["text"] for row in written] == texts
+
+
+def mtst_in_a_shell(command: str, checkpoint) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CKPT": str(checkpoint)}
+    mtst = f"{shlex.quote(sys.executable)} -m mtst"
+    return subprocess.run(
+        ["bash", "-c", command.replace("mtst", mtst, 1)], capture_output=True, text=True, env=environment, timeout=300
+    )
+
+
+def test_predict_between_standard_streams_and_with_standard_input_closed(tiny_checkpoint, tmp_path):
+    piped = mtst_in_a_shell(
+        'printf "play queen\\n\\nweather in paris" | mtst predict "$CKPT" -f /dev/stdin -o /dev/stdout', tiny_checkpoint
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert [strict_json(line)["line"] for line in piped.stdout.splitlines()] == [1, 3]
+    assert "2 results (2 new" in piped.stderr and "Traceback" not in piped.stderr
+    out = shlex.quote(str(tmp_path / "o.jsonl"))  # standard output redirected to a file: only results in it
+    redirected = mtst_in_a_shell(
+        f'printf "play queen" | mtst predict "$CKPT" -f /dev/stdin -o /dev/stdout > {out}; cat {out}',
+        tiny_checkpoint,
+    )
+    assert [strict_json(line)["line"] for line in redirected.stdout.splitlines()] == [1], redirected.stdout
+    closed = mtst_in_a_shell('mtst predict "$CKPT" <&-', tiny_checkpoint)
+    assert closed.returncode == 2 and closed.stderr.startswith("error: no text to predict"), closed.stderr
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------------

@@ -78,3 +78,22 @@ def test_bad_pretrain_option_is_one_line_error(tiny_encoder_dir, toy_data_dir, t
     argv = ["pretrain", "--encoder", str(tiny_encoder_dir), "--data-dir", str(toy_data_dir), "-o", str(tmp_path / "x")]
     result = CliRunner().invoke(app, [*argv, "--mlm-probability", "1.5"])
     assert result.exit_code == 2 and result.output.startswith("error: --mlm-probability: ")
+
+
+def test_pretrain_keeps_what_it_did_not_write_unless_overwrite(pretrained, tiny_encoder_dir, toy_data_dir, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    a_file = tmp_path / "existing_file.txt"
+    a_file.write_text("mine")
+    base = ["pretrain", "--encoder", str(tiny_encoder_dir), "--data-dir", str(toy_data_dir), "--epochs", "1"]
+    for target, problem in [
+        (notes, "holds files mtst did not write (no pretrain.json)"),
+        (a_file, "a file is there, not a folder"),
+        (tiny_encoder_dir, "writing here would replace"),
+    ]:
+        result = CliRunner().invoke(app, [*base, "-o", str(target)])
+        assert result.exit_code == 2 and problem in result.stderr, (target, result.output)
+    assert (notes / "notes.txt").read_text() == "mine" and a_file.read_text() == "mine"
+    output, _ = pretrained  # an earlier pretrain output is replaced without asking
+    assert CliRunner().invoke(app, [*base, "-o", str(output), "--batch-size", "8"]).exit_code == 0

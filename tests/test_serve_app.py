@@ -1,6 +1,9 @@
 import asyncio
+import gzip
 import json
+import logging
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -87,7 +90,16 @@ def test_a_100k_character_word_is_cut_to_max_length_subtokens_not_refused(predic
         (b'{"texts": ["a"', JSON, 400, "malformed JSON"),
         (b"{'texts': ['a']}", JSON, 400, "malformed JSON"),
         (b'{"texts": ["\\ud800"]}', JSON, 422, "texts.0: Input should be a valid string"),
-        (b'{"texts": ["\xff\xfe"]}', JSON, 400, "error parsing the body"),
+        (b'{"texts": ["\xff\xfe"]}', JSON, 400, "the body is not UTF-8: byte 0xff at offset 12"),
+        (
+            gzip.compress(b'{"texts": ["a"]}', mtime=0),
+            {**JSON, "content-encoding": "gzip"},
+            415,
+            "compressed (Content-Encoding: gzip)",
+        ),
+        (gzip.compress(b'{"texts": ["a"]}', mtime=0), JSON, 400, "the body looks gzip-compressed"),
+        (b'{"texts": ["a"], "texts": ["b", "c"]}', JSON, 400, 'the key "texts" is given twice'),
+        (b'{"texts": [{"a": 1, "a": 2}]}', JSON, 400, 'the key "a" is given twice'),
         ('{"texts": ["a"]}'.encode("utf-16"), JSON, 400, "the body is not UTF-8"),
         ('{"texts": ["a"]}'.encode("utf-16-be"), JSON, 400, "the body is not UTF-8"),
         ('{"texts": ["北京"]}'.encode("utf-32"), JSON, 400, "the body is not UTF-8"),
@@ -153,27 +165,52 @@ def test_the_page_and_its_assets_are_served(client):
     assert client.get("/static/app.css").status_code == 200
 
 
-def test_health_answers_while_a_slow_prediction_runs(tiny_checkpoint):
-    def slow_predict(texts):
-        time.sleep(0.5)
+class GatedRecorder:
+    """A predict function that records what it was asked and blocks in every call until `release` is set."""
+
+    def __init__(self):
+        self.calls, self.started, self.release = [], threading.Event(), threading.Event()
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        self.started.set()
+        if not self.release.wait(timeout=30):
+            raise TimeoutError("the test never released the model")
         return [{"text": text} for text in texts]
 
-    app = create_app(slow_predict, describe_checkpoint(tiny_checkpoint), LIMITS)
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Polls `condition` on the event loop until it holds; fails the test after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    """`until` for a thread that is not running an event loop."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.005)
+
+
+def test_health_answers_while_a_slow_prediction_runs(tiny_checkpoint):
+    model = GatedRecorder()
+    app = create_app(model, describe_checkpoint(tiny_checkpoint), LIMITS)
 
     async def scenario():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
                 slow = asyncio.ensure_future(http.post("/predict", json={"texts": ["slow"]}))
-                await asyncio.sleep(0.05)
-                started = time.perf_counter()
-                health = await http.get("/health")
-                health_seconds = time.perf_counter() - started
+                await until(model.started.is_set)
+                health = await asyncio.wait_for(http.get("/health"), timeout=10)  # the model is still blocked
+                model.release.set()
                 assert (await slow).json() == [{"text": "slow"}]
-                return health, health_seconds
+                return health
 
-    health, seconds = asyncio.run(scenario())
-    assert health.status_code == 200 and seconds < 0.3
+    assert asyncio.run(scenario()).status_code == 200
 
 
 def test_response_is_utf8_json(client):
@@ -182,15 +219,14 @@ def test_response_is_utf8_json(client):
     assert json.loads(response.content.decode("utf-8"))[0]["text"] == "São Paulo 🎵"
 
 
-class SlowRecorder:
-    """A predict function that takes `seconds` per call and records what it was asked."""
+class Recorder:
+    """A predict function that records what it was asked."""
 
-    def __init__(self, seconds: float):
-        self.seconds, self.calls = seconds, []
+    def __init__(self):
+        self.calls = []
 
     def __call__(self, texts):
         self.calls.append(list(texts))
-        time.sleep(self.seconds)
         return [{"text": text} for text in texts]
 
 
@@ -208,66 +244,166 @@ def _raw_post(port: int, texts) -> bytes:
     return head.encode() + body
 
 
-def test_under_uvicorn_a_disconnected_clients_work_is_dropped_before_it_is_batched(tiny_checkpoint):
+def test_under_uvicorn_a_disconnected_clients_work_is_dropped_before_it_is_batched(tiny_checkpoint, caplog):
     import socket
-    import threading
 
     import uvicorn
 
-    recorder = SlowRecorder(0.4)
-    app = create_app(recorder, describe_checkpoint(tiny_checkpoint), ServeConfig(max_wait_ms=1))
+    model = GatedRecorder()
+    app = create_app(model, describe_checkpoint(tiny_checkpoint), ServeConfig(max_wait_ms=1))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.01)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            busy = threading.Thread(target=http.post, args=("/predict",), kwargs={"json": {"texts": ["busy"]}})
-            busy.start()
-            time.sleep(0.1)  # "busy" is being computed
-            for index in range(3):  # three clients send their request and give up
-                with socket.create_connection(("127.0.0.1", port)) as client:
-                    client.sendall(_raw_post(port, [f"gone{index}"]))
-                    time.sleep(0.02)
-            started = time.perf_counter()
-            fresh = http.post("/predict", json={"texts": ["fresh"]})
-            waited = time.perf_counter() - started
-            busy.join()
-            health = http.get("/health").json()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    gone = lambda: caplog.text.count('"POST /predict" 499')  # noqa: E731
+    with caplog.at_level(logging.INFO):
+        thread.start()
+        try:
+            wait_until(lambda: server.started)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                busy = threading.Thread(target=http.post, args=("/predict",), kwargs={"json": {"texts": ["busy"]}})
+                busy.start()
+                wait_until(model.started.is_set)  # "busy" is being computed
+                for index in range(3):  # three clients send their request and give up
+                    with socket.create_connection(("127.0.0.1", port)) as client:
+                        client.sendall(_raw_post(port, [f"gone{index}"]))
+                        wait_until(lambda: http.get("/health").json()["queued"] == 1)
+                    wait_until(lambda index=index: gone() == index + 1)  # noticed, and taken out of the queue
+                model.release.set()
+                fresh = http.post("/predict", json={"texts": ["fresh"]})
+                busy.join()
+                health = http.get("/health").json()
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
     assert fresh.json() == [{"text": "fresh"}]
-    assert recorder.calls == [["busy"], ["fresh"]], recorder.calls
-    assert health["dropped"] == 3 and waited < 0.4 * 2 + 0.3  # the rest of "busy", then its own call
+    assert model.calls == [["busy"], ["fresh"]], model.calls
+    assert health["dropped"] == 3 and health["queued"] == 0
+    assert "Traceback" not in caplog.text and "Exception in ASGI application" not in caplog.text
 
 
 def test_a_full_queue_answers_503_with_retry_after(tiny_checkpoint):
-    recorder = SlowRecorder(0.3)
+    model = GatedRecorder()
     config = ServeConfig(max_wait_ms=0, max_batch_sentences=1, max_queued_requests=1)
-    app = create_app(recorder, describe_checkpoint(tiny_checkpoint), config)
+    app = create_app(model, describe_checkpoint(tiny_checkpoint), config)
 
     async def scenario():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
                 busy = asyncio.ensure_future(http.post("/predict", json={"texts": ["busy"]}))
-                await asyncio.sleep(0.05)
+                await until(model.started.is_set)
                 queued = asyncio.ensure_future(http.post("/predict", json={"texts": ["queued"]}))
-                await asyncio.sleep(0.05)
+                while (await http.get("/health")).json()["queued"] != 1:
+                    await asyncio.sleep(0.005)
                 refused = await http.post("/predict", json={"texts": ["refused"]})
+                model.release.set()
                 return refused, await busy, await queued
 
     refused, busy, queued = asyncio.run(scenario())
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert "server busy: 1 requests are already waiting" in refused.json()["detail"]
-    assert busy.status_code == queued.status_code == 200 and ["refused"] not in recorder.calls
+    assert busy.status_code == queued.status_code == 200 and ["refused"] not in model.calls
+
+
+def test_an_abandoned_request_answers_499_and_logs_it_without_a_traceback(tiny_checkpoint, caplog):
+    model = GatedRecorder()
+    app = create_app(model, describe_checkpoint(tiny_checkpoint), ServeConfig(max_wait_ms=0))
+    body = json.dumps({"texts": ["left"]}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "root_path": "",
+        "query_string": b"",
+        "server": ("t", 80),
+        "client": ("c", 1),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await until(model.started.is_set)  # the request is in a running batch when its client leaves
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+            model.release.set()
+
+    with caplog.at_level(logging.INFO, "mtst.serve.app"):
+        asyncio.run(scenario())
+    assert sent[0]["status"] == 499 and '"POST /predict" 499: the client left' in caplog.text
+
+
+def test_a_burst_of_oversized_requests_neither_delays_a_short_one_nor_escapes_the_queue_limit(tiny_checkpoint):
+    counted, release = [], threading.Event()
+
+    def slow_count(texts):  # counting a big request takes long: here, until released
+        counted.append(len(texts))
+        release.wait(timeout=30)
+        return 10**6
+
+    config = ServeConfig(max_wait_ms=0, max_queued_requests=3, max_chars=10_000, max_body_bytes=10**6)
+    app = create_app(Recorder(), describe_checkpoint(tiny_checkpoint), config, slow_count)
+    big = {"texts": ["word " * 2000] * 4}
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                oversized = [asyncio.ensure_future(http.post("/predict", json=big)) for _ in range(3)]
+                while (await http.get("/health")).json()["queued"] != 3:  # one counted, two waiting to be
+                    await asyncio.sleep(0.005)
+                assert counted == [4]
+                short = await asyncio.wait_for(http.post("/predict", json={"texts": ["hi"]}), timeout=10)
+                one_more = await asyncio.wait_for(http.post("/predict", json=big), timeout=10)
+                release.set()
+                return short, one_more, await asyncio.gather(*oversized)
+
+    short, one_more, oversized = asyncio.run(scenario())
+    assert short.status_code == 503  # the queue limit covers requests being counted
+    assert one_more.status_code == 503 and "3 requests are already waiting" in one_more.json()["detail"]
+    assert [response.status_code for response in oversized] == [413] * 3
+
+
+def test_a_short_request_is_not_counted_and_passes_while_big_ones_are(tiny_checkpoint):
+    counted, release = [], threading.Event()
+
+    def slow_count(texts):
+        counted.append(len(texts))
+        release.wait(timeout=30)
+        return 10**6
+
+    config = ServeConfig(max_wait_ms=0, max_queued_requests=64, max_chars=10_000, max_body_bytes=10**6)
+    app = create_app(Recorder(), describe_checkpoint(tiny_checkpoint), config, slow_count)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                big = [asyncio.ensure_future(http.post("/predict", json={"texts": ["w " * 5000]})) for _ in range(8)]
+                await until(lambda: len(counted) >= 1)
+                short = await asyncio.wait_for(http.post("/predict", json={"texts": ["hi"]}), timeout=10)
+                release.set()
+                return short, await asyncio.gather(*big)
+
+    short, big = asyncio.run(scenario())
+    assert short.status_code == 200 and short.json() == [{"text": "hi"}]
+    assert [response.status_code for response in big] == [413] * 8
 
 
 def test_a_request_over_the_subtoken_budget_is_refused_before_any_work(predictor, tiny_checkpoint):
-    recorder = SlowRecorder(0)
+    recorder = Recorder()
     config = ServeConfig(max_subtokens=50, max_wait_ms=1)
     app = create_app(recorder, describe_checkpoint(tiny_checkpoint), config, predictor.count_subtokens)
     with TestClient(app) as http:
@@ -276,6 +412,19 @@ def test_a_request_over_the_subtoken_budget_is_refused_before_any_work(predictor
     assert refused.status_code == 413
     assert refused.json()["detail"] == "the texts hold 51 sub-tokens; at most 50 per request"
     assert len(recorder.calls) == 1
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "60001"])
+def test_max_wait_ms_must_be_finite_and_bounded(value, tmp_path):
+    from pydantic import ValidationError
+    from typer.testing import CliRunner
+
+    from mtst.cli import app
+
+    with pytest.raises(ValidationError):
+        ServeConfig(max_wait_ms=float(value))
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--max-wait-ms", value])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --max-wait-ms: "), result.output
 
 
 def test_the_readme_names_every_info_key(client):

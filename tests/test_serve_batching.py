@@ -1,6 +1,5 @@
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -8,20 +7,41 @@ from mtst.serve.batching import MicroBatcher
 
 
 class RecordingPredictor:
-    """Answers each text with {"text": text} and records the size of every call, optionally slowly."""
+    """Answers each text with {"text": text} and records the size of every call."""
 
-    def __init__(self, seconds: float = 0.0, fail_on: str | None = None):
+    def __init__(self, fail_on: str | None = None):
         self.calls: list[list[str]] = []
-        self.seconds, self.fail_on = seconds, fail_on
+        self.fail_on = fail_on
         self.threads: set[str] = set()
 
     def __call__(self, texts: list[str]) -> list[dict]:
         self.calls.append(list(texts))
         self.threads.add(threading.current_thread().name)
-        time.sleep(self.seconds)
         if self.fail_on in texts:
             raise ValueError(f"cannot predict {self.fail_on!r}")
         return [{"text": text} for text in texts]
+
+
+class GatedPredictor(RecordingPredictor):
+    """Blocks in its first call until `release` is set; `started` tells that the call began."""
+
+    def __init__(self):
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, texts: list[str]) -> list[dict]:
+        self.started.set()
+        if not self.release.wait(timeout=30):
+            raise TimeoutError("the test never released the model")
+        return super().__call__(texts)
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Polls `condition` on the event loop until it holds; fails the test after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
 
 
 async def run_requests(batcher: MicroBatcher, requests: list[list[str]]) -> list[list[dict]]:
@@ -64,20 +84,15 @@ def test_max_batch_one_turns_batching_off():
 def test_the_wait_for_more_requests_is_bounded():
     predictor = RecordingPredictor()
 
-    async def two_apart() -> float:
+    async def alone():
         batcher = MicroBatcher(predictor, max_sentences=64, max_wait_ms=20)
         await batcher.start()
-        started = time.perf_counter()
-        await batcher.predict(["first"])
-        waited = time.perf_counter() - started
-        await asyncio.sleep(0.05)
-        await batcher.predict(["second"])
-        await batcher.stop()
-        return waited
+        try:  # no second request ever comes: the first still runs, alone, once the window closes
+            return await asyncio.wait_for(batcher.predict(["first"]), timeout=10)
+        finally:
+            await batcher.stop()
 
-    waited = asyncio.run(two_apart())
-    assert 0.015 < waited < 1.0  # held for the 20 ms window, then run alone
-    assert predictor.calls == [["first"], ["second"]]
+    assert asyncio.run(alone()) == [{"text": "first"}] and predictor.calls == [["first"]]
 
 
 def test_a_failing_batch_fails_its_requests_and_the_worker_serves_the_next_ones():
@@ -97,21 +112,21 @@ def test_a_failing_batch_fails_its_requests_and_the_worker_serves_the_next_ones(
 
 
 def test_the_event_loop_keeps_running_while_the_model_works():
-    predictor = RecordingPredictor(seconds=0.3)
+    predictor = GatedPredictor()
 
     async def scenario():
         batcher = MicroBatcher(predictor, max_sentences=64, max_wait_ms=0)
         await batcher.start()
         pending = asyncio.ensure_future(batcher.predict(["slow"]))
-        await asyncio.sleep(0.02)
-        ticks_started = time.perf_counter()
-        await asyncio.sleep(0.01)  # would wait the whole 0.3 s if the model ran on the loop's thread
-        tick = time.perf_counter() - ticks_started
+        await until(predictor.started.is_set)
+        # The model is blocked until released: the loop could not take this step if the model ran on its thread.
+        await asyncio.wait_for(asyncio.sleep(0.001), timeout=10)
+        assert not pending.done()
+        predictor.release.set()
         await pending
         await batcher.stop()
-        return tick
 
-    assert asyncio.run(scenario()) < 0.15
+    asyncio.run(scenario())
 
 
 def test_predict_before_start_is_a_clear_error():
@@ -120,18 +135,20 @@ def test_predict_before_start_is_a_clear_error():
 
 
 def test_a_request_whose_caller_left_is_dropped_before_it_is_batched():
-    predictor = RecordingPredictor(seconds=0.2)
+    predictor = GatedPredictor()
 
     async def scenario():
         batcher = MicroBatcher(predictor, max_sentences=64, max_wait_ms=1)
         await batcher.start()
         busy = asyncio.ensure_future(batcher.predict(["busy"]))
-        await asyncio.sleep(0.05)  # the worker is computing "busy"
+        await until(predictor.started.is_set)  # the worker is computing "busy"
         gone = [asyncio.ensure_future(batcher.predict([f"gone{i}"])) for i in range(3)]
-        await asyncio.sleep(0.01)
+        await until(lambda: batcher.queued == 3)
         for caller in gone:
             caller.cancel()
-        fresh = await batcher.predict(["fresh"])
+        fresh = asyncio.ensure_future(batcher.predict(["fresh"]))
+        predictor.release.set()
+        fresh = await fresh
         await busy
         await batcher.stop()
         return fresh, batcher.stats
@@ -144,21 +161,22 @@ def test_a_request_whose_caller_left_is_dropped_before_it_is_batched():
 def test_the_queue_is_bounded_and_a_left_caller_frees_its_place():
     from mtst.serve.batching import QueueFull
 
-    predictor = RecordingPredictor(seconds=0.2)
+    predictor = GatedPredictor()
 
     async def scenario():
         batcher = MicroBatcher(predictor, max_sentences=1, max_wait_ms=0, max_queued=2)
         await batcher.start()
         busy = asyncio.ensure_future(batcher.predict(["busy"]))
-        await asyncio.sleep(0.05)  # taken into a batch: no longer queued
+        await until(predictor.started.is_set)  # taken into a batch: no longer queued
         waiting = [asyncio.ensure_future(batcher.predict([f"w{i}"])) for i in range(2)]
-        await asyncio.sleep(0.01)
-        assert batcher.queued == 2
+        await until(lambda: batcher.queued == 2)
         with pytest.raises(QueueFull, match="2 requests are already waiting"):
             await batcher.predict(["one too many"])
         waiting[0].cancel()
-        await asyncio.sleep(0)
-        later = await batcher.predict(["room again"])
+        await until(lambda: batcher.queued == 1)
+        later = asyncio.ensure_future(batcher.predict(["room again"]))
+        predictor.release.set()
+        later = await later
         await asyncio.gather(busy, waiting[1])
         await batcher.stop()
         return later

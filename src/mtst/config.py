@@ -77,7 +77,9 @@ class TrainConfig(_Strict):
         if isinstance(value, str):
             value = [value]
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            value = [name.strip() for item in value for name in item.split(",") if name.strip()]
+            value = [name.strip() for item in value for name in item.split(",")]
+            if "" in value:  # `--report-to ","` or `""` is a slip, not a choice: `none` says "no tracker"
+                raise ValueError("a tracker name is empty; name tensorboard or mlflow, or none for no tracker")
             return [] if value == ["none"] else value
         return value
 

@@ -82,6 +82,24 @@ def atomic_directory(target: str | Path):
         raise
 
 
+def refuse_to_replace(target: str | Path, marker: str, overwrite: bool = False, keep: str | Path | None = None) -> None:
+    """Before `atomic_directory(target)` replaces what is there: a file, or a non-empty folder without `marker`
+    (the file that says mtst wrote it), is kept unless `overwrite`; `keep` and any folder holding it always are.
+    Checked before the work, so a refusal costs nothing."""
+    target = Path(target)
+    if keep is not None:
+        kept = Path(keep).resolve()
+        if target.resolve() == kept or target.resolve() in kept.parents:
+            raise MtstError(f"{target}: writing here would replace {keep}; choose another folder")
+    if overwrite or not (target.exists() or target.is_symlink()):
+        return
+    if not target.is_dir():
+        raise MtstError(f"{target}: a file is there, not a folder; choose another path, or pass --overwrite")
+    if any(target.iterdir()) and not (target / marker).is_file():
+        problem = f"the folder holds files mtst did not write (no {marker}); choose a new or empty folder"
+        raise MtstError(f"{target}: {problem}, or pass --overwrite to replace it")
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path):
     """Yields a temporary path beside `path`; on success it is fsynced and renamed over `path`."""

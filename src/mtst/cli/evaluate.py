@@ -44,6 +44,8 @@ def evaluate(
     from mtst.model.multitask import read_checkpoint
 
     setup_logging()
+    if errors is not None:
+        _prepare_errors_folder(errors)
     folder = data_dir or os.environ.get("MTST_DATA_DIR")
     if not folder:
         raise MtstError("no data directory: pass --data-dir or set MTST_DATA_DIR")
@@ -69,6 +71,16 @@ def evaluate(
                     typer.echo(f"  {label:<30} {scores} {int(row['support'])}")
     if summary:
         typer.echo("\nerrors (" + str(errors) + ")\n" + "\n".join(summary))
+
+
+def _prepare_errors_folder(directory: Path) -> None:
+    """Makes the --errors folder before the evaluation, so that a path it cannot be fails at once, not after."""
+    if directory.exists() and not directory.is_dir():
+        raise MtstError(f"{directory}: a file is there; --errors names a folder for errors.json and mispredicted.jsonl")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MtstError(f"{directory}: cannot write the error analysis ({error.strerror or error})") from None
 
 
 def _write_error_analysis(model, examples, predictions, directory: Path) -> list[str]:

@@ -25,6 +25,10 @@ def export(
             "--output", "-o", help="sentence-transformers: the folder (default CHECKPOINT/sentence-transformers)."
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace --output even when it is a file or a folder mtst did not write."),
+    ] = False,
 ) -> None:
     """Export the whole model (encoder, pooling, every head) for CPU inference into the checkpoint folder.
 
@@ -38,7 +42,7 @@ def export(
             raise MtstError("--quantize applies to --format onnx only")
         from mtst.export.sentence_transformers import export_sentence_transformers
 
-        typer.echo(f"{export_sentence_transformers(checkpoint, output)}  (SentenceTransformer(path).encode)")
+        typer.echo(f"{export_sentence_transformers(checkpoint, output, overwrite)}  (SentenceTransformer(path).encode)")
         return
     if output is not None:
         raise MtstError("--output applies to --format sentence-transformers; ONNX files go into the checkpoint")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -41,10 +42,11 @@ def predict(
     sentences = list(texts or [])
     if file is not None:
         sentences += read_text_lines(file)
-    if not sentences and not sys.stdin.isatty():
+    if not sentences and sys.stdin is not None and not sys.stdin.isatty():  # None: stdin closed (`<&-`)
         sentences = text_lines(sys.stdin.buffer.read(), "<stdin>")
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
+    _refuse_overlong(sentences, file)
     predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
     for result in predictor.predict(sentences):
         if as_json:
@@ -54,9 +56,21 @@ def predict(
             typer.echo(f"{result['text']}\n" + "".join(f"  {name}: {text}\n" for name, text in parts.items()).rstrip())
 
 
+def _refuse_overlong(sentences: list[str], file: Path | None) -> None:
+    """A text over MAX_LINE_BYTES is no sentence, and its windows would all be predicted at once."""
+    from mtst.inference.stream import MAX_LINE_BYTES, input_lines
+
+    for index, text in enumerate(sentences, start=1):
+        if len(text) > MAX_LINE_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+            if file is not None:
+                for _ in input_lines(file):  # finds the line and refuses it as file:line, if it came from there
+                    pass
+            raise MtstError(f"text {index} is longer than {MAX_LINE_BYTES} bytes; split it into sentences")
+
+
 def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:
     from mtst.inference.predictor import Predictor
-    from mtst.inference.stream import predict_file
+    from mtst.inference.stream import is_regular_file, predict_file
 
     if file is None or texts:
         raise MtstError("--output streams one --file: give --file IN and no sentences as arguments")
@@ -64,4 +78,14 @@ def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, back
     predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
     summary = predict_file(predictor, file, output)
     rate = summary.predicted / max(summary.seconds, 1e-9)
-    typer.echo(f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)")
+    done = f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)"
+    # `--output /dev/stdout` (a pipe, or a file by `>`): the results alone on standard output.
+    typer.echo(done, err=not is_regular_file(output) or _is_standard_output(output))
+
+
+def _is_standard_output(path: Path) -> bool:
+    try:
+        ours, theirs = os.fstat(sys.stdout.fileno()), path.stat()
+    except (OSError, ValueError, AttributeError):  # no real standard output (closed, or captured in memory)
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)

@@ -145,6 +145,9 @@ def pretrain(
     ] = True,
     max_train_examples: Annotated[int | None, typer.Option("--max-train-examples")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 13,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace -o even when it is a file or a folder mtst did not write.")
+    ] = False,
 ) -> None:
     """Task-adaptive pre-training: masked-LM training of the encoder on the config's training sentences.
 
@@ -179,7 +182,7 @@ def pretrain(
     except ValidationError as error:
         first = error.errors()[0]
         raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
-    note = run_pretraining(settings, options)
+    note = run_pretraining(settings, options, overwrite)
     loss = note["dev_masked_lm_loss"]
     typer.echo(json.dumps({"output_dir": str(output_dir), "dev_masked_lm_loss": loss}, indent=2))
 

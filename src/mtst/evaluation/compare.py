@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from mtst.config import Config
 from mtst.files import atomic_file, write_json_atomic, write_text_atomic
 from mtst.inference.predictor import describe
-from mtst.training.strategies import parse_strategy
+from mtst.training.strategies import STRATEGY_SPECS, parse_strategy
 
 logger = logging.getLogger(__name__)
 SENTENCES_PER_CORPUS = 5
@@ -33,8 +33,12 @@ def compare(config: Config, strategies: list[str], output_dir: str | Path, sente
     from mtst.errors import ConfigError
     from mtst.training.loop import train
 
+    if not strategies:
+        raise ConfigError(
+            f"--strategies names no strategy; give them comma-separated, from {', '.join(STRATEGY_SPECS)}"
+        )
     parsed = {strategy.spec: strategy for strategy in map(parse_strategy, strategies)}
-    if len(parsed) != len(strategies) or not strategies:
+    if len(parsed) != len(strategies):
         raise ConfigError(f"--strategies must name distinct strategies, got {','.join(strategies)}")
     strategies = list(parsed)
     output = Path(output_dir)

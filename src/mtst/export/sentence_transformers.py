@@ -15,16 +15,20 @@ from pathlib import Path
 import torch
 
 from mtst.errors import MtstError
-from mtst.files import atomic_directory
+from mtst.files import atomic_directory, refuse_to_replace
 from mtst.model.multitask import MultiTaskModel
 
 ST_DIR = "sentence-transformers"
+ST_MARKER = "modules.json"  # the file sentence-transformers' `save` writes first: an earlier export
 CHECK_TEXTS = ["what will the weather be like in new york tomorrow evening", "play queen", ""]
 TOLERANCE = 1e-5
 
 
-def export_sentence_transformers(checkpoint: str | Path, output: str | Path | None = None) -> Path:
-    """Writes the folder (default CHECKPOINT/sentence-transformers) and returns its path."""
+def export_sentence_transformers(
+    checkpoint: str | Path, output: str | Path | None = None, overwrite: bool = False
+) -> Path:
+    """Writes the folder (default CHECKPOINT/sentence-transformers) and returns its path. What is at `output`
+    already is replaced only when it is an earlier export, or with `overwrite`; never the checkpoint itself."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
@@ -35,6 +39,7 @@ def export_sentence_transformers(checkpoint: str | Path, output: str | Path | No
         from sentence_transformers import models
     checkpoint = Path(checkpoint)
     output = Path(output) if output is not None else checkpoint / ST_DIR
+    refuse_to_replace(output, ST_MARKER, overwrite, keep=checkpoint)
     model = MultiTaskModel.from_pretrained(checkpoint)
     with tempfile.TemporaryDirectory() as encoder_dir:
         model.encoder.save_pretrained(encoder_dir)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 
+from mtst.errors import MtstError
 from mtst.inference.predictor import Predictor
 
 
@@ -38,6 +39,21 @@ class BatchPredictor:
         self.predictor = Predictor.from_checkpoint(os.fspath(checkpoint), batch_size=batch_size, backend=backend)
 
     def __call__(self, batch: dict) -> dict:
-        texts = [str(text) for text in batch["text"]]
+        texts = [_text(row, index) for index, row in enumerate(batch["text"])]
         results = self.predictor.predict(texts)
         return {"text": texts, "prediction": [json.dumps(result, ensure_ascii=False) for result in results]}
+
+
+def _text(row, index: int) -> str:
+    """A row as text: bytes (`read_binary_files`) are decoded; anything else is refused, never predicted as
+    its repr ("None", "b'...'", "nan"). Ray hands over a batch, not its place in the dataset: rows are numbered
+    within it."""
+    if isinstance(row, bytes):
+        try:
+            return row.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise MtstError(f"`text` row {index} of a batch: invalid UTF-8 (byte 0x{row[error.start]:02x})") from None
+    if not isinstance(row, str):
+        got = "None" if row is None else type(row).__name__
+        raise MtstError(f"`text` row {index} of a batch: expected a text, got {got}")
+    return str(row)  # numpy.str_ from a NumPy batch becomes a plain str

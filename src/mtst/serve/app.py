@@ -4,6 +4,7 @@
 # the endpoint's annotation, which must be the class itself, not a string.
 
 import asyncio
+import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,19 +14,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from mtst.serve.admission import Admission
 from mtst.serve.batching import MicroBatcher, PredictFn, QueueFull
 from mtst.serve.config import ServeConfig
 from mtst.serve.docs import add_offline_docs
-from mtst.serve.limits import BodySizeLimit, RequireUtf8
+from mtst.serve.limits import BodySizeLimit, StrictJsonBody
 from mtst.serve.schemas import ErrorResponse, Health, SentenceResult, predict_request_model
 
+logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 ERROR_RESPONSES = {
     code: {"model": ErrorResponse, "description": why}
     for code, why in {
-        400: "malformed JSON, or a body that is not UTF-8",
+        400: "malformed JSON, a key given twice, or a body that is not UTF-8",
         413: "request body larger than max_body_bytes, or texts holding more than max_subtokens sub-tokens",
-        415: "body not sent as application/json",
+        415: "body not sent as application/json, or compressed",
         422: "the body breaks a rule: texts missing, empty, too many, too long, not strings",
         503: "max_queued_requests requests are already waiting; retry after the Retry-After seconds",
     }.items()
@@ -79,8 +82,11 @@ async def _unless_disconnected(work, request: Request):
     finally:
         gone.cancel()
         if not task.done():
-            task.cancel()
-    return task.result() if not task.cancelled() else None
+            task.cancel()  # takes effect at the task's next step: it is not done yet, and has no result
+    if not task.done() or task.cancelled():
+        logger.info('"%s %s" 499: the client left before its answer', request.method, request.url.path)
+        return None
+    return task.result()
 
 
 def create_app(
@@ -93,12 +99,14 @@ def create_app(
     `count_subtokens` (texts -> sub-tokens) enforces `max_subtokens` where given."""
     config = config or ServeConfig()
     batcher = MicroBatcher(predict, config.max_batch_sentences, config.max_wait_ms, config.max_queued_requests)
+    admission = Admission(batcher, config, count_subtokens)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await batcher.start()
         yield
         await batcher.stop()
+        admission.close()
 
     app = FastAPI(
         title="mtst",
@@ -109,11 +117,11 @@ def create_app(
         redoc_url=None,
     )
     add_offline_docs(app)
-    app.add_middleware(RequireUtf8)
+    app.add_middleware(StrictJsonBody)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    _add_predict(app, batcher, config, count_subtokens)
-    _add_status(app, batcher, info, config)
+    _add_predict(app, batcher, admission)
+    _add_status(app, batcher, admission, info, config)
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -123,9 +131,13 @@ def create_app(
     return app
 
 
-def _add_predict(app: FastAPI, batcher: MicroBatcher, config: ServeConfig, count_subtokens) -> None:
-    """POST /predict: the body validated against the limits, its sub-tokens counted, then the micro-batcher."""
-    PredictRequest = predict_request_model(config)  # noqa: N806 - a class, named as one
+def _add_predict(app: FastAPI, batcher: MicroBatcher, admission: Admission) -> None:
+    """POST /predict: the body validated against the limits, admitted (queue room, sub-tokens), then batched."""
+    PredictRequest = predict_request_model(admission.config)  # noqa: N806 - a class, named as one
+
+    async def answer(texts: list[str]):
+        refusal = await admission.over_budget(texts)
+        return _error(413, refusal) if refusal else await batcher.predict(texts)
 
     @app.post(
         "/predict",
@@ -135,19 +147,15 @@ def _add_predict(app: FastAPI, batcher: MicroBatcher, config: ServeConfig, count
         summary="Label each text and find its entities",
     )
     async def predict_texts(body: PredictRequest, request: Request):
-        if count_subtokens is not None:
-            subtokens = await asyncio.to_thread(count_subtokens, body.texts)
-            if subtokens > config.max_subtokens:
-                return _error(413, f"the texts hold {subtokens} sub-tokens; at most {config.max_subtokens} per request")
         try:
-            results = await _unless_disconnected(batcher.predict(body.texts), request)
+            results = await _unless_disconnected(answer(body.texts), request)
         except QueueFull as error:
             return JSONResponse({"detail": f"server busy: {error}"}, status_code=503, headers={"Retry-After": "1"})
         # 499 (nginx's "client closed request"): nobody reads it, but the access log tells what happened.
         return results if results is not None else Response(status_code=499)
 
 
-def _add_status(app: FastAPI, batcher: MicroBatcher, info: dict, config: ServeConfig) -> None:
+def _add_status(app: FastAPI, batcher: MicroBatcher, admission: Admission, info: dict, config: ServeConfig) -> None:
     """GET /health (model calls and sentences so far) and /info (the checkpoint, limits and batching)."""
     limits = config.model_dump(
         include={"max_texts", "max_chars", "max_body_bytes", "max_subtokens", "max_queued_requests"}
@@ -157,7 +165,8 @@ def _add_status(app: FastAPI, batcher: MicroBatcher, info: dict, config: ServeCo
     @app.get("/health", response_model=Health)
     async def health():
         stats = batcher.stats
-        return {"status": "ok", "batches": stats.batches, "sentences": stats.sentences, "dropped": stats.dropped}
+        counts = {"batches": stats.batches, "sentences": stats.sentences, "dropped": stats.dropped}
+        return {"status": "ok", **counts, "queued": admission.waiting}
 
     @app.get("/info", summary="Model, tasks and labels, encoder, version, limits")
     async def model_info() -> dict:

@@ -8,7 +8,7 @@ from mtst.inference.backends import Backend
 
 
 class ServeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # Loopback: exposing the model to a network is an explicit choice.
     host: str = Field("127.0.0.1", description="interface to listen on; 0.0.0.0 opens it to the network")
@@ -26,4 +26,7 @@ class ServeConfig(BaseModel):
     max_batch_sentences: int = Field(
         64, ge=1, description="sentences per model call, summed over requests; 1 turns micro-batching off"
     )
-    max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits for more requests once one arrived")
+    # Bounded: with `inf` every request would wait for a full batch.
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=60_000, description="how long a batch waits for more requests once one arrived"
+    )

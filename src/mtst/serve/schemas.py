@@ -68,3 +68,4 @@ class Health(BaseModel):
     batches: int = Field(description="model calls so far")
     sentences: int = Field(description="sentences predicted so far")
     dropped: int = Field(0, description="requests dropped unbatched because their client disconnected")
+    queued: int = Field(0, description="requests waiting for the model now (being counted or queued)")

@@ -35,7 +35,7 @@ from mtst.config import Config
 from mtst.data import load_corpora
 from mtst.data.textfile import read_text_lines
 from mtst.errors import ConfigError
-from mtst.files import atomic_directory, dumps
+from mtst.files import atomic_directory, dumps, refuse_to_replace
 from mtst.model.encoder import load_tokenizer, resolve_encoder_path
 
 logger = logging.getLogger(__name__)
@@ -148,12 +148,14 @@ def _load_masked_lm(path: Path):
     return model, fresh
 
 
-def pretrain(config: Config, settings: PretrainConfig) -> dict:
-    """Trains the masked LM and writes the encoder folder; returns the note written beside it."""
+def pretrain(config: Config, settings: PretrainConfig, overwrite: bool = False) -> dict:
+    """Trains the masked LM and writes the encoder folder; returns the note written beside it. What is at
+    `output_dir` already is replaced only when it is an earlier pretrain output, or with `overwrite`."""
+    source = resolve_encoder_path(config.encoder.name_or_path)
+    refuse_to_replace(settings.output_dir, NOTE_FILE, overwrite, keep=source)
     started = time.perf_counter()
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
-    source = resolve_encoder_path(config.encoder.name_or_path)
     model, fresh = _load_masked_lm(source)
     tokenizer = load_tokenizer(source, model.config.model_type)
     if tokenizer.mask_token_id is None:

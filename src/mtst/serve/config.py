@@ -27,3 +27,5 @@ class ServeConfig(BaseModel):
         64, ge=1, description="sentences per model call, summed over requests; 1 turns micro-batching off"
     )
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits for more requests once one arrived")
+    # Rasa's `--auth-token`: POST /model/parse then needs `?token=` (or `token` in the body, as Rasa sends it).
+    rasa_token: str | None = Field(None, description="token POST /model/parse requires (Rasa's auth token)")

@@ -228,6 +228,10 @@ class Task(TaskConfigBase):
         (`label`, `entities`, `labels`), any other under its own name."""
         raise NotImplementedError
 
+    def add_ranking(self, result: dict, prediction: Any, first: bool, top: int) -> None:
+        """Adds the `top` most probable labels with their scores next to what `add_to_json` wrote (a kind that
+        gives one label per sentence); by default nothing."""
+
     def describe(self, result: dict, first: bool) -> str:
         """A short text of what `add_to_json` wrote, for comparison tables."""
         raise NotImplementedError

@@ -23,6 +23,8 @@ from mtst.tasks.uncertainty import bald, distribution_uncertainty
 class SentencePrediction:
     label: str
     score: float
+    # Every label with its probability, most probable first (Rasa's `intent_ranking`, the fallback's margin).
+    ranking: tuple[tuple[str, float], ...] = ()
 
 
 class SentenceHead(nn.Module):
@@ -65,8 +67,10 @@ class SentenceTask(SentenceTaskConfig, Task):
         return SentenceHead(encoder_config.hidden_size, self)
 
     def decode(self, logits: torch.Tensor, word_starts, decoded: dict, head=None) -> SentencePrediction:
-        score, index = logits.float().softmax(-1).max(-1)
-        return SentencePrediction(self.labels[int(index)], float(score))
+        probabilities = logits.float().softmax(-1)
+        scores, indices = probabilities.sort(descending=True)
+        ranking = tuple((self.labels[i], s) for i, s in zip(indices.tolist(), scores.tolist(), strict=True))
+        return SentencePrediction(ranking[0][0], ranking[0][1], ranking)
 
     def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
         values = distribution_uncertainty(logits.float().softmax(-1))
@@ -89,6 +93,10 @@ class SentenceTask(SentenceTaskConfig, Task):
             result["label"], result["score"] = prediction.label, round(prediction.score, 4)
         else:
             result[self.name] = {"label": prediction.label, "score": round(prediction.score, 4)}
+
+    def add_ranking(self, result: dict, prediction: SentencePrediction, first: bool, top: int) -> None:
+        ranked = [{"label": label, "score": round(score, 4)} for label, score in prediction.ranking[:top]]
+        (result if first else result[self.name])["ranking"] = ranked
 
     def describe(self, result: dict, first: bool) -> str:
         value = result if first else result[self.name]

@@ -19,6 +19,7 @@ from mtst.data import Corpus, Splits, as_corpora
 from mtst.data.settings import DataConfig
 from mtst.errors import CheckpointError
 from mtst.files import atomic_directory, dumps
+from mtst.model.card import CARD_FILE, CardFacts, render_model_card
 from mtst.model.checkpoint import CheckpointConfig, EncoderInfo, parse_checkpoint_config
 from mtst.model.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
 from mtst.model.pooling import pool_sentence
@@ -135,14 +136,17 @@ class MultiTaskModel(nn.Module):
         self.train(was_training)
         return torch.cat(chunks) if chunks else torch.empty(0, self.encoder.config.hidden_size)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Writes config.json, model.safetensors, encoder/config.json and the tokenizer, atomically."""
+    def save_pretrained(self, directory: str | Path, card: CardFacts | None = None) -> None:
+        """Writes config.json, model.safetensors, encoder/config.json, the tokenizer and a model card
+        (README.md, with what `card` says the run knows), atomically."""
         broken = non_finite_weights(self)
         if broken:
             raise CheckpointError(f"{directory}: refusing to save NaN or infinite weights ({', '.join(broken[:3])})")
         with atomic_directory(directory) as tmp:
             config = self.checkpoint_config().model_dump(mode="json")
             (tmp / CONFIG_FILE).write_text(dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False), encoding="utf-8")
+            card_text = render_model_card(self.checkpoint_config(), card or CardFacts())
+            (tmp / CARD_FILE).write_text(card_text, encoding="utf-8")
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
             self.tokenizer.save_pretrained(tmp)
             save_model(self, str(tmp / WEIGHTS_FILE))

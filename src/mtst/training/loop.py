@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from mtst.data.sampling import TaskSampler
 from mtst.errors import CheckpointError, ConfigError
 from mtst.evaluation.metrics import early_stopping_score, evaluate_corpora, headline
 from mtst.files import write_text_atomic
+from mtst.model.card import CardFacts, write_model_card
 from mtst.model.multitask import MultiTaskModel
 from mtst.training import reports
 from mtst.training.callbacks import Callback, Checkpoints, EpochEnd, RunRecords, StepEnd, learning_rates
@@ -195,7 +196,7 @@ def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Cor
     callbacks = [
         trainer.tracking,
         RunRecords(output, history, model, trainer.loss_weighting, cfg.num_sample_predictions, main),
-        Checkpoints(output, model, save_state, cfg, main),
+        Checkpoints(output, model, save_state, cfg, main, run_card_facts(config, corpora)),
     ]
     for epoch in range(progress.epoch, cfg.epochs + 1):
         if stopper.should_stop:
@@ -220,5 +221,16 @@ def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Cor
     elapsed = round(elapsed_before + time.perf_counter() - started, 1)
     summary = reports.summarize(config, trainer, stopper, history, test, corpora, elapsed, parameters, imbalance)
     reports.write_summary(output, summary, main)
+    if main:  # the card of best/ now knows its test scores too
+        card = replace(
+            run_card_facts(config, corpora), epoch=stopper.best_epoch, dev=summary["dev"], test=summary["test"]
+        )
+        write_model_card(output / "best", best.checkpoint_config(), card)
     accelerator.wait_for_everyone()
     return summary
+
+
+def run_card_facts(config: Config, corpora: list[Corpus]) -> CardFacts:
+    """What the model card of this run's checkpoints says beyond config.json: the settings, the train size."""
+    train_examples = sum(len(corpus.splits.train) for corpus in corpora)
+    return CardFacts(train_examples=train_examples, training=config.model_dump(mode="json"))

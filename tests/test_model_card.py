@@ -58,6 +58,11 @@ def test_a_trained_run_card_holds_its_settings_data_and_dev_and_test_metrics(tin
     )
     assert f"saved after epoch {summary['best_epoch']}" in body and "- epochs: 2" in body
     assert "- train examples: 8" in body
+    # Temperatures fitted on dev at the end of training: kept in best/, reported before/after on test.
+    fitted = summary["calibration_on_dev"]["intent"]
+    assert MultiTaskModel.from_pretrained(best).tasks["intent"].temperature == fitted["temperature"]
+    assert {"intent.ece", "intent.ece_uncalibrated", "slots.ece"} <= set(summary["test"])
+    assert f"- intent: temperature {fitted['temperature']}; ECE " in body and "on dev" in body
     # The dataset folder's name only: the card travels, the machine's file layout stays home.
     data_dir = Path(tiny_config.data.dir)
     assert f"`{data_dir.name}`" in body and str(data_dir.parent) not in body

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from mtst.cli.calibrate import AmbiguityMargin, EntityThresholds, FallbackLabel, IntentThreshold
 from mtst.cli.common import BackendOption, app, friendly_errors, setup_logging
 from mtst.errors import MtstError
 
@@ -30,13 +31,22 @@ def predict(
             "--output", "-o", help="With --file: stream results into this JSONL file; a rerun resumes where it stops."
         ),
     ] = None,
+    ranking: Annotated[int, typer.Option("--ranking", min=0, help="List this many top labels per sentence task.")] = 0,
+    intent_threshold: IntentThreshold = None,
+    ambiguity_margin: AmbiguityMargin = None,
+    fallback_label: FallbackLabel = None,
+    entity_thresholds: EntityThresholds = None,
 ) -> None:
-    """Predict the label and the entities (character spans) of raw sentences."""
-    from mtst.data.textfile import read_text_lines, text_lines
-    from mtst.inference.predictor import Predictor, describe
+    """Predict the label and the entities (character spans) of raw sentences.
 
+    The thresholds stored in the checkpoint (`mtst calibrate`) apply; the threshold options override them."""
+    from mtst.calibration.thresholds import threshold_settings
+    from mtst.data.textfile import read_text_lines, text_lines
+    from mtst.inference.predictor import describe
+
+    settings = threshold_settings(intent_threshold, ambiguity_margin, fallback_label, entity_thresholds)
     if output is not None:
-        _predict_into(checkpoint, file, output, texts, backend, quantized)
+        _predict_into(checkpoint, file, output, texts, (backend, quantized, ranking), settings)
         return
     sentences = list(texts or [])
     if file is not None:
@@ -45,7 +55,7 @@ def predict(
         sentences = text_lines(sys.stdin.buffer.read(), "<stdin>")
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
-    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    predictor = _predictor(checkpoint, (backend, quantized, ranking), settings)
     for result in predictor.predict(sentences):
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
@@ -54,14 +64,24 @@ def predict(
             typer.echo(f"{result['text']}\n" + "".join(f"  {name}: {text}\n" for name, text in parts.items()).rstrip())
 
 
-def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:
+def _predictor(checkpoint: Path, how: tuple[str, bool, int], settings: dict):
+    """The checkpoint's predictor (backend, quantized, ranking) with the thresholds given put on its tasks."""
+    from mtst.calibration.thresholds import apply_thresholds
     from mtst.inference.predictor import Predictor
+
+    backend, quantized, ranking = how
+    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized, ranking=ranking)
+    apply_thresholds(predictor.model.tasks, settings)
+    return predictor
+
+
+def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, how: tuple, settings: dict) -> None:
     from mtst.inference.stream import predict_file
 
     if file is None or texts:
         raise MtstError("--output streams one --file: give --file IN and no sentences as arguments")
     setup_logging()
-    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    predictor = _predictor(checkpoint, how, settings)
     summary = predict_file(predictor, file, output)
     rate = summary.predicted / max(summary.seconds, 1e-9)
     typer.echo(f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)")

@@ -36,6 +36,9 @@ class CardFacts:
     test: dict[str, float] = field(default_factory=dict)
     train_examples: int | None = None
     training: dict | None = None  # the run's config as config.yaml holds it
+    # By task: temperature and expected calibration error before / after, on the split it was fitted on.
+    calibration: dict[str, dict] = field(default_factory=dict)
+    calibrated_on: str | None = None  # which split that was
 
 
 def write_model_card(directory: str | Path, config: CheckpointConfig, facts: CardFacts | None = None) -> None:
@@ -51,7 +54,7 @@ def render_model_card(config: CheckpointConfig, facts: CardFacts) -> str:
         _data(config, facts),
         _training(facts),
         _evaluation(facts),
-        _calibration(config),
+        _calibration(config, facts),
         USE_AND_LIMITS,
     ]
     return "\n\n".join(section.strip() for section in sections) + "\n"
@@ -151,11 +154,32 @@ def _number(value) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _calibration(config: CheckpointConfig) -> str:
-    return (
-        "## Calibration\n\nScores are the heads' softmax (sigmoid for multilabel) probabilities, not calibrated: "
-        "fine-tuned transformers are over-confident, so read a score as a ranking, not a probability."
-    )
+def _calibration(config: CheckpointConfig, facts: CardFacts) -> str:
+    lines = []
+    for task in config.tasks:
+        if task.temperature != 1.0:
+            fitted = facts.calibration.get(task.name)
+            ece = f"; ECE {fitted['ece_uncalibrated']:.4f} -> {fitted['ece']:.4f}" if fitted else ""
+            where = f" on {facts.calibrated_on}" if fitted and facts.calibrated_on else ""
+            lines.append(f"- {task.name}: temperature {task.temperature}{ece}{where}")
+        lines += [f"- {task.name}: {rule}" for rule in _thresholds(task)]
+    if not lines:
+        return (
+            "## Calibration\n\nNone: scores are the heads' raw softmax (sigmoid for multilabel) probabilities; "
+            "fine-tuned transformers are over-confident, so read a score as a ranking, not a probability."
+        )
+    return "## Calibration\n\n" + "\n".join(lines)
+
+
+def _thresholds(task) -> list[str]:
+    rules = []
+    if getattr(task, "confidence_threshold", None) is not None:
+        rules.append(f"`{task.fallback_label}` under confidence {task.confidence_threshold}")
+    if getattr(task, "ambiguity_margin", None) is not None:
+        rules.append(f"`{task.fallback_label}` when the top two labels are within {task.ambiguity_margin}")
+    for kind, value in sorted(getattr(task, "entity_thresholds", {}).items()):
+        rules.append(f"`{kind}` entities need a score of {value}")
+    return rules
 
 
 USE_AND_LIMITS = """## Intended use

@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModel
 from mtst.data import Corpus, Splits, as_corpora
 from mtst.data.settings import DataConfig
 from mtst.errors import CheckpointError
-from mtst.files import atomic_directory, dumps
+from mtst.files import atomic_directory, dumps, write_text_atomic
 from mtst.model.card import CARD_FILE, CardFacts, render_model_card
 from mtst.model.checkpoint import CheckpointConfig, EncoderInfo, parse_checkpoint_config
 from mtst.model.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
@@ -150,6 +150,14 @@ class MultiTaskModel(nn.Module):
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
             self.tokenizer.save_pretrained(tmp)
             save_model(self, str(tmp / WEIGHTS_FILE))
+
+    def save_settings(self, directory: str | Path, card: CardFacts | None = None) -> None:
+        """Rewrites config.json and README.md of a checkpoint whose weights are unchanged (calibration
+        settings), each atomically: a reader sees the old file or the new one, never a part."""
+        directory = Path(directory)
+        config = self.checkpoint_config().model_dump(mode="json")
+        write_text_atomic(directory / CONFIG_FILE, dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False))
+        write_text_atomic(directory / CARD_FILE, render_model_card(self.checkpoint_config(), card or CardFacts()))
 
     def checkpoint_config(self) -> CheckpointConfig:
         """What config.json holds: the encoder, the data settings and every task with its labels."""

@@ -87,6 +87,8 @@ class Task(TaskConfigBase):
 
     field: str
     labels: tuple[str, ...]
+    # Divides the logits before softmax (temperature scaling, fitted on dev): 1 leaves the scores as trained.
+    temperature: float = Field(1.0, gt=0.0)
 
     @field_validator("labels")
     @classmethod
@@ -161,6 +163,16 @@ class Task(TaskConfigBase):
         `features` holds `token_embeddings` [B, S, H], `sentence_embedding` [B, H], `word_ids` [B, S] and,
         when `needs_all_layers`, every layer's states (`hidden_states`)."""
         raise NotImplementedError
+
+    @property
+    def fits_temperature(self) -> bool:
+        """Whether temperature scaling applies: the kind's scores are a softmax whose argmax it leaves unchanged."""
+        return False
+
+    def with_thresholds(self, thresholds: dict) -> Task:
+        """The task with the confidence thresholds of its kind taken from `thresholds` (keys it does not know
+        are left to other kinds); ValueError or pydantic's ValidationError naming a bad one."""
+        return self
 
     @property
     def needs_word_ids(self) -> bool:

@@ -244,6 +244,14 @@ class Task(TaskConfigBase):
         """Adds the `top` most probable labels with their scores next to what `add_to_json` wrote (a kind that
         gives one label per sentence); by default nothing."""
 
+    def label_scores(self, result: dict, first: bool) -> dict[str, float]:
+        """The sentence labels `add_to_json` and `add_ranking` wrote, with their scores (spaCy's `doc.cats`)."""
+        return {}
+
+    def found_entities(self, result: dict, first: bool) -> list[dict] | None:
+        """The entities `add_to_json` wrote, as character spans; None for a kind that gives none."""
+        return None
+
     def describe(self, result: dict, first: bool) -> str:
         """A short text of what `add_to_json` wrote, for comparison tables."""
         raise NotImplementedError

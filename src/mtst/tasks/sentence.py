@@ -124,6 +124,11 @@ class SentenceTask(SentenceTaskConfig, Task):
         ranked = [{"label": label, "score": round(score, 4)} for label, score in prediction.ranking[:top]]
         (result if first else result[self.name])["ranking"] = ranked
 
+    def label_scores(self, result: dict, first: bool) -> dict[str, float]:
+        given = result if first else result[self.name]
+        fallback = {given["label"]: given["score"]} if "fallback_from" in given else {}
+        return {**fallback, **{item["label"]: item["score"] for item in given.get("ranking", [])}}
+
     def describe(self, result: dict, first: bool) -> str:
         value = result if first else result[self.name]
         return f"{value['label']} ({value['score']:.2f})"

@@ -113,6 +113,9 @@ class TokenTask(TokenTaskConfig, Task):
         given = thresholds.get("entity_thresholds")
         return self if given is None else type(self).model_validate({**self.model_dump(), "entity_thresholds": given})
 
+    def found_entities(self, result: dict, first: bool) -> list[dict]:
+        return result.get("entities", []) if first else result.get(self.name, [])
+
     @classmethod
     def from_config(cls, config: TokenTaskConfig, train: Sequence[Example], tasks: dict) -> TokenTask:
         task = super().from_config(config, train, tasks)
@@ -271,8 +274,7 @@ class TokenTask(TokenTaskConfig, Task):
         result["entities" if first else self.name] = spans.confident(found, self.entity_thresholds)
 
     def describe(self, result: dict, first: bool) -> str:
-        found = result.get("entities", []) if first else result.get(self.name, [])
-        return ", ".join(f"{e['text']} [{e['label']}]" for e in found) or "—"
+        return ", ".join(f"{e['text']} [{e['label']}]" for e in self.found_entities(result, first)) or "—"
 
     # --- error analysis ---
 

@@ -193,3 +193,19 @@ def test_mtst_serve_takes_the_rasa_token(tiny_checkpoint, monkeypatch):
         assert client.post("/model/parse", json={"text": "hi"}).status_code == 401
         assert client.post("/model/parse?token=s3cret", json={"text": "hi"}).status_code == 200
         assert "rasa_token" not in str(client.get("/info").json())  # the secret is never shown
+
+
+def test_the_readme_endpoints_yml_is_what_rasa_needs_to_reach_this_server():
+    """Rasa posts {"token", "text", "message_id"} to `{nlu.url}/model/parse`: the README's endpoints.yml, so."""
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("### As a Rasa assistant's NLU", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    nlu = yaml.safe_load(block)["nlu"]
+    assert nlu["url"] == "http://127.0.0.1:8000" and "--rasa-token " + nlu["token"] in readme
+    with client_for(canned_predict, rasa_token=nlu["token"]) as client:
+        body = {"token": nlu["token"], "text": "fly from Boston to Denver", "message_id": "m1"}
+        response = client.post("/model/parse", json=body)
+    assert response.status_code == 200 and response.json()["entities"][0]["role"] == "from"

@@ -145,3 +145,24 @@ def test_the_factory_is_declared_under_spacys_entry_point():
     assert section and 'mtst = "mtst.integrations.spacy:make_mtst"' in section.group(1)
     assert spacy.language.Language.has_factory("mtst")
     assert 'spacy = ["spacy>=3.7"]' in pyproject
+
+
+@pytest.mark.filterwarnings("ignore:.*No entities to visualize")
+def test_the_readme_recipe_runs_as_written(tiny_encoder_dir, tmp_path, monkeypatch):
+    """The README's spaCy block, run on a random model with the demo's task names in the demo's folder."""
+    from mtst.model.encoder import load_encoder
+    from mtst.model.multitask import EncoderInfo
+
+    tokenizer, encoder = load_encoder(str(tiny_encoder_dir), 64)
+    tasks = [
+        make_task("topic", "sentence", "label", ("travel", "tech")),
+        make_task("entities", "token", "tags", ("O", "B-PER", "B-LOC")),
+    ]
+    MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=64)).save_pretrained(tmp_path / "runs/demo/best")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("### In a spaCy pipeline\n\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102 - the project's own README
+    assert set(namespace["doc"].cats) == {"travel", "tech"} and len(namespace["docs"]) == 2
+    assert "<div" in namespace["html"]

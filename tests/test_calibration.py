@@ -215,3 +215,26 @@ def test_serve_refuses_a_threshold_file_naming_an_unknown_type(tiny_checkpoint, 
         f"error: {tmp_path / 't.json'}: task 'slots': entity_thresholds: unknown entity type 'town'; "
         "the types are artist, city"
     )
+
+
+def test_serve_reports_the_thresholds_in_effect_in_info(tiny_checkpoint, monkeypatch):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda server, **options: started.update(app=server))
+    result = runner.invoke(
+        app, ["serve", str(tiny_checkpoint), "--intent-threshold", "0.9", "--ambiguity-margin", "0.1"]
+    )
+    assert result.exit_code == 0, result.output
+    with TestClient(started["app"]) as client:
+        confidence = client.get("/info").json()["confidence"]
+        parsed = client.post("/model/parse", json={"text": "weather in paris"}).json()
+    assert confidence["intent"] == {
+        "temperature": 1.0,
+        "confidence_threshold": 0.9,
+        "ambiguity_margin": 0.1,
+        "fallback_label": "nlu_fallback",
+    }
+    assert confidence["slots"] == {"temperature": 1.0, "entity_thresholds": {}}
+    assert parsed["intent"]["name"] == "nlu_fallback"  # the random model is never 90% sure

@@ -1,5 +1,6 @@
 """Every saved checkpoint carries a README.md model card in the Hugging Face layout, written from what is known."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,18 @@ def test_a_trained_run_card_holds_its_settings_data_and_dev_and_test_metrics(tin
     assert MultiTaskModel.from_pretrained(best).tasks["intent"].temperature == fitted["temperature"]
     assert {"intent.ece", "intent.ece_uncalibrated", "slots.ece"} <= set(summary["test"])
     assert f"- intent: temperature {fitted['temperature']}; ECE " in body and "on dev" in body
+    # `mtst calibrate` rewrites the card: it keeps what training knew and adds the thresholds it picked.
+    from typer.testing import CliRunner
+
+    from mtst.cli import app
+
+    result = CliRunner().invoke(
+        app, ["calibrate", str(best), "--data-dir", tiny_config.data.dir, "--intent-threshold", "0.4"]
+    )
+    assert result.exit_code == 0, result.output
+    _, rewritten = split_card((best / "README.md").read_text(encoding="utf-8"))
+    assert f"saved after epoch {summary['best_epoch']}" in rewritten and "| intent.accuracy |" in rewritten
+    assert "- intent: `nlu_fallback` under confidence 0.4" in rewritten
     # The dataset folder's name only: the card travels, the machine's file layout stays home.
     data_dir = Path(tiny_config.data.dir)
     assert f"`{data_dir.name}`" in body and str(data_dir.parent) not in body
@@ -101,3 +114,24 @@ def test_a_label_holding_a_pipe_keeps_the_table_whole(tiny_checkpoint):
     piped = make_task("topic", "sentence", "label", ["a|b", "c"])
     _, body = split_card(render_model_card(config.model_copy(update={"tasks": [piped]}), CardFacts()))
     assert "| topic | sentence | `label` | 2: `a\\|b`, `c` |" in body
+
+
+def test_a_damaged_facts_file_costs_the_card_its_history_not_the_checkpoint_its_use(tiny_checkpoint, tmp_path):
+    import shutil
+
+    copy = tmp_path / "best"
+    shutil.copytree(tiny_checkpoint, copy)
+    (copy / "model_card.json").write_text("{not json")
+    model = MultiTaskModel.from_pretrained(copy)
+    model.save_settings(copy, CardFacts(test={"intent.accuracy": 0.5}))
+    _, body = split_card((copy / "README.md").read_text(encoding="utf-8"))
+    assert "| intent.accuracy | — | 0.5000 |" in body
+    assert json.loads((copy / "model_card.json").read_text())["test"] == {"intent.accuracy": 0.5}
+
+
+def test_the_facts_file_holds_no_nan(tiny_checkpoint, tmp_path):
+    from mtst.model.card import card_files
+
+    config = read_checkpoint(tiny_checkpoint).config
+    facts = json.loads(card_files(config, CardFacts(dev={"slots.loss": float("nan")}))["model_card.json"])
+    assert facts["dev"] == {"slots.loss": None}

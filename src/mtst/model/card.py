@@ -8,15 +8,16 @@ them. Nothing is guessed: what is not known is said to be unknown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
-from mtst.files import write_text_atomic
 from mtst.model.checkpoint import CheckpointConfig
 
-CARD_FILE = "README.md"
+CARD_FILE, FACTS_FILE = "README.md", "model_card.json"
 HUB_IDS = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}  # the packaged default, on the Hub
 # The Hub's task types for the model-index (its widget and search read them), by mtst task kind.
 HUB_TASK_TYPES = {
@@ -41,8 +42,34 @@ class CardFacts:
     calibrated_on: str | None = None  # which split that was
 
 
-def write_model_card(directory: str | Path, config: CheckpointConfig, facts: CardFacts | None = None) -> None:
-    write_text_atomic(Path(directory) / CARD_FILE, render_model_card(config, facts or CardFacts()))
+def card_files(config: CheckpointConfig, facts: CardFacts) -> dict[str, str]:
+    """README.md, and the facts it was written from (so a later rewrite, e.g. by `mtst calibrate`, keeps them)."""
+    return {CARD_FILE: render_model_card(config, facts), FACTS_FILE: json.dumps(_finite(asdict(facts)), indent=2)}
+
+
+def read_card_facts(directory: str | Path) -> CardFacts:
+    """The facts a checkpoint's card was written from; none for a checkpoint from before cards, or a damaged file
+    (which costs the card its history, never the checkpoint its use)."""
+    path = Path(directory) / FACTS_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return CardFacts(**{f.name: raw[f.name] for f in fields(CardFacts) if f.name in raw})
+    except (OSError, ValueError, TypeError, AttributeError):
+        return CardFacts()
+
+
+def updated(facts: CardFacts, news: CardFacts) -> CardFacts:
+    """`facts` with every fact `news` knows (is not empty in it) replaced."""
+    return replace(facts, **{f.name: getattr(news, f.name) for f in fields(news) if getattr(news, f.name)})
+
+
+def _finite(value):
+    """NaN and infinity as null: the facts file stays strict JSON whatever a metric turned out to be."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return [_finite(item) for item in value] if isinstance(value, list | tuple) else value
 
 
 def render_model_card(config: CheckpointConfig, facts: CardFacts) -> str:
@@ -162,24 +189,13 @@ def _calibration(config: CheckpointConfig, facts: CardFacts) -> str:
             ece = f"; ECE {fitted['ece_uncalibrated']:.4f} -> {fitted['ece']:.4f}" if fitted else ""
             where = f" on {facts.calibrated_on}" if fitted and facts.calibrated_on else ""
             lines.append(f"- {task.name}: temperature {task.temperature}{ece}{where}")
-        lines += [f"- {task.name}: {rule}" for rule in _thresholds(task)]
+        lines += [f"- {task.name}: {rule}" for rule in task.confidence_rules()]
     if not lines:
         return (
             "## Calibration\n\nNone: scores are the heads' raw softmax (sigmoid for multilabel) probabilities; "
             "fine-tuned transformers are over-confident, so read a score as a ranking, not a probability."
         )
     return "## Calibration\n\n" + "\n".join(lines)
-
-
-def _thresholds(task) -> list[str]:
-    rules = []
-    if getattr(task, "confidence_threshold", None) is not None:
-        rules.append(f"`{task.fallback_label}` under confidence {task.confidence_threshold}")
-    if getattr(task, "ambiguity_margin", None) is not None:
-        rules.append(f"`{task.fallback_label}` when the top two labels are within {task.ambiguity_margin}")
-    for kind, value in sorted(getattr(task, "entity_thresholds", {}).items()):
-        rules.append(f"`{kind}` entities need a score of {value}")
-    return rules
 
 
 USE_AND_LIMITS = """## Intended use

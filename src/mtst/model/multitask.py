@@ -19,7 +19,7 @@ from mtst.data import Corpus, Splits, as_corpora
 from mtst.data.settings import DataConfig
 from mtst.errors import CheckpointError
 from mtst.files import atomic_directory, dumps, write_text_atomic
-from mtst.model.card import CARD_FILE, CardFacts, render_model_card
+from mtst.model.card import CardFacts, card_files, read_card_facts, updated
 from mtst.model.checkpoint import CheckpointConfig, EncoderInfo, parse_checkpoint_config
 from mtst.model.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
 from mtst.model.pooling import pool_sentence
@@ -145,19 +145,22 @@ class MultiTaskModel(nn.Module):
         with atomic_directory(directory) as tmp:
             config = self.checkpoint_config().model_dump(mode="json")
             (tmp / CONFIG_FILE).write_text(dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False), encoding="utf-8")
-            card_text = render_model_card(self.checkpoint_config(), card or CardFacts())
-            (tmp / CARD_FILE).write_text(card_text, encoding="utf-8")
+            for name, text in card_files(self.checkpoint_config(), card or CardFacts()).items():
+                (tmp / name).write_text(text, encoding="utf-8")
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
             self.tokenizer.save_pretrained(tmp)
             save_model(self, str(tmp / WEIGHTS_FILE))
 
     def save_settings(self, directory: str | Path, card: CardFacts | None = None) -> None:
-        """Rewrites config.json and README.md of a checkpoint whose weights are unchanged (calibration
-        settings), each atomically: a reader sees the old file or the new one, never a part."""
+        """Rewrites config.json and the model card of a checkpoint whose weights are unchanged (calibration
+        settings), each file atomically: a reader sees the old file or the new one, never a part. The card
+        keeps what it knew and adds what `card` knows."""
         directory = Path(directory)
         config = self.checkpoint_config().model_dump(mode="json")
         write_text_atomic(directory / CONFIG_FILE, dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False))
-        write_text_atomic(directory / CARD_FILE, render_model_card(self.checkpoint_config(), card or CardFacts()))
+        facts = updated(read_card_facts(directory), card or CardFacts())
+        for name, text in card_files(self.checkpoint_config(), facts).items():
+            write_text_atomic(directory / name, text)
 
     def checkpoint_config(self) -> CheckpointConfig:
         """What config.json holds: the encoder, the data settings and every task with its labels."""

@@ -174,6 +174,10 @@ class Task(TaskConfigBase):
         are left to other kinds); ValueError or pydantic's ValidationError naming a bad one."""
         return self
 
+    def confidence_rules(self) -> list[str]:
+        """The thresholds the task gives its labels with, in words (for the model card)."""
+        return []
+
     @property
     def needs_word_ids(self) -> bool:
         """Whether the head reads the word index of each sub-token (the ONNX graph then takes `word_ids`)."""

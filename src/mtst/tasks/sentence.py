@@ -69,6 +69,14 @@ class SentenceTask(SentenceTaskConfig, Task):
         given = {key: thresholds[key] for key in keys if thresholds.get(key) is not None}
         return type(self).model_validate({**self.model_dump(), **given}) if given else self
 
+    def confidence_rules(self) -> list[str]:
+        rules = []
+        if self.confidence_threshold is not None:
+            rules.append(f"`{self.fallback_label}` under confidence {self.confidence_threshold}")
+        if self.ambiguity_margin is not None:
+            rules.append(f"`{self.fallback_label}` when the top two labels are within {self.ambiguity_margin}")
+        return rules
+
     def falls_back(self, prediction: SentencePrediction) -> bool:
         if self.confidence_threshold is not None and prediction.score < self.confidence_threshold:
             return True

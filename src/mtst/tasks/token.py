@@ -109,6 +109,9 @@ class TokenTask(TokenTaskConfig, Task):
     def fits_temperature(self) -> bool:
         return not self.crf  # scaling a CRF's emissions (not its transitions) could change the Viterbi path
 
+    def confidence_rules(self) -> list[str]:
+        return [f"`{kind}` entities need a score of {value}" for kind, value in sorted(self.entity_thresholds.items())]
+
     def with_thresholds(self, thresholds: dict) -> TokenTask:
         given = thresholds.get("entity_thresholds")
         return self if given is None else type(self).model_validate({**self.model_dump(), "entity_thresholds": given})

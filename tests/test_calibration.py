@@ -238,3 +238,20 @@ def test_serve_reports_the_thresholds_in_effect_in_info(tiny_checkpoint, monkeyp
     }
     assert confidence["slots"] == {"temperature": 1.0, "entity_thresholds": {}}
     assert parsed["intent"]["name"] == "nlu_fallback"  # the random model is never 90% sure
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["calibrate", "{checkpoint}"], "error: no data directory: pass --data-dir or set MTST_DATA_DIR"),
+        (
+            ["calibrate", "{missing}", "--data-dir", "{data}"],
+            "error: {missing}: not an mtst checkpoint (no config.json)",
+        ),
+    ],
+)
+def test_calibrate_refuses_with_one_line(arguments, message, tiny_checkpoint, toy_data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MTST_DATA_DIR", raising=False)
+    places = {"checkpoint": tiny_checkpoint, "missing": tmp_path / "nothing", "data": toy_data_dir}
+    result = runner.invoke(app, [argument.format(**places) for argument in arguments])
+    assert result.exit_code == 2 and result.output.strip() == message.format(**places)

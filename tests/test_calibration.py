@@ -255,3 +255,16 @@ def test_calibrate_refuses_with_one_line(arguments, message, tiny_checkpoint, to
     places = {"checkpoint": tiny_checkpoint, "missing": tmp_path / "nothing", "data": toy_data_dir}
     result = runner.invoke(app, [argument.format(**places) for argument in arguments])
     assert result.exit_code == 2 and result.output.strip() == message.format(**places)
+
+
+def test_every_tasks_logits_come_from_one_pass_of_the_encoder(tiny_checkpoint):
+    from mtst.calibration.temperature import collect_logits
+
+    model = MultiTaskModel.from_pretrained(tiny_checkpoint)
+    calls, forward = [], model.forward
+    model.forward = lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs)
+    examples = [Example.from_words(["weather", "in", "paris"], {"label": "GetWeather", "tags": ("O", "O", "B-city")})]
+    collected = collect_logits(model, examples * 3, ["intent", "slots"])
+    assert len(calls) == 1
+    assert collected["intent"][0].shape == (3, 2) and collected["intent"][1].tolist() == [0, 0, 0]
+    assert collected["slots"][0].shape == (9, 5) and collected["slots"][1].tolist() == [0, 0, 1] * 3

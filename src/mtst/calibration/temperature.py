@@ -23,22 +23,29 @@ SEARCH_RANGE = (0.05, 20.0)  # temperatures tried; past these the scores are nea
 
 
 @torch.inference_mode()
-def collect_logits(model, examples: Sequence[Example], name: str, batch_size: int = 64):
-    """[N, labels] logits and [N] gold ids of task `name` at every labelled position (a sentence, or a word's
-    first sub-token), from the untempered heads. Examples without the task's annotation add nothing."""
+def collect_logits(model, examples: Sequence[Example], names: Sequence[str], batch_size: int = 64) -> dict:
+    """By task: [N, labels] logits and [N] gold ids at every labelled position (a sentence, or a word's first
+    sub-token), from the untempered heads, all tasks from one pass of the encoder. Examples without a task's
+    annotation add nothing to it."""
     features = encode_examples(examples, model.tokenizer, list(model.tasks.values()), model.max_length)
     collate = Collator(model.tokenizer.pad_token_id, model.tasks)
-    logits, gold = [], []
+    logits, gold = {name: [] for name in names}, {name: [] for name in names}
     with inference_forward(model) as forward:
         for start in range(0, len(features), batch_size):
             batch = collate(features[start : start + batch_size])
             output = forward(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["word_ids"])
-            labels = batch["labels"][name]
-            kept = labels != IGNORE_ID
-            logits.append(torch.as_tensor(output.logits[name]).float().cpu()[kept])
-            gold.append(labels[kept])
-    width = len(model.tasks[name].labels)
-    return (torch.cat(logits) if logits else torch.empty(0, width)), (torch.cat(gold) if gold else torch.empty(0))
+            for name in names:
+                labels = batch["labels"][name]
+                kept = labels != IGNORE_ID
+                logits[name].append(torch.as_tensor(output.logits[name]).float().cpu()[kept])
+                gold[name].append(labels[kept])
+    return {name: _joined(logits[name], gold[name], len(model.tasks[name].labels)) for name in names}
+
+
+def _joined(logits: list, gold: list, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if not gold:
+        return torch.empty(0, width), torch.empty(0, dtype=torch.long)
+    return torch.cat(logits), torch.cat(gold)
 
 
 def expected_calibration_error(logits: torch.Tensor, gold: torch.Tensor, temperature: float = 1.0) -> float:
@@ -83,13 +90,12 @@ def fit_temperatures(model, corpora, split: str = "dev", batch_size: int = 64) -
     report = {}
     for corpus in corpora:
         examples = getattr(corpus.splits, split) or []
-        for name in corpus.tasks:
-            task = model.tasks[name]
-            if not task.fits_temperature or not examples:
-                continue
-            logits, gold = collect_logits(model, examples, name, batch_size)
+        names = [name for name in corpus.tasks if model.tasks[name].fits_temperature]
+        if not examples or not names:
+            continue
+        for name, (logits, gold) in collect_logits(model, examples, names, batch_size).items():
             temperature = fit_temperature(logits, gold)
-            model.tasks[name] = task.model_copy(update={"temperature": temperature})
+            model.tasks[name] = model.tasks[name].model_copy(update={"temperature": temperature})
             before, after = (
                 expected_calibration_error(logits, gold),
                 expected_calibration_error(logits, gold, temperature),
@@ -100,16 +106,14 @@ def fit_temperatures(model, corpora, split: str = "dev", batch_size: int = 64) -
 
 def calibration_metrics(model, examples: Sequence[Example], names: Sequence[str], batch_size: int = 64) -> dict:
     """By task: its temperature and the ECE of its scores on these examples, untempered and as the model gives them."""
-    metrics = {}
-    for name in names:
-        task = model.tasks[name]
-        if not task.fits_temperature:
-            continue
-        logits, gold = collect_logits(model, examples, name, batch_size)
-        if len(gold):
-            metrics[name] = {
-                "temperature": task.temperature,
-                "ece_uncalibrated": expected_calibration_error(logits, gold),
-                "ece": expected_calibration_error(logits, gold, task.temperature),
-            }
-    return metrics
+    names = [name for name in names if model.tasks[name].fits_temperature]
+    collected = collect_logits(model, examples, names, batch_size) if names and examples else {}
+    return {
+        name: {
+            "temperature": model.tasks[name].temperature,
+            "ece_uncalibrated": expected_calibration_error(logits, gold),
+            "ece": expected_calibration_error(logits, gold, model.tasks[name].temperature),
+        }
+        for name, (logits, gold) in collected.items()
+        if len(gold)
+    }

@@ -268,3 +268,23 @@ def test_every_tasks_logits_come_from_one_pass_of_the_encoder(tiny_checkpoint):
     assert len(calls) == 1
     assert collected["intent"][0].shape == (3, 2) and collected["intent"][1].tolist() == [0, 0, 0]
     assert collected["slots"][0].shape == (9, 5) and collected["slots"][1].tolist() == [0, 0, 1] * 3
+
+
+@pytest.mark.parametrize(
+    ("task", "field", "value", "problem"),
+    [
+        (0, "confidence_threshold", 2, "task 'intent': confidence_threshold: Input should be less than or equal to 1"),
+        (0, "temperature", 0, "task 'intent': temperature: Input should be greater than 0"),
+        (1, "entity_thresholds", {"town": 0.5}, "task 'slots': entity_thresholds: unknown entity type 'town'"),
+    ],
+)
+def test_a_checkpoint_with_a_bad_calibration_is_refused_with_one_line(checkpoint_copy, task, field, value, problem):
+    from mtst.errors import CheckpointError
+
+    path = checkpoint_copy / "config.json"
+    config = json.loads(path.read_text())
+    config["tasks"][task][field] = value
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as caught:
+        MultiTaskModel.from_pretrained(checkpoint_copy)
+    assert str(caught.value).startswith(f"{path}: {problem}") and "\n" not in str(caught.value)

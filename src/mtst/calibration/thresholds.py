@@ -78,13 +78,11 @@ def confidence_settings(tasks: dict) -> dict[str, dict]:
 
 
 def _message(error: Exception, source: str | None, task: str) -> str:
+    problem = str(error)
     if isinstance(error, ValidationError):
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        problem = f"{where}: {first['msg'].removeprefix('Value error, ')}" if where else first["msg"]
-        problem = problem.removeprefix("Value error, ")
-    else:
-        problem = str(error)
+        where, message = ".".join(map(str, first["loc"])), first["msg"].removeprefix("Value error, ")
+        problem = f"{where}: {message}" if where else message
     prefix = f"{source}: " if source and "entity_thresholds" in problem else ""
     return f"{prefix}task {task!r}: {problem}"
 

@@ -288,3 +288,16 @@ def test_a_checkpoint_with_a_bad_calibration_is_refused_with_one_line(checkpoint
     with pytest.raises(CheckpointError) as caught:
         MultiTaskModel.from_pretrained(checkpoint_copy)
     assert str(caught.value).startswith(f"{path}: {problem}") and "\n" not in str(caught.value)
+
+
+def test_the_onnx_backend_gives_the_calibrated_scores_and_thresholds_too(checkpoint_copy, toy_data_dir):
+    pytest.importorskip("onnxruntime", reason="the onnx backend needs the export extra")
+    calibrated = runner.invoke(app, ["calibrate", str(checkpoint_copy), "--data-dir", str(toy_data_dir)])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert runner.invoke(app, ["export", str(checkpoint_copy), "--format", "onnx"]).exit_code == 0
+    texts = ["what is the weather in paris", "play music by queen"]
+    torch_results = Predictor.from_checkpoint(checkpoint_copy, device="cpu", ranking=2).predict(texts)
+    onnx_results = Predictor.from_checkpoint(checkpoint_copy, backend="onnx", ranking=2).predict(texts)
+    for ours, theirs in zip(onnx_results, torch_results, strict=True):
+        assert ours["label"] == theirs["label"] and ours["score"] == pytest.approx(theirs["score"], abs=1e-3)
+        assert [e["label"] for e in ours["entities"]] == [e["label"] for e in theirs["entities"]]

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from mtst.inference.predictor import Predictor
 from mtst.integrations.rasa import parse_result
 from mtst.serve.app import create_app
+from mtst.serve.batching import QueueFull
 from mtst.serve.config import ServeConfig
 from mtst.serve.loading import describe_checkpoint
 
@@ -209,3 +210,27 @@ def test_the_readme_endpoints_yml_is_what_rasa_needs_to_reach_this_server():
         body = {"token": nlu["token"], "text": "fly from Boston to Denver", "message_id": "m1"}
         response = client.post("/model/parse", json=body)
     assert response.status_code == 200 and response.json()["entities"][0]["role"] == "from"
+
+
+@pytest.mark.parametrize(("refusal", "status"), [("too much work", 413), (QueueFull("3 waiting"), 503), (None, 200)])
+def test_the_admission_check_given_decides_before_the_model(refusal, status):
+    """The server's own admission (queue room, sub-token budget) plugs in as `over_budget`."""
+    from fastapi import FastAPI
+
+    from mtst.serve.batching import MicroBatcher
+    from mtst.serve.rasa import rasa_router
+
+    async def over_budget(texts):
+        if isinstance(refusal, Exception):
+            raise refusal
+        return refusal
+
+    batcher = MicroBatcher(canned_predict, 8, 1)
+    app = FastAPI()
+    app.include_router(rasa_router(batcher, ServeConfig(), over_budget))
+    app.router.on_startup.append(batcher.start)
+    with TestClient(app) as client:
+        response = client.post("/model/parse", json={"text": "fly to Denver"})
+    assert response.status_code == status
+    if status == 503:
+        assert response.headers["retry-after"] == "1" and response.json()["detail"] == "server busy: 3 waiting"

@@ -17,7 +17,7 @@ from mtst.serve.batching import MicroBatcher, PredictFn, QueueFull
 from mtst.serve.config import ServeConfig
 from mtst.serve.docs import add_offline_docs
 from mtst.serve.limits import BodySizeLimit, RequireUtf8
-from mtst.serve.rasa import rasa_router
+from mtst.serve.rasa import rasa_router, subtoken_budget
 from mtst.serve.schemas import ErrorResponse, Health, SentenceResult, predict_request_model
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -115,7 +115,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     _add_predict(app, batcher, config, count_subtokens)
     _add_status(app, batcher, info, config)
-    app.include_router(rasa_router(batcher, config, count_subtokens))
+    app.include_router(rasa_router(batcher, config, subtoken_budget(config, count_subtokens)))
 
     @app.get("/", include_in_schema=False)
     async def page():

@@ -10,7 +10,7 @@ through the same micro-batcher, limits and model as `/predict`.
 import asyncio
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -21,6 +21,7 @@ from mtst.serve.batching import MicroBatcher, QueueFull
 from mtst.serve.config import ServeConfig
 
 EXAMPLE = '{"text": "a sentence"}'
+OverBudget = Callable[[list[str]], Awaitable[str | None]]
 
 
 class ParseRequest(BaseModel):
@@ -93,9 +94,23 @@ def token_accepted(expected: str | None, *given: str | None) -> bool:
     return any(token is not None and hmac.compare_digest(token.encode(), expected.encode()) for token in given)
 
 
-def rasa_router(
-    batcher: MicroBatcher, config: ServeConfig, count_subtokens: Callable[[list[str]], int] | None = None
-) -> APIRouter:
+def subtoken_budget(config: ServeConfig, count_subtokens: Callable[[list[str]], int] | None) -> OverBudget:
+    """Why texts ask for more than `max_subtokens` sub-tokens, or None: the check `/predict` makes too."""
+
+    async def over_budget(texts: list[str]) -> str | None:
+        if count_subtokens is None:
+            return None
+        subtokens = await asyncio.to_thread(count_subtokens, texts)
+        if subtokens > config.max_subtokens:
+            return f"the texts hold {subtokens} sub-tokens; at most {config.max_subtokens} per request"
+        return None
+
+    return over_budget
+
+
+def rasa_router(batcher: MicroBatcher, config: ServeConfig, over_budget: OverBudget | None = None) -> APIRouter:
+    """The endpoint over the server's micro-batcher; `over_budget` (texts -> why they are refused, or None; it may
+    raise QueueFull) is the admission check `/predict` makes."""
     router = APIRouter(tags=["Rasa"])
     schema = ParseRequest.model_json_schema()
     schema["properties"]["text"]["maxLength"] = config.max_chars
@@ -114,11 +129,10 @@ def rasa_router(
             return _error(400 if body.startswith("malformed") else 422, body)
         if not token_accepted(config.rasa_token, token, body.token):
             return _error(401, "a wrong or missing token: pass the token `mtst serve --rasa-token` was given")
-        if count_subtokens is not None:
-            subtokens = await asyncio.to_thread(count_subtokens, [body.text])
-            if subtokens > config.max_subtokens:
-                return _error(413, f"the text holds {subtokens} sub-tokens; at most {config.max_subtokens}")
         try:
+            refusal = await over_budget([body.text]) if over_budget is not None else None
+            if refusal:
+                return _error(413, refusal)
             [prediction] = await batcher.predict([body.text])
         except QueueFull as error:
             return JSONResponse({"detail": f"server busy: {error}"}, status_code=503, headers={"Retry-After": "1"})

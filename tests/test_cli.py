@@ -183,7 +183,7 @@ def test_serve_runs_the_onnx_export(tiny_checkpoint, tmp_path, monkeypatch):
     with TestClient(started["app"]) as client:
         assert client.get("/info").json()["backend"] == "onnx"
         served = client.post("/predict", json={"texts": texts}).json()
-    assert served == Predictor.from_checkpoint(checkpoint, device="cpu").predict(texts)
+    assert served == Predictor.from_checkpoint(checkpoint, device="cpu", ranking=10).predict(texts)
 
 
 @pytest.mark.parametrize(

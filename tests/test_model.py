@@ -42,7 +42,7 @@ def test_save_load_round_trip_predicts_identically(tiny_model, tmp_path):
     tiny_model.eval()
     tiny_model.heads["slots"].class_weights.fill_(2.0)
     tiny_model.save_pretrained(tmp_path / "ckpt")
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) >= ["config.json", "encoder", "model.safetensors"]
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {"config.json", "encoder", "model.safetensors"}
     loaded = MultiTaskModel.from_pretrained(tmp_path / "ckpt")
     batch = _batch(tiny_model, ["play the beatles", "rain in berlin tomorrow"])
     before = tiny_model(batch["input_ids"], batch["attention_mask"])

@@ -147,7 +147,7 @@ def test_health_info_and_errors_outside_predict(client, tiny_checkpoint):
 
 def test_openapi_schema_states_the_limits(client):
     schema = client.get("/openapi.json").json()
-    assert set(schema["paths"]) == {"/predict", "/health", "/info"}
+    assert set(schema["paths"]) == {"/predict", "/health", "/info", "/model/parse"}
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     request = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
     texts = request["properties"]["texts"]

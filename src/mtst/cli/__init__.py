@@ -6,7 +6,7 @@ torch until a command runs.
 
 # isort: off
 from mtst.cli.common import app
-from mtst.cli import train, evaluate, predict, suggest, export, demo, data, serve  # noqa: F401  (registers, in order)
+from mtst.cli import train, evaluate, calibrate, predict, suggest, export, demo, data, serve  # noqa: F401  (registers, in order)
 
 # isort: on
 from mtst.cli.train import TRAIN_SETTINGS

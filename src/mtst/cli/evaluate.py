@@ -55,7 +55,7 @@ def evaluate(
     examples = read_split(data, split)
     model = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized).model
     check_annotations(examples, model.tasks.values(), split)
-    metrics, predictions = run_evaluation(model, examples)
+    metrics, predictions = run_evaluation(model, examples, calibration=True)
     summary = _write_error_analysis(model, examples, predictions, errors) if errors is not None else []
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))

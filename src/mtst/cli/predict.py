@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from mtst.cli.calibrate import AmbiguityMargin, EntityThresholds, FallbackLabel, IntentThreshold
 from mtst.cli.common import BackendOption, app, friendly_errors, setup_logging
 from mtst.errors import MtstError
 
@@ -31,13 +32,22 @@ def predict(
             "--output", "-o", help="With --file: stream results into this JSONL file; a rerun resumes where it stops."
         ),
     ] = None,
+    ranking: Annotated[int, typer.Option("--ranking", min=0, help="List this many top labels per sentence task.")] = 0,
+    intent_threshold: IntentThreshold = None,
+    ambiguity_margin: AmbiguityMargin = None,
+    fallback_label: FallbackLabel = None,
+    entity_thresholds: EntityThresholds = None,
 ) -> None:
-    """Predict the label and the entities (character spans) of raw sentences."""
-    from mtst.data.textfile import read_text_lines, text_lines
-    from mtst.inference.predictor import Predictor, describe
+    """Predict the label and the entities (character spans) of raw sentences.
 
+    The thresholds stored in the checkpoint (`mtst calibrate`) apply; the threshold options override them."""
+    from mtst.calibration.thresholds import threshold_settings
+    from mtst.data.textfile import read_text_lines, text_lines
+    from mtst.inference.predictor import describe
+
+    settings = threshold_settings(intent_threshold, ambiguity_margin, fallback_label, entity_thresholds)
     if output is not None:
-        _predict_into(checkpoint, file, output, texts, backend, quantized)
+        _predict_into(checkpoint, file, output, texts, (backend, quantized, ranking), settings)
         return
     sentences = list(texts or [])
     if file is not None:
@@ -47,7 +57,7 @@ def predict(
     if not sentences:
         raise MtstError("no text to predict: give sentences as arguments, --file, or on standard input")
     _refuse_overlong(sentences, file)
-    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    predictor = _predictor(checkpoint, (backend, quantized, ranking), settings)
     for result in predictor.predict(sentences):
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
@@ -68,14 +78,24 @@ def _refuse_overlong(sentences: list[str], file: Path | None) -> None:
             raise MtstError(f"text {index} is longer than {MAX_LINE_BYTES} bytes; split it into sentences")
 
 
-def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, backend: str, quantized: bool) -> None:
+def _predictor(checkpoint: Path, how: tuple[str, bool, int], settings: dict):
+    """The checkpoint's predictor (backend, quantized, ranking) with the thresholds given put on its tasks."""
+    from mtst.calibration.thresholds import apply_thresholds
     from mtst.inference.predictor import Predictor
+
+    backend, quantized, ranking = how
+    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized, ranking=ranking)
+    apply_thresholds(predictor.model.tasks, settings)
+    return predictor
+
+
+def _predict_into(checkpoint: Path, file: Path | None, output: Path, texts, how: tuple, settings: dict) -> None:
     from mtst.inference.stream import is_regular_file, predict_file
 
     if file is None or texts:
         raise MtstError("--output streams one --file: give --file IN and no sentences as arguments")
     setup_logging()
-    predictor = Predictor.from_checkpoint(checkpoint, backend=backend, quantized=quantized)
+    predictor = _predictor(checkpoint, how, settings)
     summary = predict_file(predictor, file, output)
     rate = summary.predicted / max(summary.seconds, 1e-9)
     done = f"{output}: {summary.resumed_after + summary.predicted} results ({summary.predicted} new, {rate:.0f}/s)"

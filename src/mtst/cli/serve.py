@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from mtst.cli.calibrate import AmbiguityMargin, EntityThresholds, FallbackLabel, IntentThreshold
 from mtst.cli.common import app, friendly_errors, setup_logging
 from mtst.errors import ConfigError, MtstError
 from mtst.serve.config import ServeConfig
@@ -35,8 +36,18 @@ def with_serve_options(command):
 @app.command()
 @friendly_errors
 @with_serve_options
-def serve(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")], **options) -> None:
-    """Serve a checkpoint over HTTP: POST /predict, GET /health and /info, OpenAPI at /docs, a page at /."""
+def serve(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (OUTPUT/best).")],
+    intent_threshold: IntentThreshold = None,
+    ambiguity_margin: AmbiguityMargin = None,
+    fallback_label: FallbackLabel = None,
+    entity_thresholds: EntityThresholds = None,
+    **options,
+) -> None:
+    """Serve a checkpoint over HTTP: POST /predict, Rasa's POST /model/parse, GET /health and /info, OpenAPI at
+    /docs, a page at /. The checkpoint's thresholds apply; the threshold options override them."""
+    from mtst.calibration.thresholds import apply_thresholds, confidence_settings, threshold_settings
+
     try:
         config = ServeConfig(**options)
     except ValidationError as error:
@@ -50,9 +61,11 @@ def serve(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder (
     except ImportError as error:
         raise MtstError(f"serving needs the serve extra ({error.name} is missing): pip install 'mtst[serve]'") from None
 
+    settings = threshold_settings(intent_threshold, ambiguity_margin, fallback_label, entity_thresholds)
     setup_logging()
     predictor = load_predictor(checkpoint, config.backend)
-    info = describe_checkpoint(checkpoint, config.backend)
+    apply_thresholds(predictor.model.tasks, settings)
+    info = {**describe_checkpoint(checkpoint, config.backend), "confidence": confidence_settings(predictor.model.tasks)}
     server = create_app(predictor.predict, info, config, predictor.count_subtokens)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: anyone who can reach it can use the model", config.host)

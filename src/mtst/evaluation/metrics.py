@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mtst.calibration.temperature import calibration_metrics
 from mtst.data.example import Example
 from mtst.errors import ConfigError
 from mtst.inference.runner import Prediction, run_model
@@ -54,10 +55,13 @@ def evaluate(
     tasks: Sequence[str] | None = None,
     tune: bool = False,
     run=run_model,
+    calibration: bool = False,
 ) -> tuple[dict, list[Prediction]]:
     """Metrics of `tasks` (default: every task of the model) on examples labelled for them; with `tune`,
     the tasks' decoding settings (a multi-label threshold) are first tuned on these examples. `run` predicts
-    (`run_model`, or the training loop's version sharded across processes)."""
+    (`run_model`, or the training loop's version sharded across processes). With `calibration`, each task
+    that takes a temperature adds its expected calibration error, untempered and as given (`ece_uncalibrated`,
+    `ece`): one more pass of the model over the examples."""
     predictions, losses = run(model, examples, batch_size)
     scored = {name: task for name, task in model.tasks.items() if tasks is None or name in tasks}
     if tune:
@@ -66,11 +70,14 @@ def evaluate(
     for name, loss in losses.items():
         if name in metrics:
             metrics[name]["loss"] = loss
+    if calibration:
+        for name, values in calibration_metrics(model, examples, list(scored), batch_size).items():
+            metrics[name].update(ece_uncalibrated=values["ece_uncalibrated"], ece=values["ece"])
     return metrics, predictions
 
 
 def evaluate_corpora(
-    model, corpora, split: str, batch_size: int = 128, tune: bool = False, run=run_model
+    model, corpora, split: str, batch_size: int = 128, tune: bool = False, run=run_model, calibration: bool = False
 ) -> tuple[dict, list]:
     """Each task on its own corpus's `split`; [(examples, predictions)] per corpus evaluated.
 
@@ -83,7 +90,7 @@ def evaluate_corpora(
         examples = getattr(corpus.splits, split)
         if not examples:
             continue
-        metrics, predictions = evaluate(model, examples, batch_size, corpus.tasks, tune, run)
+        metrics, predictions = evaluate(model, examples, batch_size, corpus.tasks, tune, run, calibration)
         samples.append((examples, predictions))
         if len(corpora) == 1:
             return metrics, samples

@@ -17,13 +17,17 @@ from mtst.inference.windows import merge_windows, windows_of
 from mtst.model.multitask import MultiTaskModel
 
 
-def to_json(model, example: Example, prediction: Prediction) -> dict:
-    """One sentence's result: each task predicted adds its part, the first task of each kind at the top level."""
+def to_json(model, example: Example, prediction: Prediction, ranking: int = 0) -> dict:
+    """One sentence's result: each task predicted adds its part, the first task of each kind at the top level;
+    with `ranking`, a sentence task lists its `ranking` most probable labels too."""
     result: dict = {"text": example.text}
     kinds_seen: set[str] = set()
     for name, task in model.tasks.items():
         if name in prediction:
-            task.add_to_json(result, example, prediction[name], first=task.type not in kinds_seen)
+            first = task.type not in kinds_seen
+            task.add_to_json(result, example, prediction[name], first=first)
+            if ranking:
+                task.add_ranking(result, prediction[name], first, ranking)
         kinds_seen.add(task.type)
     return result
 
@@ -42,12 +46,14 @@ class Predictor:
 
     A text longer than the model's window (`max_length` sub-tokens) is read in windows that overlap by
     `window_overlap` sub-tokens: every word gets a tag, and the sentence label comes from the first window.
+    `ranking` > 0 lists that many most probable labels of each sentence task (`"ranking"`) beside its label.
     """
 
-    def __init__(self, model, batch_size: int = 64, window_overlap: int = 32):
+    def __init__(self, model, batch_size: int = 64, window_overlap: int = 32, ranking: int = 0):
         self.model = model  # a MultiTaskModel or an mtst.onnx_backend.OnnxModel; run_model takes either
         self.batch_size = batch_size
         self.window_overlap = window_overlap
+        self.ranking = ranking
         # A fast tokenizer changes its own truncation settings per call and raises "Already borrowed" when two
         # threads do so at once: counting (in a server's request threads) uses its own copy, one call at a time.
         self._counting_tokenizer = copy.deepcopy(model.tokenizer)
@@ -68,6 +74,7 @@ class Predictor:
         batch_size: int = 64,
         backend: str = "torch",
         quantized: bool = False,
+        ranking: int = 0,
     ) -> Predictor:
         """`backend="torch"` loads model.safetensors on `device` (default: CUDA when available);
         `backend="onnx"` runs model.onnx from `mtst export` on CPU with onnxruntime, or model.int8.onnx
@@ -79,11 +86,11 @@ class Predictor:
                 raise MtstError(f"the onnx backend runs on CPU only, not {device!r}")
             from mtst.inference.onnx import OnnxModel
 
-            return cls(OnnxModel.from_checkpoint(directory, quantized), batch_size)
+            return cls(OnnxModel.from_checkpoint(directory, quantized), batch_size, ranking=ranking)
         if quantized:
             raise MtstError("a quantized model needs the onnx backend (made by `mtst export --quantize int8`)")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(MultiTaskModel.from_pretrained(directory, device=device), batch_size)
+        return cls(MultiTaskModel.from_pretrained(directory, device=device), batch_size, ranking=ranking)
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
         examples = [Example.from_text(text) for text in texts]
@@ -95,7 +102,7 @@ class Predictor:
         for example, group in zip(examples, windows, strict=True):
             merged = merge_windows(self.model.tasks, group, predictions[position : position + len(group)])
             position += len(group)
-            result = to_json(self.model, example, merged)
+            result = to_json(self.model, example, merged, self.ranking)
             if len(group) > 1:
                 result["windows"] = {"count": len(group), "sentence_label_from": "first window"}
             results.append(result)

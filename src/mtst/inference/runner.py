@@ -44,7 +44,7 @@ def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[
 
 
 @contextlib.contextmanager
-def _inference_forward(model):
+def inference_forward(model):
     """The model's forward for inference: a torch model in eval mode on its own device (restored after);
     an ONNX model (mtst.onnx_backend.OnnxModel) is inference-only already and takes CPU tensors."""
     if not isinstance(model, nn.Module):
@@ -78,7 +78,7 @@ def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple
     order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
     predictions: list[Prediction | None] = [None] * len(features)
     loss_sums, loss_counts = defaultdict(float), defaultdict(int)
-    with _inference_forward(model) as forward:
+    with inference_forward(model) as forward:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = collate([features[i] for i in indices])

@@ -18,7 +18,8 @@ from transformers import AutoConfig, AutoModel
 from mtst.data import Corpus, Splits, as_corpora
 from mtst.data.settings import DataConfig
 from mtst.errors import CheckpointError
-from mtst.files import atomic_directory, dumps
+from mtst.files import atomic_directory, dumps, write_text_atomic
+from mtst.model.card import CardFacts, card_files, read_card_facts, updated
 from mtst.model.checkpoint import CheckpointConfig, EncoderInfo, parse_checkpoint_config
 from mtst.model.encoder import DEFAULT_ENCODER, load_encoder, load_tokenizer
 from mtst.model.pooling import pool_sentence
@@ -135,17 +136,31 @@ class MultiTaskModel(nn.Module):
         self.train(was_training)
         return torch.cat(chunks) if chunks else torch.empty(0, self.encoder.config.hidden_size)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Writes config.json, model.safetensors, encoder/config.json and the tokenizer, atomically."""
+    def save_pretrained(self, directory: str | Path, card: CardFacts | None = None) -> None:
+        """Writes config.json, model.safetensors, encoder/config.json, the tokenizer and a model card
+        (README.md, with what `card` says the run knows), atomically."""
         broken = non_finite_weights(self)
         if broken:
             raise CheckpointError(f"{directory}: refusing to save NaN or infinite weights ({', '.join(broken[:3])})")
         with atomic_directory(directory) as tmp:
             config = self.checkpoint_config().model_dump(mode="json")
             (tmp / CONFIG_FILE).write_text(dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False), encoding="utf-8")
+            for name, text in card_files(self.checkpoint_config(), card or CardFacts()).items():
+                (tmp / name).write_text(text, encoding="utf-8")
             self.encoder.config.save_pretrained(tmp / ENCODER_DIR)
             self.tokenizer.save_pretrained(tmp)
             save_model(self, str(tmp / WEIGHTS_FILE))
+
+    def save_settings(self, directory: str | Path, card: CardFacts | None = None) -> None:
+        """Rewrites config.json and the model card of a checkpoint whose weights are unchanged (calibration
+        settings), each file atomically: a reader sees the old file or the new one, never a part. The card
+        keeps what it knew and adds what `card` knows."""
+        directory = Path(directory)
+        config = self.checkpoint_config().model_dump(mode="json")
+        write_text_atomic(directory / CONFIG_FILE, dumps(config, CONFIG_FILE, indent=2, ensure_ascii=False))
+        facts = updated(read_card_facts(directory), card or CardFacts())
+        for name, text in card_files(self.checkpoint_config(), facts).items():
+            write_text_atomic(directory / name, text)
 
     def checkpoint_config(self) -> CheckpointConfig:
         """What config.json holds: the encoder, the data settings and every task with its labels."""

@@ -19,6 +19,7 @@ from mtst.serve.batching import MicroBatcher, PredictFn, QueueFull
 from mtst.serve.config import ServeConfig
 from mtst.serve.docs import add_offline_docs
 from mtst.serve.limits import BodySizeLimit, StrictJsonBody
+from mtst.serve.rasa import rasa_router
 from mtst.serve.schemas import ErrorResponse, Health, SentenceResult, predict_request_model
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     _add_predict(app, batcher, admission)
     _add_status(app, batcher, admission, info, config)
+    app.include_router(rasa_router(batcher, config, admission.over_budget))
 
     @app.get("/", include_in_schema=False)
     async def page():

@@ -30,3 +30,5 @@ class ServeConfig(BaseModel):
     max_wait_ms: float = Field(
         5.0, ge=0, le=60_000, description="how long a batch waits for more requests once one arrived"
     )
+    # Rasa's `--auth-token`: POST /model/parse then needs `?token=` (or `token` in the body, as Rasa sends it).
+    rasa_token: str | None = Field(None, description="token POST /model/parse requires (Rasa's auth token)")

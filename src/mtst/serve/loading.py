@@ -7,12 +7,14 @@ from pathlib import Path
 
 from mtst.inference.backends import Backend
 from mtst.inference.predictor import Predictor
+from mtst.integrations.rasa import RANKING_LENGTH
 from mtst.model.multitask import read_checkpoint
 
 
 def load_predictor(checkpoint: str | Path, backend: Backend = "torch") -> Predictor:
-    """The one place a server builds its predictor; `onnx` runs the model.onnx that `mtst export` wrote."""
-    return Predictor.from_checkpoint(checkpoint, backend=backend)
+    """The one place a server builds its predictor; `onnx` runs the model.onnx that `mtst export` wrote.
+    Each sentence task ranks its labels (`ranking`): Rasa's `intent_ranking` comes from it."""
+    return Predictor.from_checkpoint(checkpoint, backend=backend, ranking=RANKING_LENGTH)
 
 
 def mtst_version() -> str:

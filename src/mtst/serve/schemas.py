@@ -48,6 +48,11 @@ class Entity(BaseModel):
     score: float
 
 
+class RankedLabel(BaseModel):
+    label: str
+    score: float
+
+
 class SentenceResult(BaseModel):
     """What `mtst predict --json` prints for one sentence; a model with more tasks adds one key per extra task."""
 
@@ -56,6 +61,7 @@ class SentenceResult(BaseModel):
     text: str
     label: str | None = Field(None, description="the first sentence task's label")
     score: float | None = None
+    ranking: list[RankedLabel] | None = Field(None, description="the first sentence task's most probable labels")
     entities: list[Entity] | None = Field(None, description="the first token task's entities")
 
 

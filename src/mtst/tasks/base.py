@@ -87,6 +87,8 @@ class Task(TaskConfigBase):
 
     field: str
     labels: tuple[str, ...]
+    # Divides the logits before softmax (temperature scaling, fitted on dev): 1 leaves the scores as trained.
+    temperature: float = Field(1.0, gt=0.0)
 
     @field_validator("labels")
     @classmethod
@@ -163,6 +165,20 @@ class Task(TaskConfigBase):
         raise NotImplementedError
 
     @property
+    def fits_temperature(self) -> bool:
+        """Whether temperature scaling applies: the kind's scores are a softmax whose argmax it leaves unchanged."""
+        return False
+
+    def with_thresholds(self, thresholds: dict) -> Task:
+        """The task with the confidence thresholds of its kind taken from `thresholds` (keys it does not know
+        are left to other kinds); ValueError or pydantic's ValidationError naming a bad one."""
+        return self
+
+    def confidence_rules(self) -> list[str]:
+        """The thresholds the task gives its labels with, in words (for the model card)."""
+        return []
+
+    @property
     def needs_word_ids(self) -> bool:
         """Whether the head reads the word index of each sub-token (the ONNX graph then takes `word_ids`)."""
         return False
@@ -227,6 +243,18 @@ class Task(TaskConfigBase):
         """Writes the prediction into `result`: the first task of its kind under the kind's top-level key
         (`label`, `entities`, `labels`), any other under its own name."""
         raise NotImplementedError
+
+    def add_ranking(self, result: dict, prediction: Any, first: bool, top: int) -> None:
+        """Adds the `top` most probable labels with their scores next to what `add_to_json` wrote (a kind that
+        gives one label per sentence); by default nothing."""
+
+    def label_scores(self, result: dict, first: bool) -> dict[str, float]:
+        """The sentence labels `add_to_json` and `add_ranking` wrote, with their scores (spaCy's `doc.cats`)."""
+        return {}
+
+    def found_entities(self, result: dict, first: bool) -> list[dict] | None:
+        """The entities `add_to_json` wrote, as character spans; None for a kind that gives none."""
+        return None
 
     def describe(self, result: dict, first: bool) -> str:
         """A short text of what `add_to_json` wrote, for comparison tables."""

@@ -144,6 +144,11 @@ class MultilabelTask(MultilabelTaskConfig, Task):
         given = [{"label": label, "score": round(prediction.scores[label], 4)} for label in self.chosen(prediction)]
         result["labels" if first else self.name] = given
 
+    def label_scores(self, result: dict, first: bool) -> dict[str, float]:
+        return {
+            item["label"]: item["score"] for item in (result.get("labels", []) if first else result.get(self.name, []))
+        }
+
     def describe(self, result: dict, first: bool) -> str:
         given = result.get("labels", []) if first else result.get(self.name, [])
         return ", ".join(f"{item['label']} ({item['score']:.2f})" for item in given) or "—"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from pydantic import Field
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import classification_report as label_report
 from torch import nn
@@ -23,6 +24,8 @@ from mtst.tasks.uncertainty import bald, distribution_uncertainty
 class SentencePrediction:
     label: str
     score: float
+    # Every label with its probability, most probable first (Rasa's `intent_ranking`, the fallback's margin).
+    ranking: tuple[tuple[str, float], ...] = ()
 
 
 class SentenceHead(nn.Module):
@@ -51,6 +54,36 @@ class SentenceTaskConfig(TaskConfigBase):
 class SentenceTask(SentenceTaskConfig, Task):
     MAIN_METRIC = "accuracy"
 
+    # Rasa's FallbackClassifier: a label scored under `confidence_threshold`, or less than `ambiguity_margin`
+    # ahead of the runner-up, is given as `fallback_label` (the model's own label kept as `fallback_from`).
+    confidence_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    ambiguity_margin: float | None = Field(None, ge=0.0, le=1.0)
+    fallback_label: str = Field("nlu_fallback", min_length=1)
+
+    @property
+    def fits_temperature(self) -> bool:
+        return True
+
+    def with_thresholds(self, thresholds: dict) -> SentenceTask:
+        keys = ("confidence_threshold", "ambiguity_margin", "fallback_label")
+        given = {key: thresholds[key] for key in keys if thresholds.get(key) is not None}
+        return type(self).model_validate({**self.model_dump(), **given}) if given else self
+
+    def confidence_rules(self) -> list[str]:
+        rules = []
+        if self.confidence_threshold is not None:
+            rules.append(f"`{self.fallback_label}` under confidence {self.confidence_threshold}")
+        if self.ambiguity_margin is not None:
+            rules.append(f"`{self.fallback_label}` when the top two labels are within {self.ambiguity_margin}")
+        return rules
+
+    def falls_back(self, prediction: SentencePrediction) -> bool:
+        if self.confidence_threshold is not None and prediction.score < self.confidence_threshold:
+            return True
+        if self.ambiguity_margin is None or len(prediction.ranking) < 2:
+            return False
+        return prediction.ranking[0][1] - prediction.ranking[1][1] < self.ambiguity_margin
+
     @classmethod
     def labels_in(cls, config, values: Sequence[str]) -> list[str]:
         return sorted(set(values))
@@ -65,8 +98,10 @@ class SentenceTask(SentenceTaskConfig, Task):
         return SentenceHead(encoder_config.hidden_size, self)
 
     def decode(self, logits: torch.Tensor, word_starts, decoded: dict, head=None) -> SentencePrediction:
-        score, index = logits.float().softmax(-1).max(-1)
-        return SentencePrediction(self.labels[int(index)], float(score))
+        probabilities = (logits.float() / self.temperature).softmax(-1)
+        scores, indices = probabilities.sort(descending=True)
+        ranking = tuple((self.labels[i], s) for i, s in zip(indices.tolist(), scores.tolist(), strict=True))
+        return SentencePrediction(ranking[0][0], ranking[0][1], ranking)
 
     def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
         values = distribution_uncertainty(logits.float().softmax(-1))
@@ -85,10 +120,22 @@ class SentenceTask(SentenceTaskConfig, Task):
         return SentencePrediction(value, 1.0)
 
     def add_to_json(self, result: dict, example, prediction: SentencePrediction, first: bool) -> None:
+        given = {"label": prediction.label, "score": round(prediction.score, 4)}
+        if self.falls_back(prediction):
+            given.update(label=self.fallback_label, fallback_from=prediction.label)
         if first:
-            result["label"], result["score"] = prediction.label, round(prediction.score, 4)
+            result.update(given)
         else:
-            result[self.name] = {"label": prediction.label, "score": round(prediction.score, 4)}
+            result[self.name] = given
+
+    def add_ranking(self, result: dict, prediction: SentencePrediction, first: bool, top: int) -> None:
+        ranked = [{"label": label, "score": round(score, 4)} for label, score in prediction.ranking[:top]]
+        (result if first else result[self.name])["ranking"] = ranked
+
+    def label_scores(self, result: dict, first: bool) -> dict[str, float]:
+        given = result if first else result[self.name]
+        fallback = {given["label"]: given["score"]} if "fallback_from" in given else {}
+        return {**fallback, **{item["label"]: item["score"] for item in given.get("ranking", [])}}
 
     def describe(self, result: dict, first: bool) -> str:
         value = result if first else result[self.name]

@@ -111,3 +111,38 @@ def error_json(example: Example, category: str, gold: Span | None, predicted: Sp
         return None if span is None else f"{' '.join(example.words[span[0] : span[1] + 1])} [{span[2]}]"
 
     return {"category": category, "gold": text(gold), "predicted": text(predicted)}
+
+
+def check_entity_thresholds(tags: Sequence[str], thresholds: dict[str, float]) -> None:
+    """ValueError naming the first threshold for a type the tags do not have, or outside 0..1."""
+    types = sorted({tag.partition("-")[2] for tag in tags if tag != "O"})
+    for kind, threshold in thresholds.items():
+        if kind not in types:
+            raise ValueError(f"entity_thresholds: unknown entity type {kind!r}; the types are {', '.join(types)}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"entity_thresholds: {kind!r} is {threshold}; a threshold lies in 0..1")
+
+
+def confident(found: list[dict], thresholds: dict[str, float]) -> list[dict]:
+    """The entities whose score reaches their type's threshold (a type without one keeps every entity)."""
+    return [entity for entity in found if entity["score"] >= thresholds.get(entity["label"], 0.0)]
+
+
+def error_digest(name: str, entry: dict) -> list[str]:
+    """A token task's entry of errors.json in a few lines: P/R/F1, the categories, confused and costly types."""
+    errors = entry["errors"]
+    pairs = ", ".join(f"{c['gold']} -> {c['predicted']} ({c['count']})" for c in errors["confused_types"][:5])
+    # The types that cost most: (1 - F1) x support, i.e. roughly the gold entities the type's errors lose.
+    costly = sorted(
+        ((label, row) for label, row in entry["report"].items() if "avg" not in label),
+        key=lambda item: (1 - item[1]["f1-score"]) * item[1]["support"],
+        reverse=True,
+    )[:5]
+    return [
+        f"{name}: P {100 * entry['precision']:.2f} R {100 * entry['recall']:.2f} F1 {100 * entry['f1']:.2f}; "
+        f"{errors['predicted_spans']} predicted / {errors['gold_spans']} gold spans",
+        "  " + ", ".join(f"{category} {errors['counts'][category]}" for category in CATEGORIES),
+        f"  most confused types: {pairs or 'none'}",
+        "  costliest types: "
+        + ", ".join(f"{label} F1 {100 * row['f1-score']:.1f} (n={int(row['support'])})" for label, row in costly),
+    ]

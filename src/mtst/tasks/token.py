@@ -3,7 +3,7 @@
 The first sub-token of a word carries its tag; loss is class-weighted cross-entropy or a CRF's likelihood;
 decoding is per-word argmax or Viterbi, optionally restricted to the tags train showed with the sentence
 label another task predicts; metrics are entity-level P/R/F1 (seqeval, CoNLL style); a prediction adds
-its entities as character spans into the text.
+its entities as character spans into the text, those under their type's threshold left out.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.data.tags import repair_iob2
 from mtst.model.crf import FORBIDDEN
 from mtst.model.subtokens import ENCODER_LAYERS, SUBTOKEN_POOLINGS
+from mtst.tasks import spans
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
-from mtst.tasks.spans import CATEGORIES, classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
+from mtst.tasks.spans import classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
 from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights
 from mtst.tasks.uncertainty import bald, mnlp
 
@@ -97,6 +98,27 @@ class TokenTask(TokenTaskConfig, Task):
     allowed_tags: dict[str, tuple[str, ...]] | None = None
     # With intent_input: how many labels that task has (the width its distribution adds to a word vector).
     intent_input_size: int | None = None
+    # An entity whose score is under its type's threshold is not given (`mtst calibrate` picks them on dev).
+    entity_thresholds: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _thresholds_name_known_types(self):
+        spans.check_entity_thresholds(self.labels, self.entity_thresholds)
+        return self
+
+    @property
+    def fits_temperature(self) -> bool:
+        return not self.crf  # scaling a CRF's emissions (not its transitions) could change the Viterbi path
+
+    def confidence_rules(self) -> list[str]:
+        return [f"`{kind}` entities need a score of {value}" for kind, value in sorted(self.entity_thresholds.items())]
+
+    def with_thresholds(self, thresholds: dict) -> TokenTask:
+        given = thresholds.get("entity_thresholds")
+        return self if given is None else type(self).model_validate({**self.model_dump(), "entity_thresholds": given})
+
+    def found_entities(self, result: dict, first: bool) -> list[dict]:
+        return result.get("entities", []) if first else result.get(self.name, [])
 
     @classmethod
     def from_config(cls, config: TokenTaskConfig, train: Sequence[Example], tasks: dict) -> TokenTask:
@@ -196,7 +218,7 @@ class TokenTask(TokenTaskConfig, Task):
     def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, head) -> TokenPrediction:
         kept = [word for word, start in enumerate(word_starts) if start is not None]
         # Decoding is a few small steps per word: cheaper on CPU than one device sync per step.
-        emissions = logits[[word_starts[word] for word in kept]].float().cpu()
+        emissions = logits[[word_starts[word] for word in kept]].float().cpu() / self.temperature
         if self.condition_on is not None:
             emissions = emissions + self._condition_penalty(decoded[self.condition_on].label)
         indices, scores = tag_words(head.crf, emissions)
@@ -251,14 +273,12 @@ class TokenTask(TokenTaskConfig, Task):
     def as_prediction(self, value: Sequence[str]) -> TokenPrediction:
         return TokenPrediction(list(value), [1.0] * len(value))
 
-    # --- output ---
-
     def add_to_json(self, result: dict, example: Example, prediction: TokenPrediction, first: bool) -> None:
-        result["entities" if first else self.name] = entities(example, prediction)
+        found = entities(example, prediction)
+        result["entities" if first else self.name] = spans.confident(found, self.entity_thresholds)
 
     def describe(self, result: dict, first: bool) -> str:
-        found = result.get("entities", []) if first else result.get(self.name, [])
-        return ", ".join(f"{e['text']} [{e['label']}]" for e in found) or "—"
+        return ", ".join(f"{e['text']} [{e['label']}]" for e in self.found_entities(result, first)) or "—"
 
     # --- error analysis ---
 
@@ -277,19 +297,4 @@ class TokenTask(TokenTaskConfig, Task):
 
     @classmethod
     def error_digest(cls, name: str, entry: dict) -> list[str]:
-        errors = entry["errors"]
-        pairs = ", ".join(f"{c['gold']} -> {c['predicted']} ({c['count']})" for c in errors["confused_types"][:5])
-        # The types that cost most: (1 - F1) x support, i.e. roughly the gold entities the type's errors lose.
-        costly = sorted(
-            ((label, row) for label, row in entry["report"].items() if "avg" not in label),
-            key=lambda item: (1 - item[1]["f1-score"]) * item[1]["support"],
-            reverse=True,
-        )[:5]
-        return [
-            f"{name}: P {100 * entry['precision']:.2f} R {100 * entry['recall']:.2f} F1 {100 * entry['f1']:.2f}; "
-            f"{errors['predicted_spans']} predicted / {errors['gold_spans']} gold spans",
-            "  " + ", ".join(f"{category} {errors['counts'][category]}" for category in CATEGORIES),
-            f"  most confused types: {pairs or 'none'}",
-            "  costliest types: "
-            + ", ".join(f"{label} F1 {100 * row['f1-score']:.1f} (n={int(row['support'])})" for label, row in costly),
-        ]
+        return spans.error_digest(name, entry)

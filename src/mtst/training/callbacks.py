@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from mtst.config import TrainConfig
+from mtst.model.card import CardFacts
 from mtst.training import reports
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,12 @@ class Checkpoints(Callback):
     """best/ whenever dev improves; the whole training state after each epoch and every `every_steps` batches.
     Only the main process writes (`save_state` knows it too)."""
 
-    def __init__(self, output: Path, model, save_state: Callable[[], None], cfg: TrainConfig, main: bool):
+    def __init__(
+        self, output: Path, model, save_state: Callable[[], None], cfg: TrainConfig, main: bool, card: CardFacts
+    ):
         self.output, self.model, self.save_state, self.main = output, model, save_state, main
         self.metric, self.every_steps = cfg.early_stopping_metric, cfg.checkpoint_every_steps
+        self.card = card  # what the model card says beyond config.json; each save adds its epoch and dev scores
 
     def on_step(self, step: StepEnd) -> None:
         if self.every_steps and step.step_in_epoch % self.every_steps == 0:
@@ -75,7 +79,7 @@ class Checkpoints(Callback):
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.improved and self.main:
-            self.model.save_pretrained(self.output / "best")
+            self.model.save_pretrained(self.output / "best", replace(self.card, epoch=end.epoch, dev=end.dev))
             logger.info("new best %s = %.4f, saved %s", self.metric, end.score, self.output / "best")
         self.save_state()
 

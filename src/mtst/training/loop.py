@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 
+from mtst.calibration.temperature import fit_temperatures
 from mtst.config import Config, TrainConfig
 from mtst.data import Corpus, Splits, as_corpora, check_corpora, load_corpora
 from mtst.data.loaders import build_loaders, sampler_generator
@@ -22,6 +23,7 @@ from mtst.data.sampling import TaskSampler
 from mtst.errors import CheckpointError, ConfigError
 from mtst.evaluation.metrics import early_stopping_score, evaluate_corpora, headline
 from mtst.files import write_text_atomic
+from mtst.model.card import CardFacts
 from mtst.model.multitask import MultiTaskModel
 from mtst.training import reports
 from mtst.training.callbacks import Callback, Checkpoints, EpochEnd, RunRecords, StepEnd, learning_rates
@@ -195,7 +197,7 @@ def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Cor
     callbacks = [
         trainer.tracking,
         RunRecords(output, history, model, trainer.loss_weighting, cfg.num_sample_predictions, main),
-        Checkpoints(output, model, save_state, cfg, main),
+        Checkpoints(output, model, save_state, cfg, main, run_card_facts(config, corpora)),
     ]
     for epoch in range(progress.epoch, cfg.epochs + 1):
         if stopper.should_stop:
@@ -216,9 +218,21 @@ def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Cor
             logger.info("no dev improvement for %d epochs: stopping early", cfg.patience)
     accelerator.wait_for_everyone()
     best = MultiTaskModel.from_pretrained(output / "best", device=accelerator.device)
-    test = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, run=trainer.run)[0]
+    calibration = fit_temperatures(best, corpora, "dev", cfg.eval_batch_size)
+    test = evaluate_corpora(best, corpora, "test", cfg.eval_batch_size, run=trainer.run, calibration=True)[0]
     elapsed = round(elapsed_before + time.perf_counter() - started, 1)
     summary = reports.summarize(config, trainer, stopper, history, test, corpora, elapsed, parameters, imbalance)
+    summary["calibration_on_dev"] = calibration
     reports.write_summary(output, summary, main)
+    if main:  # best/ keeps its fitted temperatures, and its card now knows the test scores too
+        card = replace(run_card_facts(config, corpora), epoch=stopper.best_epoch, dev=summary["dev"])
+        card = replace(card, test=summary["test"], calibration=calibration, calibrated_on="dev")
+        best.save_settings(output / "best", card)
     accelerator.wait_for_everyone()
     return summary
+
+
+def run_card_facts(config: Config, corpora: list[Corpus]) -> CardFacts:
+    """What the model card of this run's checkpoints says beyond config.json: the settings, the train size."""
+    train_examples = sum(len(corpus.splits.train) for corpus in corpora)
+    return CardFacts(train_examples=train_examples, training=config.model_dump(mode="json"))

@@ -290,6 +290,7 @@ def test_a_checkpoint_with_a_bad_calibration_is_refused_with_one_line(checkpoint
     assert str(caught.value).startswith(f"{path}: {problem}") and "\n" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_onnx_backend_gives_the_calibrated_scores_and_thresholds_too(checkpoint_copy, toy_data_dir):
     pytest.importorskip("onnxruntime", reason="the onnx backend needs the export extra")
     calibrated = runner.invoke(app, ["calibrate", str(checkpoint_copy), "--data-dir", str(toy_data_dir)])

@@ -246,6 +246,7 @@ def mtst_in_a_shell(command: str, checkpoint) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_predict_between_standard_streams_and_with_standard_input_closed(tiny_checkpoint, tmp_path):
     piped = mtst_in_a_shell(
         'printf "play queen\\n\\nweather in paris" | mtst predict "$CKPT" -f /dev/stdin -o /dev/stdout', tiny_checkpoint
@@ -269,6 +270,7 @@ CONFIG_KEYS = st.sampled_from(["format_version", "max_length", "pooling", "tasks
 TASK_KEYS = st.sampled_from(["name", "type", "field", "labels", "dropout", "crf", "condition_on", "allowed_tags"])
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(top=st.none() | CONFIG_KEYS, task_key=st.none() | TASK_KEYS, value=VALUES)
 @example(top=None, task_key="type", value=[])  # an unhashable type once raised TypeError in the kind lookup

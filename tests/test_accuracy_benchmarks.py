@@ -197,6 +197,18 @@ def test_accuracy_grid_refuses_unknown_variants_and_bad_definitions(benchmarks_o
         accuracy_grid.parse_args(["atis", "--data-dir", "x", "--define", "v:train.epochs"])
 
 
+def test_accuracy_grid_sets_a_kinds_option_on_that_kinds_tasks_only(benchmarks_on_path):
+    import accuracy_grid
+
+    raw = {"tasks": [{"name": "intent", "type": "multilabel"}, {"name": "slots", "type": "token"}], "train": {}}
+    settings = accuracy_grid.parse_definitions(["exact-sets:multilabel.tune_for=accuracy,token.crf=false"])
+    accuracy_grid.apply_settings(raw, settings["exact-sets"])
+    assert raw["tasks"] == [
+        {"name": "intent", "type": "multilabel", "tune_for": "accuracy"},
+        {"name": "slots", "type": "token", "crf": False},
+    ]
+
+
 def _seed_rows(values: dict[int, float]) -> dict:
     """A stand-in for accuracy.py's result: every metric of seed S equal to values[S], std 1 point."""
     scores = {key: None for key in ("intent", "slot_f1", "sentence")}

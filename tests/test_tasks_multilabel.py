@@ -119,6 +119,26 @@ def test_the_threshold_is_tuned_on_dev_unless_fixed():
     assert fixed.tuned(gold, predictions) is fixed
 
 
+def test_the_threshold_can_be_tuned_for_exact_sets_instead_of_micro_f1():
+    # PlayMusic at 0.4 everywhere: right in the first sentence only. Admitting it (threshold <= 0.4) gets 5 labels
+    # right for 2 wrong (micro F1 10/12) but 1 set of 3; leaving it out misses 2 labels (micro F1 6/8), 2 sets of 3.
+    gold = [
+        frozenset({"GetWeather", "PlayMusic", "SearchFlight"}),
+        frozenset({"GetWeather"}),
+        frozenset({"GetWeather"}),
+    ]
+    predictions = [
+        MultilabelPrediction({"GetWeather": 0.9, "PlayMusic": 0.4, "SearchFlight": 0.4}),
+        MultilabelPrediction({"GetWeather": 0.9, "PlayMusic": 0.4, "SearchFlight": 0.1}),
+        MultilabelPrediction({"GetWeather": 0.9, "PlayMusic": 0.4, "SearchFlight": 0.1}),
+    ]
+    assert TASK.tuned(gold, predictions).decision_threshold == 0.4
+    exact = TASK.model_copy(update={"tune_for": "accuracy"})
+    assert exact.tuned(gold, predictions).decision_threshold == 0.5
+    with pytest.raises(ValueError, match="tune_for"):
+        task_config(name="intent", type="multilabel", tune_for="macro_f1")
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, tiny_encoder_dir):
     """`mtst compare` of two strategies on a multilabel intent task beside a token task; each run is a

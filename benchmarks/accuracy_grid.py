@@ -53,8 +53,9 @@ VARIANTS: dict[str, dict[str, object]] = {
     "uncertainty": {"loss.weighting": "uncertainty"},
     "intent-weight-2": {"loss.weighting": "static", "loss.weights": {"intent": 2.0}},
 }
-# The headline keys kept per run (losses dropped); task names come from the config.
-KEPT = ("accuracy", "precision", "recall", "f1")
+# The headline keys kept per run (losses dropped); task names come from the config. A multilabel task's
+# threshold (tuned on dev) is kept beside its scores.
+KEPT = ("accuracy", "precision", "recall", "f1", "threshold")
 
 
 def parse_definitions(definitions: list[str]) -> dict[str, dict[str, object]]:

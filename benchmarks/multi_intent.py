@@ -6,6 +6,8 @@ Trains each seed that has no finished run yet (`mtst train --config configs/DATA
 --output-dir runs/multi_intent/CONFIG[-eN]/seed-S --seed S [--epochs N]`, one process per seed, `--jobs` at a
 time, as benchmarks/accuracy.py does), reads each best checkpoint's test metrics from its summary.json, and writes
 benchmarks/results/multi_intent_DATASET.json with mean ± std of the benchmarks' three numbers and a Markdown table.
+With `--from-grid benchmarks/results/grid_DATASET.json [--variant NAME]` it trains nothing and reads the seeds'
+dev and test metrics from an accuracy_grid.py result file instead (the grid's config and budget).
 
 The three numbers, as AGIF's evaluation computes them (github.com/LooperXX/AGIF, utils/process.py:
 `Evaluator.intent_acc`, `Evaluator.semantic_acc`, slot F1 from utils/miulab.py's conlleval port), and what mtst
@@ -85,21 +87,31 @@ def unreachable(config, splits) -> dict:
     }
 
 
-def seed_result(args, seed: int, keys: dict[str, str]) -> dict:
-    summary = load_summary(run_dir(args, seed))
-    intent_key = keys["intent"]
+def seed_row(seed: int, summary: dict, keys: dict[str, str]) -> dict:
+    """One seed's numbers from its run's summary.json, or from its row in an accuracy_grid.py result file."""
     return {
         "seed": seed,
         "best_epoch": summary["best_epoch"],
         "epochs_run": summary["epochs_run"],
-        "threshold": summary["test"].get(intent_key.replace(".accuracy", ".threshold")),  # tuned on dev
+        "threshold": summary["test"].get(keys["intent"].replace(".accuracy", ".threshold")),  # tuned on dev
         "test": {number: summary["test"][key] for number, key in keys.items()},
         "dev": {number: summary["dev"][key] for number, key in keys.items()},  # the best epoch's dev scores
     }
 
 
-def load_summary(run: Path) -> dict:
-    return json.loads((run / "summary.json").read_text())
+def trained_summaries(args) -> list[dict]:
+    """Each seed's summary.json, training the seeds that have none yet."""
+    train_missing_seeds(args)
+    return [json.loads((run_dir(args, seed) / "summary.json").read_text()) for seed in args.seeds]
+
+
+def grid_summaries(args) -> list[dict]:
+    """Each seed's row of `--variant` in an accuracy_grid.py result file (its dev and test metrics); trains nothing."""
+    runs = {row["seed"]: row for row in args.grid.get("runs", []) if row["variant"] == args.variant}
+    missing = [seed for seed in args.seeds if seed not in runs]
+    if missing:
+        sys.exit(f"error: {args.from_grid} has no finished {args.variant!r} run for seeds {missing}")
+    return [runs[seed] for seed in args.seeds]
 
 
 def mean_std(rows: list[dict], split: str) -> dict:
@@ -165,7 +177,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
     parser.add_argument("--threads", type=int, default=1, help="per training job")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/multi_intent_DATASET.json")
+    parser.add_argument("--from-grid", type=Path, help="read the seeds' runs from this accuracy_grid.py result file")
+    parser.add_argument("--variant", default="baseline", help="with --from-grid: the grid variant reported")
     args = parser.parse_args(argv)
+    args.grid = json.loads(args.from_grid.read_text()) if args.from_grid else None
+    if args.grid:  # the grid's own config and budget, unless given
+        args.config = args.config or Path(args.grid["settings"]["config"])
+        args.epochs = args.epochs or args.grid["settings"].get("epochs")
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
     args.output = args.output or Path("benchmarks/results") / f"multi_intent_{args.dataset}.json"
     return args
@@ -175,12 +193,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = load_config(args.config, **{"data.dir": str(args.data_dir)})
     keys = metric_keys(config)  # a config without the multilabel + token pair stops here, before any training
-    result = started_record(args)
-    train_missing_seeds(args)
-    rows = [seed_result(args, seed, keys) for seed in args.seeds]
+    result = started_record(argparse.Namespace(**{key: value for key, value in vars(args).items() if key != "grid"}))
+    summaries = grid_summaries(args) if args.grid else trained_summaries(args)
+    rows = [seed_row(seed, summary, keys) for seed, summary in zip(args.seeds, summaries, strict=True)]
     result.update(
         dataset=args.dataset,
         config=str(args.config),
+        source=f"{args.from_grid}, variant {args.variant}" if args.grid else "runs trained by this script",
         epochs=args.epochs,
         seeds=args.seeds,
         metric_keys=keys,

@@ -372,6 +372,34 @@ def test_multi_intent_script_reports_the_three_numbers_over_seeds_beside_the_pub
     assert not (runs / "tiny-multilabel" / "seed-1.log").exists()
 
 
+def test_multi_intent_script_reads_a_grid_result_file_without_training(
+    tiny_yaml, multi_intent_data, tmp_path, capsys, benchmarks_on_path
+):
+    import multi_intent
+
+    config = _multi_intent_yaml(tiny_yaml, "multilabel")
+
+    def grid_row(variant: str, seed: int, value: float) -> dict:
+        metrics = {"sentence_accuracy": value / 2, "intent.accuracy": value, "slots.f1": value, "intent.threshold": 0.4}
+        return {"variant": variant, "seed": seed, "best_epoch": 3, "epochs_run": 3, "dev": metrics, "test": metrics}
+
+    runs = [grid_row("baseline", 13, 0.6), grid_row("baseline", 14, 0.8), grid_row("crf", 13, 0.1)]
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"settings": {"config": str(config), "epochs": 3}, "runs": runs}))
+    output = tmp_path / "multi.json"
+    argv = ["mixatis", "--data-dir", str(multi_intent_data), "--from-grid", str(grid), "--seeds", "13", "14"]
+    multi_intent.main([*argv, "--runs", str(tmp_path / "runs"), "--output", str(output)])
+    result = json.loads(output.read_text())
+    assert result["epochs"] == 3 and result["config"] == str(config) and not (tmp_path / "runs").exists()
+    assert result["mean_std"]["intent"]["values"] == [60.0, 80.0] and result["mean_std"]["overall"]["mean"] == 35.0
+    assert result["mean_std"]["intent"]["std"] == pytest.approx(14.142, abs=1e-3)
+    assert [row["threshold"] for row in result["per_seed"]] == [0.4, 0.4]
+    assert result["above_on_all_three"] == dict.fromkeys(multi_intent.PUBLISHED["mixatis"], False)
+    assert f"| mtst (`{config}`, 3 epochs) | 35.00 ± 7.07 | 70.00 ± 14.14 | 70.00 ± 14.14 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"no finished 'crf' run for seeds \[14\]"):
+        multi_intent.main([*argv, "--variant", "crf", "--output", str(output)])
+
+
 def test_multi_intent_script_refuses_a_single_intent_config_before_training(
     tiny_yaml, multi_intent_data, tmp_path, benchmarks_on_path
 ):

@@ -15,11 +15,11 @@ calls them:
 - overall accuracy: the exact intent set and every slot tag right = mtst's `sentence_accuracy`;
 - intent accuracy: the exact intent set = the multilabel task's `accuracy` (exact match);
 - slot F1: entity-level, conlleval style = the token task's `f1` (seqeval's default, conlleval-compatible mode).
-Quirks, counted the way the published numbers count them: vocabularies come from train only (AGIF builds its
-alphabets from the train file), and gold is read from the files, so an intent train never showed (MixATIS test's
-`atis_day_name`, in 108 of 828 utterances) makes those utterances' intent sets wrong, and a tag train never showed
-is a missed entity; neither is dropped from the test split nor crashes. `unreachable` in the result says how many
-test utterances no model trained on train can get right for that reason.
+Quirks, counted the way the published numbers count them: vocabularies come from train only (AGIF's utils/loader.py
+`add_file` fills its alphabets from the train file alone), and gold is read from the files, so an intent train never
+showed (MixATIS test's `atis_day_name`, in 108 of 828 utterances) makes those utterances' intent sets wrong, and a
+tag train never showed is a missed entity; neither is dropped from the test split nor crashes. `unreachable` in the
+result says how many test utterances no model trained on train can get right for that reason.
 """
 
 from __future__ import annotations

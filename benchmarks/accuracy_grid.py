@@ -3,20 +3,20 @@
 python benchmarks/accuracy_grid.py snips --data-dir ../shared/data/snips --epochs 3 --seeds 13 14 15 \\
     --variants baseline crf entity-weight-1 crf+entity-weight-1 --jobs 2 --threads 1
 
-A variant is a named set of settings (VARIANTS below, or one given with `--define NAME:KEY=VALUE,...`);
-`a+b` trains the settings of a and b together. `token.KEY` sets KEY on every token task, `sentence.KEY` on
-every sentence task, `SECTION.KEY` a top-level setting (`train.entity_sampler_weight`). Each variant's config
-(configs/DATASET.yaml with its settings, and with `--epochs N`: N epochs, patience N, so the budget is fixed
-and the best epoch is still picked on dev) is written to RUNS/CONFIG-eN[-nM]/VARIANT/config.yaml and
-trained once per seed into .../VARIANT/seed-S, `--jobs` runs at a time, each on `--threads` threads.
-A run with a summary.json is read, not retrained; an interrupted one (training_state/, no summary) continues
-with `mtst train --resume`; so the command can be repeated after an interruption. A run whose folder is
-gone but whose row is in the result JSON (same config, epochs, subset, variant settings and seed) is read
-from there, so a grid survives losing its runs folder (a new session, another machine). The result JSON
-(benchmarks/results/grid_DATASET.json) is rewritten after every finished run: per run the dev metrics of the
-best epoch and the test metrics of that checkpoint; per variant mean ± std over seeds; and the variants ranked
-by the dev metric `--select-by` (test never chooses). On a GPU the same command trains there (accelerate picks
-CUDA); use `--jobs` to share the card.
+A variant is a named set of settings (VARIANTS below, or one given with `--define NAME:KEY=VALUE,...`); `a+b`
+trains the settings of a and b together. `token.KEY` sets KEY on every token task, `sentence.KEY` on every
+sentence task, `multilabel.KEY` on every multilabel task, `SECTION.KEY` a top-level setting
+(`train.entity_sampler_weight`). Each variant's config (configs/DATASET.yaml with its settings, and with
+`--epochs N`: N epochs, patience N, so the budget is fixed and the best epoch is still picked on dev) is written
+to RUNS/CONFIG-eN[-nM]/VARIANT/config.yaml and trained once per seed into .../VARIANT/seed-S, `--jobs` runs at a
+time, each on `--threads` threads. A run with a summary.json is read, not retrained; an interrupted one
+(training_state/, no summary) continues with `mtst train --resume`; so the command can be repeated after an
+interruption. A run whose folder is gone but whose row is in the result JSON (same config, epochs, subset,
+variant settings and seed) is read from there, so a grid survives losing its runs folder (a new session, another
+machine). The result JSON (benchmarks/results/grid_DATASET.json) is rewritten after every finished run: per run
+the dev metrics of the best epoch and the test metrics of that checkpoint; per variant mean ± std over seeds; and
+the variants ranked by the dev metric `--select-by` (test never chooses). On a GPU the same command trains there
+(accelerate picks CUDA); use `--jobs` to share the card.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ VARIANTS: dict[str, dict[str, object]] = {
     "uncertainty": {"loss.weighting": "uncertainty"},
     "intent-weight-2": {"loss.weighting": "static", "loss.weights": {"intent": 2.0}},
 }
-# The headline keys kept per run (losses dropped); task names come from the config.
-KEPT = ("accuracy", "precision", "recall", "f1")
+# The headline keys kept per run (losses dropped); task names come from the config. A multilabel task's
+# threshold (tuned on dev) is kept beside its scores.
+KEPT = ("accuracy", "precision", "recall", "f1", "threshold")
 
 
 def parse_definitions(definitions: list[str]) -> dict[str, dict[str, object]]:
@@ -81,10 +82,11 @@ def variant_settings(name: str, known: dict[str, dict[str, object]]) -> dict[str
 
 
 def apply_settings(raw: dict, settings: dict[str, object]) -> dict:
-    """The config mapping with `token.KEY` / `sentence.KEY` set on those tasks and `A.B.KEY` set in place."""
+    """The config mapping with `token.KEY` / `sentence.KEY` / `multilabel.KEY` set on the tasks of that kind and
+    `A.B.KEY` set in place."""
     for dotted, value in settings.items():
         head, _, rest = dotted.partition(".")
-        if head in ("token", "sentence"):
+        if head in ("token", "sentence", "multilabel"):
             for task in raw["tasks"]:
                 if task["type"] == head:
                     task[rest] = value

@@ -34,7 +34,15 @@ def benchmarks_on_path(monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-    for name in ("accuracy", "ablations", "accuracy_grid", "paired_seeds", "active_learning", "settle_grid"):
+    for name in (
+        "accuracy",
+        "ablations",
+        "accuracy_grid",
+        "paired_seeds",
+        "active_learning",
+        "settle_grid",
+        "multi_intent",
+    ):
         sys.modules.pop(name, None)
 
 
@@ -189,6 +197,18 @@ def test_accuracy_grid_refuses_unknown_variants_and_bad_definitions(benchmarks_o
         accuracy_grid.parse_args(["atis", "--data-dir", "x", "--define", "v:train.epochs"])
 
 
+def test_accuracy_grid_sets_a_kinds_option_on_that_kinds_tasks_only(benchmarks_on_path):
+    import accuracy_grid
+
+    raw = {"tasks": [{"name": "intent", "type": "multilabel"}, {"name": "slots", "type": "token"}], "train": {}}
+    settings = accuracy_grid.parse_definitions(["exact-sets:multilabel.tune_for=accuracy,token.crf=false"])
+    accuracy_grid.apply_settings(raw, settings["exact-sets"])
+    assert raw["tasks"] == [
+        {"name": "intent", "type": "multilabel", "tune_for": "accuracy"},
+        {"name": "slots", "type": "token", "crf": False},
+    ]
+
+
 def _seed_rows(values: dict[int, float]) -> dict:
     """A stand-in for accuracy.py's result: every metric of seed S equal to values[S], std 1 point."""
     scores = {key: None for key in ("intent", "slot_f1", "sentence")}
@@ -263,3 +283,129 @@ def test_settle_grid_runs_every_datasets_grid_at_once(tiny_yaml, tmp_path, bench
     for name in ("toy_a", "toy_b"):
         result = json.loads((tmp_path / "results" / f"grid_{name}_tiny.json").read_text())
         assert sorted(result["ranked_on_dev"]["variants"]) == ["baseline", "crf+entity-weight-1"]
+
+
+# A toy MixSNIPS: utterances joined by "and", their intents `#`-joined in alphabetical order. Test has an intent
+# (BookRestaurant) and a tag (B-restaurant) that train never shows, as MixATIS test does.
+MULTI_TRAIN = [
+    ("play queen and what is the weather", "O B-artist O O O O O", "GetWeather#PlayMusic"),
+    ("weather in paris and play jazz", "O O B-city O O B-genre", "GetWeather#PlayMusic"),
+    ("play music by queen", "O O O B-artist", "PlayMusic"),
+    ("will it rain in berlin", "O O O O B-city", "GetWeather"),
+    ("put on some jazz and is it sunny", "O O O B-genre O O O O", "GetWeather#PlayMusic"),
+    ("weather for new york", "O O B-city I-city", "GetWeather"),
+]
+MULTI_TEST = [
+    ("play queen and will it rain in paris", "O B-artist O O O O O B-city", "GetWeather#PlayMusic"),
+    ("book a table at nandos and play jazz", "O O O O B-restaurant O O B-genre", "BookRestaurant#PlayMusic"),
+    ("is it sunny in berlin", "O O O O B-city", "GetWeather"),
+]
+
+
+@pytest.fixture
+def multi_intent_data(tmp_path) -> Path:
+    from tests.conftest import write_jointbert
+
+    for split, rows in (("train", MULTI_TRAIN), ("dev", MULTI_TRAIN[:3]), ("test", MULTI_TEST)):
+        write_jointbert(tmp_path / "mix" / split, rows)
+    return tmp_path / "mix"
+
+
+def _multi_intent_yaml(tiny_yaml: Path, intent_type: str) -> Path:
+    config = yaml.safe_load(tiny_yaml.read_text())
+    config["tasks"][0] = {"name": "intent", "type": intent_type, "field": "label", "separator": "#"}
+    if intent_type != "multilabel":
+        del config["tasks"][0]["separator"]
+    path = tiny_yaml.with_name(f"tiny-{intent_type}.yaml")
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_multi_intent_script_reports_the_three_numbers_over_seeds_beside_the_published_rows(
+    tiny_yaml, multi_intent_data, tmp_path, capsys, benchmarks_on_path
+):
+    import multi_intent
+
+    output, runs = tmp_path / "multi.json", tmp_path / "runs"
+    argv = [
+        "mixsnips",
+        "--data-dir",
+        str(multi_intent_data),
+        "--config",
+        str(_multi_intent_yaml(tiny_yaml, "multilabel")),
+    ]
+    argv += ["--seeds", "1", "2", "--runs", str(runs), "--output", str(output)]
+    multi_intent.main(argv)
+    result = json.loads(output.read_text())
+    assert result["published"]["AGIF (Qin et al. 2020)"] == {"overall": 74.2, "intent": 95.1, "slot_f1": 94.2}
+    assert result["metric_keys"] == {"overall": "sentence_accuracy", "intent": "intent.accuracy", "slot_f1": "slots.f1"}
+    for split in ("mean_std", "mean_std_dev"):
+        for number in ("overall", "intent", "slot_f1"):
+            stats = result[split][number]
+            assert len(stats["values"]) == 2 and 0 <= stats["mean"] <= 100 and stats["std"] >= 0
+    # Each seed's numbers are its run's own test metrics, under the benchmark's names.
+    for row in result["per_seed"]:
+        summary = json.loads((runs / "tiny-multilabel" / f"seed-{row['seed']}" / "summary.json").read_text())
+        assert row["test"] == {
+            "overall": summary["test"]["sentence_accuracy"],
+            "intent": summary["test"]["intent.accuracy"],
+            "slot_f1": summary["test"]["slots.f1"],
+        }
+        assert 0 < row["threshold"] < 1 and row["test"]["overall"] <= row["test"]["intent"]
+    # The test-only intent and tag sit in one utterance: 2 of 3 can be right, and none crashed.
+    assert result["unreachable"] == {
+        "test_utterances": 3,
+        "with_an_intent_not_in_train": 1,
+        "with_a_tag_not_in_train": 1,
+        "overall_ceiling": pytest.approx(200 / 3),
+        "intent_ceiling": pytest.approx(200 / 3),
+    }
+    assert all(row["test"]["intent"] <= 2 / 3 + 1e-9 for row in result["per_seed"])
+    assert set(result["above_on_all_three"]) == set(result["published"])
+    printed = capsys.readouterr().out
+    assert "| SLIM (Cai et al. 2022, BERT), published | 84.0 | 97.2 | 96.5 |" in printed
+    assert "| mixsnips test (2 seeds) | overall acc | intent acc | slot F1 |" in printed
+    # A second call reads the finished runs instead of training again.
+    (runs / "tiny-multilabel" / "seed-1.log").unlink()
+    multi_intent.main(argv)
+    assert not (runs / "tiny-multilabel" / "seed-1.log").exists()
+
+
+def test_multi_intent_script_reads_a_grid_result_file_without_training(
+    tiny_yaml, multi_intent_data, tmp_path, capsys, benchmarks_on_path
+):
+    import multi_intent
+
+    config = _multi_intent_yaml(tiny_yaml, "multilabel")
+
+    def grid_row(variant: str, seed: int, value: float) -> dict:
+        metrics = {"sentence_accuracy": value / 2, "intent.accuracy": value, "slots.f1": value, "intent.threshold": 0.4}
+        return {"variant": variant, "seed": seed, "best_epoch": 3, "epochs_run": 3, "dev": metrics, "test": metrics}
+
+    runs = [grid_row("baseline", 13, 0.6), grid_row("baseline", 14, 0.8), grid_row("crf", 13, 0.1)]
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"settings": {"config": str(config), "epochs": 3}, "runs": runs}))
+    output = tmp_path / "multi.json"
+    argv = ["mixatis", "--data-dir", str(multi_intent_data), "--from-grid", str(grid), "--seeds", "13", "14"]
+    multi_intent.main([*argv, "--runs", str(tmp_path / "runs"), "--output", str(output)])
+    result = json.loads(output.read_text())
+    assert result["epochs"] == 3 and result["config"] == str(config) and not (tmp_path / "runs").exists()
+    assert result["mean_std"]["intent"]["values"] == [60.0, 80.0] and result["mean_std"]["overall"]["mean"] == 35.0
+    assert result["mean_std"]["intent"]["std"] == pytest.approx(14.142, abs=1e-3)
+    assert [row["threshold"] for row in result["per_seed"]] == [0.4, 0.4]
+    assert result["above_on_all_three"] == dict.fromkeys(multi_intent.PUBLISHED["mixatis"], False)
+    assert f"| mtst (`{config}`, 3 epochs) | 35.00 ± 7.07 | 70.00 ± 14.14 | 70.00 ± 14.14 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"no finished 'crf' run for seeds \[14\]"):
+        multi_intent.main([*argv, "--variant", "crf", "--output", str(output)])
+
+
+def test_multi_intent_script_refuses_a_single_intent_config_before_training(
+    tiny_yaml, multi_intent_data, tmp_path, benchmarks_on_path
+):
+    import multi_intent
+
+    argv = ["mixatis", "--data-dir", str(multi_intent_data), "--config", str(_multi_intent_yaml(tiny_yaml, "sentence"))]
+    with pytest.raises(SystemExit, match=r"needs one multilabel task and one token task; intent \(sentence\)"):
+        multi_intent.main([*argv, "--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "out.json")])
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out.json").exists()

@@ -4,6 +4,7 @@ metrics, and the kind through train, compare, evaluate, predict, serve and ONNX 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from mtst.cli import app
 from mtst.config import load_config
+from mtst.data import load_splits
 from mtst.data.example import Example
 from mtst.data.formats.csv_rows import read_csv
 from mtst.data.formats.jointbert import read_jointbert
@@ -22,9 +24,10 @@ from mtst.data.labels import IGNORE_ID
 from mtst.errors import ConfigError, DataError
 from mtst.tasks import build_labels, make_task, task_config
 from mtst.tasks.multilabel import MultilabelPrediction, micro_f1
-from tests.conftest import TOY_SENTENCES, write_jointbert
+from tests.conftest import SHARED_DATA, TOY_SENTENCES, write_jointbert
 
 runner = CliRunner()
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # The toy corpus with two utterances that carry two intents each, joined by `#` as ATIS writes them.
 MULTI_SENTENCES = [
     *TOY_SENTENCES,
@@ -116,6 +119,26 @@ def test_the_threshold_is_tuned_on_dev_unless_fixed():
     assert fixed.tuned(gold, predictions) is fixed
 
 
+def test_the_threshold_can_be_tuned_for_exact_sets_instead_of_micro_f1():
+    # PlayMusic at 0.4 everywhere: right in the first sentence only. Admitting it (threshold <= 0.4) gets 5 labels
+    # right for 2 wrong (micro F1 10/12) but 1 set of 3; leaving it out misses 2 labels (micro F1 6/8), 2 sets of 3.
+    gold = [
+        frozenset({"GetWeather", "PlayMusic", "SearchFlight"}),
+        frozenset({"GetWeather"}),
+        frozenset({"GetWeather"}),
+    ]
+    predictions = [
+        MultilabelPrediction({"GetWeather": 0.9, "PlayMusic": 0.4, "SearchFlight": 0.4}),
+        MultilabelPrediction({"GetWeather": 0.9, "PlayMusic": 0.4, "SearchFlight": 0.1}),
+        MultilabelPrediction({"GetWeather": 0.9, "PlayMusic": 0.4, "SearchFlight": 0.1}),
+    ]
+    assert TASK.tuned(gold, predictions).decision_threshold == 0.4
+    exact = TASK.model_copy(update={"tune_for": "accuracy"})
+    assert exact.tuned(gold, predictions).decision_threshold == 0.5
+    with pytest.raises(ValueError, match="tune_for"):
+        task_config(name="intent", type="multilabel", tune_for="macro_f1")
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, tiny_encoder_dir):
     """`mtst compare` of two strategies on a multilabel intent task beside a token task; each run is a
@@ -194,3 +217,22 @@ def test_onnx_export_matches_torch(compared, tmp_path):
     onnx_labels = [[item["label"] for item in row["labels"]] for row in Predictor(onnx_model).predict(texts)]
     torch_labels = [[item["label"] for item in row["labels"]] for row in Predictor(torch_model).predict(texts)]
     assert onnx_labels == torch_labels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "intents", "tags"), [("mixatis", 17, 111), ("mixsnips", 7, 72)])
+def test_the_committed_multi_intent_configs_read_each_utterances_intents_as_a_set(name, intents, tags):
+    if not (SHARED_DATA / name).is_dir():
+        pytest.skip(f"../shared/data/{name} is not beside the checkout")
+    config = load_config(CONFIGS / f"{name}.yaml", **{"data.dir": str(SHARED_DATA / name)})
+    intent_config, slots_config = config.tasks
+    assert (intent_config.type, slots_config.type, slots_config.crf) == ("multilabel", "token", True)
+    splits = load_splits(config.data)
+    labels = build_labels(intent_config, splits.train)
+    # The counts of the data README: single intents, never their `#`-joined sets; tags with O.
+    assert len(labels) == intents and not any("#" in label for label in labels)
+    assert len(build_labels(slots_config, splits.train)) == tags
+    if name == "mixatis":  # the test-only intent is gold in 108 test utterances, and outside the vocabulary
+        task = make_task("intent", "multilabel", "label", labels)
+        assert sum("atis_day_name" in task.gold(ex.annotations["label"]) for ex in splits.test) == 108
+        assert "atis_day_name" not in labels

@@ -1,0 +1,219 @@
+"""Several intents per utterance: MixATIS or MixSNIPS test over several seeds, beside AGIF, GL-GIN and SLIM.
+
+python benchmarks/multi_intent.py mixatis --data-dir ../shared/data/mixatis [--seeds 13 14 15] [--epochs N]
+
+Trains each seed that has no finished run yet (`mtst train --config configs/DATASET.yaml --data-dir DIR
+--output-dir runs/multi_intent/CONFIG[-eN]/seed-S --seed S [--epochs N]`, one process per seed, `--jobs` at a
+time, as benchmarks/accuracy.py does), reads each best checkpoint's test metrics from its summary.json, and writes
+benchmarks/results/multi_intent_DATASET.json with mean ± std of the benchmarks' three numbers and a Markdown table.
+With `--from-grid benchmarks/results/grid_DATASET.json [--variant NAME]` it trains nothing and reads the seeds'
+dev and test metrics from an accuracy_grid.py result file instead (the grid's config and budget).
+
+The three numbers, as AGIF's evaluation computes them (github.com/LooperXX/AGIF, utils/process.py:
+`Evaluator.intent_acc`, `Evaluator.semantic_acc`, slot F1 from utils/miulab.py's conlleval port), and what mtst
+calls them:
+- overall accuracy: the exact intent set and every slot tag right = mtst's `sentence_accuracy`;
+- intent accuracy: the exact intent set = the multilabel task's `accuracy` (exact match);
+- slot F1: entity-level, conlleval style = the token task's `f1` (seqeval's default, conlleval-compatible mode).
+Quirks, counted the way the published numbers count them: vocabularies come from train only (AGIF's utils/loader.py
+`add_file` fills its alphabets from the train file alone), and gold is read from the files, so an intent train never
+showed (MixATIS test's `atis_day_name`, in 108 of 828 utterances) makes those utterances' intent sets wrong, and a
+tag train never showed is a missed entity; neither is dropped from the test split nor crashes. `unreachable` in the
+result says how many test utterances no model trained on train can get right for that reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from accuracy import run_dir, train_missing_seeds
+from machine import started_record, write_result
+from mtst.config import load_config
+from mtst.data import load_splits
+from mtst.tasks import build_labels, build_task
+
+# ../shared/data/README.md, "Published test results" (checked there against the result tables in the READMEs of the
+# AGIF, GL-GIN and SLIM repositories; all on the `_clean` sets, test split): overall / intent accuracy / slot F1.
+PUBLISHED = {
+    "mixatis": {
+        "AGIF (Qin et al. 2020)": {"overall": 40.8, "intent": 74.4, "slot_f1": 86.7},
+        "GL-GIN (Qin et al. 2021)": {"overall": 43.5, "intent": 76.3, "slot_f1": 88.3},
+        "SLIM (Cai et al. 2022, BERT)": {"overall": 47.6, "intent": 78.3, "slot_f1": 88.5},
+    },
+    "mixsnips": {
+        "AGIF (Qin et al. 2020)": {"overall": 74.2, "intent": 95.1, "slot_f1": 94.2},
+        "GL-GIN (Qin et al. 2021)": {"overall": 75.4, "intent": 95.6, "slot_f1": 94.9},
+        "SLIM (Cai et al. 2022, BERT)": {"overall": 84.0, "intent": 97.2, "slot_f1": 96.5},
+    },
+}
+NUMBERS = ("overall", "intent", "slot_f1")
+HEADERS = {"overall": "overall acc", "intent": "intent acc", "slot_f1": "slot F1"}
+
+
+def benchmark_tasks(config) -> tuple:
+    """The config's multilabel intent task and its token task; any other layout is not this benchmark's task."""
+    kinds = {task.type: task for task in config.tasks}
+    if len(config.tasks) != 2 or set(kinds) != {"multilabel", "token"}:
+        found = ", ".join(f"{task.name} ({task.type})" for task in config.tasks)
+        sys.exit(f"error: a multi-intent config needs one multilabel task and one token task; {found}")
+    return kinds["multilabel"], kinds["token"]
+
+
+def metric_keys(config) -> dict[str, str]:
+    """Each benchmark number's key in a run's flat metrics (summary.json `dev` / `test`)."""
+    intent, slots = benchmark_tasks(config)
+    return {"overall": "sentence_accuracy", "intent": f"{intent.name}.accuracy", "slot_f1": f"{slots.name}.f1"}
+
+
+def unreachable(config, splits) -> dict:
+    """Test utterances whose gold holds an intent or a tag that train never showed: always wrong, as published."""
+    intent_config, slots_config = benchmark_tasks(config)
+    intent = build_task(intent_config, splits.train, {})
+    known_tags = set(build_labels(slots_config, splits.train))
+    test = [ex for ex in splits.test if intent.field in ex.annotations and slots_config.field in ex.annotations]
+    new_intent = [not intent.gold(ex.annotations[intent.field]) <= set(intent.labels) for ex in test]
+    new_tag = [not set(ex.annotations[slots_config.field]) <= known_tags for ex in test]
+    either = sum(a or b for a, b in zip(new_intent, new_tag, strict=True))
+    return {
+        "test_utterances": len(test),
+        "with_an_intent_not_in_train": sum(new_intent),
+        "with_a_tag_not_in_train": sum(new_tag),
+        "overall_ceiling": 100 * (1 - either / len(test)) if test else 0.0,
+        "intent_ceiling": 100 * (1 - sum(new_intent) / len(test)) if test else 0.0,
+    }
+
+
+def seed_row(seed: int, summary: dict, keys: dict[str, str]) -> dict:
+    """One seed's numbers from its run's summary.json, or from its row in an accuracy_grid.py result file."""
+    return {
+        "seed": seed,
+        "best_epoch": summary["best_epoch"],
+        "epochs_run": summary["epochs_run"],
+        "threshold": summary["test"].get(keys["intent"].replace(".accuracy", ".threshold")),  # tuned on dev
+        "test": {number: summary["test"][key] for number, key in keys.items()},
+        "dev": {number: summary["dev"][key] for number, key in keys.items()},  # the best epoch's dev scores
+    }
+
+
+def trained_summaries(args) -> list[dict]:
+    """Each seed's summary.json, training the seeds that have none yet."""
+    train_missing_seeds(args)
+    return [json.loads((run_dir(args, seed) / "summary.json").read_text()) for seed in args.seeds]
+
+
+def grid_summaries(args) -> list[dict]:
+    """Each seed's row of `--variant` in an accuracy_grid.py result file (its dev and test metrics); trains nothing."""
+    runs = {row["seed"]: row for row in args.grid.get("runs", []) if row["variant"] == args.variant}
+    missing = [seed for seed in args.seeds if seed not in runs]
+    if missing:
+        sys.exit(f"error: {args.from_grid} has no finished {args.variant!r} run for seeds {missing}")
+    return [runs[seed] for seed in args.seeds]
+
+
+def mean_std(rows: list[dict], split: str) -> dict:
+    """Per number, in percent: mean, sample standard deviation (0 with one seed) and the values."""
+    summary = {}
+    for number in NUMBERS:
+        values = [100 * row[split][number] for row in rows]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary[number] = {"mean": statistics.mean(values), "std": std, "values": values}
+    return summary
+
+
+def above(ours: dict, published: dict) -> dict[str, bool]:
+    """Per published model: is mtst's test mean above it on all three numbers?"""
+    return {
+        model: all(ours[number]["mean"] > scores[number] for number in NUMBERS) for model, scores in published.items()
+    }
+
+
+def table(result: dict) -> str:
+    columns = " | ".join(HEADERS[number] for number in NUMBERS)
+    lines = [
+        f"| {result['dataset']} test ({len(result['seeds'])} seeds) | {columns} |",
+        "|---|" + "---|" * len(NUMBERS),
+    ]
+    for model, scores in result["published"].items():
+        lines.append(f"| {model}, published | " + " | ".join(f"{scores[number]}" for number in NUMBERS) + " |")
+    budget = f", {result['epochs']} epochs" if result["epochs"] else ""
+    for label, field in (
+        (f"mtst (`{result['config']}`{budget})", "mean_std"),
+        ("mtst, dev (best epoch)", "mean_std_dev"),
+    ):
+        cells = [f"{result[field][n]['mean']:.2f} ± {result[field][n]['std']:.2f}" for n in NUMBERS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    ceiling = result["unreachable"]
+    lines += [
+        "",
+        f"Ceiling from train's vocabulary: {ceiling['overall_ceiling']:.2f} overall, {ceiling['intent_ceiling']:.2f}"
+        f" intent ({ceiling['with_an_intent_not_in_train']} test utterances with an intent and"
+        f" {ceiling['with_a_tag_not_in_train']} with a tag that train never showed).",
+        "",
+        "| seed | best epoch | threshold | " + columns + " |",
+        "|---|---|---|" + "---|" * len(NUMBERS),
+    ]
+    for row in result["per_seed"]:
+        cells = [f"{100 * row['test'][number]:.2f}" for number in NUMBERS]
+        lines.append(
+            f"| {row['seed']} | {row['best_epoch']}/{row['epochs_run']} | {row['threshold']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", choices=sorted(PUBLISHED))
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--config", type=Path, help="default: configs/DATASET.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
+    parser.add_argument("--epochs", type=int, help="override the config's epochs (runs go to CONFIG-eN/)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/multi_intent"))
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="per training job")
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/multi_intent_DATASET.json")
+    parser.add_argument("--from-grid", type=Path, help="read the seeds' runs from this accuracy_grid.py result file")
+    parser.add_argument("--variant", default="baseline", help="with --from-grid: the grid variant reported")
+    args = parser.parse_args(argv)
+    args.grid = json.loads(args.from_grid.read_text()) if args.from_grid else None
+    if args.grid:  # the grid's own config and budget, unless given
+        args.config = args.config or Path(args.grid["settings"]["config"])
+        args.epochs = args.epochs or args.grid["settings"].get("epochs")
+    args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
+    args.output = args.output or Path("benchmarks/results") / f"multi_intent_{args.dataset}.json"
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = load_config(args.config, **{"data.dir": str(args.data_dir)})
+    keys = metric_keys(config)  # a config without the multilabel + token pair stops here, before any training
+    result = started_record(argparse.Namespace(**{key: value for key, value in vars(args).items() if key != "grid"}))
+    summaries = grid_summaries(args) if args.grid else trained_summaries(args)
+    rows = [seed_row(seed, summary, keys) for seed, summary in zip(args.seeds, summaries, strict=True)]
+    result.update(
+        dataset=args.dataset,
+        config=str(args.config),
+        source=f"{args.from_grid}, variant {args.variant}" if args.grid else "runs trained by this script",
+        epochs=args.epochs,
+        seeds=args.seeds,
+        metric_keys=keys,
+        published=PUBLISHED[args.dataset],
+        published_source="../shared/data/README.md (AGIF, GL-GIN and SLIM repository READMEs, `_clean` sets)",
+        unreachable=unreachable(config, load_splits(config.data)),
+        mean_std=mean_std(rows, "test"),
+        mean_std_dev=mean_std(rows, "dev"),
+        per_seed=rows,
+    )
+    result["above_on_all_three"] = above(result["mean_std"], result["published"])
+    write_result(result, args.output)
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()

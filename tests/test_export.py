@@ -212,6 +212,8 @@ def test_parity_benchmark_script_runs_and_fp32_agrees(checkpoint, toy_data_dir, 
         assert row["sentences_per_s"] > 0 and set(row["tasks"]) == {"intent", "slots"}
         if row["backend"] != "onnx-int8":
             assert row["tasks"]["intent"]["agreement"] == 1.0 and row["tasks"]["slots"]["identical_sentences"] == 1.0
+            assert row["tasks"]["slots"]["f1_vs_eager"] == 1.0
+        assert 0 <= row["tasks"]["slots"]["f1_vs_eager"] <= 1
     assert set(result["target_met"]) == {"1", "4"}
     assert result["load_average_before"] and result["settings"]["threads"] == 1
     assert "| onnx-int8 | 4 |" in capsys.readouterr().out

@@ -97,3 +97,9 @@ def test_training_with_rows_changes_only_the_rows_of_words_in_the_batches(tiny_c
     changed = {row for row in range(matrix.shape[0]) if not torch.equal(matrix[row], before[row])}
     pad = trainer.unwrapped.tokenizer.pad_token_id
     assert changed == seen - {pad} and len(changed) > 5  # the padding row's gradient is always zero
+
+
+def test_the_older_spelling_reads_bools_as_pydantic_does():
+    assert parse_strategy({"train_word_embeddings": "false"}).word_embeddings == "frozen"
+    with pytest.raises(ConfigError, match="train_word_embeddings must be true or false"):
+        parse_strategy({"train_word_embeddings": "sometimes"})

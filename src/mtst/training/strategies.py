@@ -42,13 +42,10 @@ class Strategy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: Literal["full"] = "full"
-    # The 30,522 x 384 word-embedding matrix is half of all-MiniLM-L6-v2's parameters, and a batch uses a
-    # few hundred of its rows. `full`: it trains like the rest of its block. `frozen`: each step skips its
-    # gradient and AdamW update (it saved no measurable time at two threads once AdamW was fused,
-    # BENCHMARKS.md). `rows`: only the rows of the words in the batch change (mtst.training.rowwise: a
-    # row-wise AdamW instead of the dense update). Position and token-type embeddings and the embedding
-    # LayerNorm train with the embeddings block in every case. `train_word_embeddings: false`, the older
-    # spelling, still reads as `frozen`.
+    # The 30,522 x 384 word-embedding matrix is half of all-MiniLM-L6-v2's parameters; a batch uses a few
+    # hundred of its rows. `frozen` skips its gradient and AdamW update (no measurable time saved at two threads
+    # once AdamW was fused, BENCHMARKS.md); `rows` changes only the rows of the batch's words (training/rowwise.py).
+    # The rest of the embeddings block trains in every case; `train_word_embeddings: false` still reads as frozen.
     word_embeddings: Literal["full", "rows", "frozen"] = "full"
 
     @model_validator(mode="before")
@@ -57,7 +54,11 @@ class Strategy(BaseModel):
         if not isinstance(data, dict) or "train_word_embeddings" not in data:
             return data
         data = dict(data)
-        if data.pop("train_word_embeddings") is False:
+        try:  # pydantic's reading of a bool, as when this was a bool field ("false", 0, "no" ...)
+            trains = _BOOL.validate_python(data.pop("train_word_embeddings"))
+        except ValidationError:
+            raise ValueError("strategy: train_word_embeddings must be true or false") from None
+        if not trains:
             if data.get("word_embeddings", "full") == "rows":
                 raise ValueError("strategy: `train_word_embeddings: false` freezes what `word_embeddings: rows` trains")
             data["word_embeddings"] = "frozen"
@@ -174,6 +175,7 @@ class _AnyLR:
 
 
 _ANY_LR = _AnyLR()
+_BOOL = TypeAdapter(bool)
 
 
 class Frozen(Strategy):

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mtst.cli import app
@@ -67,10 +68,11 @@ def fake(monkeypatch):
     groups = {"embeddings": ["embeddings"], "layer.0": ["layer.0"], "layer.1": ["layer.1"], HEADS: [HEADS]}
     table = {
         frozenset({HEADS}): 0.90,
-        frozenset({HEADS, "embeddings"}): 0.90,  # no gain alone: never added
+        frozenset({HEADS, "embeddings"}): 0.90,  # no gain alone: added last
         frozenset({HEADS, "layer.0"}): 0.92,
         frozenset({HEADS, "layer.1"}): 0.95,
         frozenset({HEADS, "layer.1", "layer.0"}): 0.97,
+        frozenset({HEADS, "layer.1", "layer.0", "embeddings"}): 0.98,
     }
     scorer = FakeScorer(table)
     monkeypatch.setattr(agreement, "node_groups", lambda path: groups)
@@ -84,7 +86,8 @@ def fake(monkeypatch):
         (0.5, [HEADS], 0.90, 1),
         (0.95, [HEADS, "layer.1"], 0.95, 4),  # found by the sensitivity pass alone
         (0.96, [HEADS, "layer.1", "layer.0"], 0.97, 5),  # the greedy sum of the two groups that helped
-        (0.99, [HEADS, "layer.1", "layer.0"], 0.97, 5),  # unreachable: the best found
+        (0.98, [HEADS, "layer.1", "layer.0", "embeddings"], 0.98, 6),  # the one that did not help alone, too
+        (0.99, [HEADS, "layer.1", "layer.0", "embeddings"], 0.98, 6),  # unreachable: the best found
     ],
 )
 def test_greedy_choice_keeps_the_smallest_list_reaching_the_target(fake, goal, chosen, score, measured):
@@ -100,8 +103,9 @@ def test_unreachable_target_warns_in_one_line_and_says_so_in_the_note(fake, monk
     settings = agreement.AgreementSettings(tmp_path, target=0.999)
     with caplog.at_level(logging.WARNING, logger="mtst.export.agreement"):
         note = agreement.int8_with_agreement(tmp_path, Path("in"), Path("out"), settings, ["s"] * 3, "dev")
-    assert note["agreement"]["reached"] is False and note["float32_groups"] == [HEADS, "layer.1", "layer.0"]
-    assert note["agreement"]["per_task"] == {"intent": 0.97, "slots": 1.0} and note["agreement"]["sentences"] == 3
+    assert note["agreement"]["reached"] is False
+    assert note["float32_groups"] == [HEADS, "layer.1", "layer.0", "embeddings"]
+    assert note["agreement"]["per_task"] == {"intent": 0.98, "slots": 1.0} and note["agreement"]["sentences"] == 3
     [record] = caplog.records
     assert "\n" not in record.getMessage() and "below the target 0.9990" in record.getMessage()
 
@@ -136,3 +140,40 @@ def test_cli_defaults_are_the_library_defaults():
         agreement.DEFAULT_MAX_SENTENCES,
     )
     assert export.INT8_FILE == INT8_FILE
+
+
+def _disagreeing_checkpoint(encoder_dir, folder):
+    """The tiny encoder with heads drawn from seed 3, whose int8 slot tags differ from float32's on the toy dev
+    sentences (found by trying seeds: most tiny random models agree to the last tag)."""
+    from mtst.model.encoder import load_encoder
+    from mtst.model.multitask import EncoderInfo, MultiTaskModel
+    from mtst.tasks import make_task
+
+    tokenizer, encoder = load_encoder(str(encoder_dir), 64)
+    tags = ("O", "B-city", "I-city", "B-artist", "I-artist")
+    tasks = [make_task("intent", "sentence", "label", ("GetWeather", "PlayMusic"))]
+    tasks.append(make_task("slots", "token", "tags", tags, crf=False))
+    torch.manual_seed(3)
+    MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=64)).save_pretrained(folder)
+
+
+def test_full_agreement_target_runs_the_sensitivity_pass_on_the_real_graph(exported, tiny_encoder_dir, tmp_path):
+    """Target 1.0 on a tiny random model: the pass measures each group, and the file on disk scores what the
+    note says."""
+    checkpoint = tmp_path / "best"
+    _disagreeing_checkpoint(tiny_encoder_dir, checkpoint)
+    args = ["export", str(checkpoint), "--quantize", "int8", "--agreement-data", str(exported[1]), "--agreement", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    entry = json.loads((checkpoint / EXPORT_NOTE).read_text())["files"][INT8_FILE]
+    trials, groups = entry["agreement"]["trials"], node_groups(checkpoint / ONNX_FILE)
+    assert trials[0]["float32_groups"] == [HEADS]
+    if min(trials[0]["per_task"].values()) < 1.0:  # one trial per group beside the heads, then the greedy ones
+        assert [t["float32_groups"] for t in trials[1 : len(groups)]] == [[HEADS, g] for g in groups if g != HEADS]
+        assert entry["float32_groups"] != [HEADS] and len(trials) >= len(groups)
+    assert entry["float32_nodes"] == [node for group in entry["float32_groups"] for node in groups[group]]
+    reached = min(entry["agreement"]["per_task"].values()) == 1.0
+    assert entry["agreement"]["reached"] is reached and ("target 1.0 reached" in result.output) is reached
+    examples, _ = agreement.agreement_sentences(agreement.AgreementSettings(exported[1]))
+    scorer = agreement.Scorer(checkpoint, checkpoint / ONNX_FILE, examples)
+    assert scorer.score(checkpoint / INT8_FILE) == entry["agreement"]["per_task"]

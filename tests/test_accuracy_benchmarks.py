@@ -34,16 +34,7 @@ def benchmarks_on_path(monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-    modules = (
-        "accuracy",
-        "ablations",
-        "accuracy_grid",
-        "paired_seeds",
-        "active_learning",
-        "settle_grid",
-        "time_to_accuracy",
-    )
-    for name in modules:
+    for name in ("accuracy", "ablations", "accuracy_grid", "paired_seeds", "active_learning", "settle_grid"):
         sys.modules.pop(name, None)
 
 
@@ -272,42 +263,3 @@ def test_settle_grid_runs_every_datasets_grid_at_once(tiny_yaml, tmp_path, bench
     for name in ("toy_a", "toy_b"):
         result = json.loads((tmp_path / "results" / f"grid_{name}_tiny.json").read_text())
         assert sorted(result["ranked_on_dev"]["variants"]) == ["baseline", "crf+entity-weight-1"]
-
-
-@pytest.mark.slow
-def test_time_to_accuracy_reads_each_runs_curve_and_reruns_nothing_finished(
-    tiny_yaml, toy_data_dir, tmp_path, capsys, benchmarks_on_path
-):
-    import time_to_accuracy
-
-    output, runs = tmp_path / "tta.json", tmp_path / "runs"
-    config = yaml.safe_load(tiny_yaml.read_text())
-    config["train"].update(epochs=2, patience=2)
-    tiny_yaml.write_text(yaml.safe_dump(config))
-    argv = ["toy", "--data-dir", str(toy_data_dir), "--config", str(tiny_yaml), "--seeds", "1", "--threads", "1"]
-    argv += ["--variants", "baseline", "small-batch", "--define", "small-batch:train.batch_size=2"]
-    argv += ["--runs", str(runs), "--output", str(output)]
-    time_to_accuracy.main(argv)
-    result = json.loads(output.read_text())
-    assert [(row["variant"], row["seed"]) for row in result["runs"]] == [("baseline", 1), ("small-batch", 1)]
-    for row in result["runs"]:
-        assert row["metric"] == "slots.f1" and [point["epoch"] for point in row["curve"]] == [1, 2]
-        minutes = [point["minutes"] for point in row["curve"]]
-        assert 0 < minutes[0] < minutes[1] == row["minutes_to_stop"] and row["wall_minutes"] > 0
-        assert row["converged_dev"] == max(point["dev"] for point in row["curve"])
-        within = next(p for p in row["curve"] if p["dev"] >= row["converged_dev"] - 0.003)
-        assert (row["epoch_within"], row["minutes_to_within"]) == (within["epoch"], within["minutes"])
-        assert len(row["load_average_before"]) == 3 and len(row["load_average_after"]) == 3
-    assert result["variants"]["baseline"]["speedup"] == {"minutes_to_within": 1.0, "minutes_to_stop": 1.0}
-    assert result["variants"]["small-batch"]["dev"]["std"] == 0.0 and result["machine"]["threads"] == 1
-    run = runs / "tiny" / "small-batch" / "seed-1"
-    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"] == 2
-    assert "| small-batch | 1 |" in capsys.readouterr().out
-    # Finished runs are read back, not retrained; a lost runs folder is read from the result file.
-    (runs / "tiny" / "baseline" / "seed-1.log").unlink()
-    time_to_accuracy.main(argv)
-    assert not (runs / "tiny" / "baseline" / "seed-1.log").exists()
-    recorded = json.loads(output.read_text())["runs"]
-    shutil.rmtree(runs)
-    time_to_accuracy.main(argv)
-    assert json.loads(output.read_text())["runs"] == recorded and not runs.exists()

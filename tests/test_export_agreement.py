@@ -127,9 +127,11 @@ def test_bad_agreement_settings_are_one_line_errors(exported, extra, message, tm
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
-def test_agreement_data_needs_int8(exported):
+def test_agreement_data_needs_int8_and_its_options_need_it(exported):
     result = runner.invoke(app, ["export", str(exported[0]), "--agreement-data", str(exported[1])])
     assert result.exit_code == 2 and "applies to --quantize int8 only" in result.stderr
+    result = runner.invoke(app, ["export", str(exported[0]), "--quantize", "int8", "--agreement", "0.99"])
+    assert result.exit_code == 2 and "apply with --agreement-data DIR only" in result.stderr
 
 
 def test_cli_defaults_are_the_library_defaults():

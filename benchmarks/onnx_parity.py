@@ -56,7 +56,8 @@ def time_backends(backends: dict, examples: list, batch_size: int, repeats: int)
 
 
 def parity(tasks: dict, examples: list, predictions: list, reference: list) -> dict:
-    """Test metrics, plus per sentence task the share of labels equal to PyTorch's."""
+    """Test metrics, plus per sentence task the share of labels equal to PyTorch's, per token task the share of
+    identical tag sequences and the entity F1 of the tags against PyTorch's."""
     metrics = compute_metrics(tasks, examples, predictions)
     result = {}
     for name, task in tasks.items():
@@ -65,7 +66,14 @@ def parity(tasks: dict, examples: list, predictions: list, reference: list) -> d
             result[name] = {"accuracy": metrics[name]["accuracy"], "agreement": same / len(examples)}
         else:
             same = sum(p[name].tags == r[name].tags for p, r in zip(predictions, reference, strict=True))
-            result[name] = {"f1": metrics[name]["f1"], "identical_sentences": same / len(examples)}
+            # Entity F1 of this backend's tags scored against eager's, as `mtst export --agreement-data` measures.
+            tags = [[list(p[name].tags) for p in rows] for rows in (reference, predictions)]
+            f1_vs_eager = 1.0 if tags[0] == tags[1] else task.metrics(*tags)["f1"]
+            result[name] = {
+                "f1": metrics[name]["f1"],
+                "identical_sentences": same / len(examples),
+                "f1_vs_eager": f1_vs_eager,
+            }
     return result
 
 

@@ -11,7 +11,8 @@ sentence once, in batches of `--batch-size`:
   `LengthGroupedBatchSampler` over the same draw. LEVERS lists them: the settings that were the defaults
   before the speed issue (AdamW one parameter at a time, word embeddings trained, drawn-order batches),
   then one lever added at a time (fused AdamW, the default now; frozen word embeddings; length grouping),
-  and all three with foreach AdamW instead of fused;
+  and all three with foreach AdamW instead of fused; and fused AdamW with row-wise word-embedding updates
+  (`strategy.word_embeddings: rows`) in place of frozen ones;
 - `mtst default + torch.compile` (only with `--compile`): the default settings with the model wrapped in
   `torch.compile(dynamic=True)`; its compile time is the `warmup_s` of its row;
 - `reference`: the loop a user commonly writes: every sentence padded to `--fixed-length` sub-tokens by the
@@ -70,6 +71,7 @@ LEVERS = [
     ("mtst, defaults before the speed issue", OLD_DEFAULTS),
     ("+ fused AdamW = mtst default", FUSED),
     ("+ frozen word embeddings", FROZEN),
+    ("+ row-wise word embeddings (instead of frozen)", {**FUSED, "strategy.word_embeddings": "rows"}),
     ("+ group_by_length", GROUPED),
     ("+ group_by_length, foreach AdamW", {**GROUPED, "train.adamw_implementation": "foreach"}),
 ]

@@ -104,7 +104,7 @@ def test_ablation_script_changes_one_option_per_variant(
     assert yaml.safe_load((runs / "llrd-0.8" / "config.yaml").read_text())["strategy"] == {
         "name": "llrd",
         "decay": 0.8,
-        "train_word_embeddings": True,
+        "word_embeddings": "full",
     }
     assert yaml.safe_load((runs / "baseline" / "config.yaml").read_text())["train"]["max_train_examples"] == 6
     both = yaml.safe_load((runs / "crf-entity-weight-1" / "config.yaml").read_text())

@@ -64,7 +64,8 @@ def test_train_throughput_script(run_script, tiny_encoder_dir, toy_data_dir, tmp
         "reference (padded to 16)",
     )
     assert list(rows) == [
-        old, default, "+ frozen word embeddings", grouped, "+ group_by_length, foreach AdamW", reference
+        old, default, "+ frozen word embeddings", "+ row-wise word embeddings (instead of frozen)", grouped,
+        "+ group_by_length, foreach AdamW", reference
     ]  # fmt: skip
     for row in rows.values():
         assert row["sentences_per_s"] > 0 and len(row["seconds"]) == 2 and row["warmup_s"] > 0

@@ -19,6 +19,7 @@ from mtst.data import load_splits
 from mtst.tasks import task_config
 from mtst.training.loop import Trainer
 from mtst.training.state import STATE_DIR, Progress, load_training_state, save_training_state
+from mtst.training.strategies import parse_strategy
 from tests.conftest import TOY_SENTENCES, write_jointbert
 
 
@@ -61,13 +62,22 @@ def long_toy_data(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("group_by_length", "intent_kind"),
-    [(False, "sentence"), (True, "sentence"), (False, "multilabel")],
-    ids=["drawn-order", "length-grouped", "multilabel"],
+    ("group_by_length", "intent_kind", "word_embeddings"),
+    [
+        (False, "sentence", "full"),
+        (True, "sentence", "full"),
+        (False, "multilabel", "full"),
+        (False, "sentence", "rows"),
+    ],
+    ids=["drawn-order", "length-grouped", "multilabel", "rowwise-word-embeddings"],
 )
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_data, group_by_length, intent_kind):
+def test_killed_run_resumes_to_the_same_weights(
+    tmp_path, tiny_config, long_toy_data, group_by_length, intent_kind, word_embeddings
+):
     tiny_config.data.dir = str(long_toy_data)
+    strategy = parse_strategy({"word_embeddings": word_embeddings})  # rows: the row-wise AdamW state too
+    tiny_config = tiny_config.model_copy(update={"strategy": strategy})
     if intent_kind == "multilabel":  # a label set per sentence, some with two intents, its threshold tuned on dev
         two_intents = ("play rain songs", "O O O", "PlayMusic#GetWeather")
         write_jointbert(long_toy_data / "train", (TOY_SENTENCES + [two_intents]) * 44)  # 99 batches of 4
@@ -114,7 +124,9 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_config, long_toy_
     assert [row["dev"] for row in history] == [row["dev"] for row in expected_history]
 
 
-def test_training_state_round_trip(tmp_path, tiny_config):
+@pytest.mark.parametrize("word_embeddings", ["full", "rows"])
+def test_training_state_round_trip(tmp_path, tiny_config, word_embeddings):
+    tiny_config = tiny_config.model_copy(update={"strategy": parse_strategy({"word_embeddings": word_embeddings})})
     splits = load_splits(tiny_config.data)
     trainer, _ = Trainer.setup(tiny_config, splits)
     batch = next(iter(trainer.loaders[0]))

@@ -34,7 +34,7 @@ def demo_config(output_dir: Path, epochs: int | None = None) -> Config:
                 "num_sample_predictions": 2,
                 "group_by_length": True,
             },
-            "strategy": {"train_word_embeddings": False},
+            "strategy": {"word_embeddings": "frozen"},
             "output_dir": str(output_dir),
         }
     )

@@ -10,6 +10,31 @@ import typer
 from mtst.cli.common import app, friendly_errors
 from mtst.errors import MtstError
 
+# Plain constants: the command's help is built without importing onnxruntime (mtst.export.agreement needs it).
+DEFAULT_TARGET, DEFAULT_MAX_SENTENCES, INT8_FILE = 0.995, 500, "model.int8.onnx"
+
+AgreementDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--agreement-data",
+        help="With --quantize int8: a data folder whose dev sentences the int8 graph must agree on with float32; "
+        "encoder groups stay float32 until it does (recorded in onnx_export.json).",
+    ),
+]
+AgreementOption = Annotated[
+    float | None,
+    typer.Option(
+        "--agreement", help=f"With --agreement-data: the agreement every task must reach (default {DEFAULT_TARGET})."
+    ),
+]
+MaxSentencesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-sentences",
+        help=f"With --agreement-data: dev sentences used (default the first {DEFAULT_MAX_SENTENCES}).",
+    ),
+]
+
 
 @app.command()
 @friendly_errors
@@ -25,6 +50,9 @@ def export(
             "--output", "-o", help="sentence-transformers: the folder (default CHECKPOINT/sentence-transformers)."
         ),
     ] = None,
+    agreement_data: AgreementDataOption = None,
+    agreement: AgreementOption = None,
+    max_sentences: MaxSentencesOption = None,
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="Replace --output even when it is a file or a folder mtst did not write."),
@@ -38,8 +66,8 @@ def export(
     if export_format not in ("onnx", "sentence-transformers"):
         raise MtstError(f"unknown export format {export_format!r}; choose one of onnx, sentence-transformers")
     if export_format == "sentence-transformers":
-        if quantize is not None:
-            raise MtstError("--quantize applies to --format onnx only")
+        if quantize is not None or agreement_data is not None:
+            raise MtstError("--quantize and --agreement-data apply to --format onnx only")
         from mtst.export.sentence_transformers import export_sentence_transformers
 
         typer.echo(f"{export_sentence_transformers(checkpoint, output, overwrite)}  (SentenceTransformer(path).encode)")
@@ -48,7 +76,31 @@ def export(
         raise MtstError("--output applies to --format sentence-transformers; ONNX files go into the checkpoint")
     from mtst.export.onnx import export_onnx
 
-    note = export_onnx(checkpoint, quantize)
+    settings = _agreement_settings(agreement_data, agreement, max_sentences)
+    note = export_onnx(checkpoint, quantize, settings)
     for name, entry in note["files"].items():
         difference = max(entry["max_abs_logit_difference"].values())
         typer.echo(f"{checkpoint / name}  (max |logit - PyTorch| on a check batch: {difference:.2g})")
+    if settings is not None:
+        typer.echo(_agreement_line(note["files"][INT8_FILE]))
+
+
+def _agreement_settings(data: Path | None, target: float | None, sentences: int | None):
+    if data is None:
+        if target is not None or sentences is not None:
+            raise MtstError("--agreement and --max-sentences apply with --agreement-data DIR only")
+        return None
+    from mtst.export.agreement import AgreementSettings
+
+    target = DEFAULT_TARGET if target is None else target
+    return AgreementSettings(data, target, DEFAULT_MAX_SENTENCES if sentences is None else sentences)
+
+
+def _agreement_line(entry: dict) -> str:
+    reached = entry["agreement"]
+    scores = ", ".join(f"{task} {score:.4f}" for task, score in reached["per_task"].items())
+    verdict = "reached" if reached["reached"] else "NOT reached (best found kept)"
+    return (
+        f"int8 agreement with float32 on {reached['sentences']} dev sentences: {scores}; "
+        f"target {reached['target']} {verdict}; float32: {', '.join(entry['float32_groups'])}"
+    )

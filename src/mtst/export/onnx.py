@@ -4,13 +4,13 @@ Inputs `input_ids` and `attention_mask` (int64, dynamic batch and sequence axes)
 task, named after the task. `model.onnx` is float32, rewritten by onnxruntime's transformer optimizer
 (BERT fusions: LayerNorm, SkipLayerNorm, bias+GELU, attention where its pattern is recognised);
 `--quantize int8` adds `model.int8.onnx`, the optimized graph with dynamic int8 quantization of the
-weights (activations quantized on the fly). Both are checked against PyTorch on
-a padded batch before they replace anything, and `onnx_export.json` records what was exported.
+weights (activations quantized on the fly), the heads kept in float32, and with `--agreement-data DIR` whatever
+else it takes to agree with float32 on DIR's dev sentences (mtst.export.agreement). Both are checked against
+PyTorch on a padded batch before they replace anything, and `onnx_export.json` records what was exported.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import warnings
@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from mtst.errors import MtstError
+from mtst.export.agreement import AgreementSettings, agreement_sentences, int8_with_agreement
+from mtst.export.quantize import HEADS, node_groups, quantize_int8, quieter
 from mtst.files import atomic_file, write_json_atomic
 from mtst.inference.onnx import (
     DECODE_HEADS_FILE,
@@ -38,7 +40,6 @@ from mtst.model.subtokens import NO_WORD
 try:
     import onnxruntime
     import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer as transformer_optimizer
 except ImportError:  # the optional `export` extra
     raise MtstError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'mtst[export]'") from None
@@ -65,18 +66,6 @@ class JointGraph(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         logits = self.model(input_ids, attention_mask, word_ids=word_ids).logits
         return tuple(logits[name] for name in self.model.tasks)
-
-
-@contextlib.contextmanager
-def quieter(name: str | None):
-    """Only errors from the logger `name` (None: the root logger) while inside; its level is restored after."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _batch(model: MultiTaskModel, texts: list[str]) -> tuple[torch.Tensor, ...]:
@@ -149,23 +138,16 @@ def _max_differences(path: Path, model: MultiTaskModel) -> dict[str, float]:
     return differences
 
 
-def _head_nodes(path: Path) -> list[str]:
-    """The graph nodes that multiply by a task head's weights (initializers named `model.heads.*`)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    heads = {init.name for init in graph.initializer if init.name.startswith("model.heads.")}
-    return [node.name for node in graph.node if heads & set(node.input)]
-
-
-def _quantize_int8(source: Path, target: Path) -> list[str]:
-    """Dynamic int8 quantization of the encoder's products; the heads stay float32: they are two small
-    matrices whose outputs are the logits themselves, where rounding flips labels for next to no time saved."""
-    kept = _head_nodes(source)
-    # quantize_dynamic logs advice about optional pre-processing through the root logger; keep our output clean.
-    with quieter(None):
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, nodes_to_exclude=kept)
-    return kept
+def _int8(checkpoint: Path, target: Path, agreement: AgreementSettings | None, sentences) -> dict:
+    """Quantizes model.onnx into `target`: the heads stay float32 (two small matrices whose outputs are the
+    logits themselves, where rounding flips labels for next to no time saved), and with `agreement` whatever
+    else the sensitivity pass finds it takes to agree with float32 on real sentences."""
+    source = checkpoint / ONNX_FILE
+    if agreement is not None:
+        return int8_with_agreement(checkpoint, source, target, agreement, *sentences)
+    heads = node_groups(source).get(HEADS, [])
+    quantize_int8(source, target, heads)
+    return {"float32_nodes": heads, "float32_groups": [HEADS]}
 
 
 def _write_decode_heads(model: MultiTaskModel, checkpoint: Path) -> None:
@@ -183,7 +165,7 @@ def _write_decode_heads(model: MultiTaskModel, checkpoint: Path) -> None:
             save_file(tensors, str(tmp))
 
 
-def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) -> dict:
+def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None, agreement=None, sentences=()) -> dict:
     """Writes and checks each file; returns what the note says about them."""
     files = {}
     with atomic_file(checkpoint / ONNX_FILE) as tmp:
@@ -197,13 +179,13 @@ def _write_files(model: MultiTaskModel, checkpoint: Path, quantize: str | None) 
     _write_decode_heads(model, checkpoint)
     if quantize == "int8":
         with atomic_file(checkpoint / INT8_FILE) as tmp:
-            float_heads = _quantize_int8(checkpoint / ONNX_FILE, tmp)
+            kept = _int8(checkpoint, tmp, agreement, sentences)
             # int8 logits cannot match float32 closely; the check is shapes and finite values, the
             # differences are recorded, and accuracy is measured on real data (benchmarks/onnx_parity.py).
             differences = _max_differences(tmp, model)
         files[INT8_FILE] = {
             "quantization": "dynamic int8 (onnxruntime quantize_dynamic, QInt8 weights) of the optimized graph",
-            "float32_nodes": float_heads,
+            **kept,
             "max_abs_logit_difference": differences,
         }
     return files
@@ -217,18 +199,26 @@ def _previous_files(note_path: Path) -> dict:
         return {}
 
 
-def export_onnx(checkpoint: str | Path, quantize: str | None = None) -> dict:
-    """Writes model.onnx (and model.int8.onnx) into the checkpoint folder atomically; returns the note."""
+def export_onnx(
+    checkpoint: str | Path, quantize: str | None = None, agreement: AgreementSettings | None = None
+) -> dict:
+    """Writes model.onnx (and model.int8.onnx) into the checkpoint folder atomically; returns the note.
+
+    With `agreement`, the int8 graph keeps in float32 the smallest node list found that agrees with the
+    float32 graph on the data folder's dev sentences (mtst.export.agreement)."""
     if quantize not in (None, *QUANTIZATIONS):
         raise MtstError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    if agreement is not None and quantize != "int8":
+        raise MtstError("--agreement-data applies to --quantize int8 only")
     checkpoint = Path(checkpoint)
+    sentences = agreement_sentences(agreement) if agreement is not None else ()  # a bad data folder stops here
     model = MultiTaskModel.from_pretrained(checkpoint, device="cpu")
     clashes = sorted(set(model.tasks) & (set(INPUT_NAMES) | {WORD_IDS}))
     if clashes:
         raise MtstError(f"task name {clashes[0]!r} is also an input name of the ONNX graph; rename the task")
     note_path = checkpoint / EXPORT_NOTE
     try:
-        files = {**_previous_files(note_path), **_write_files(model, checkpoint, quantize)}
+        files = {**_previous_files(note_path), **_write_files(model, checkpoint, quantize, agreement, sentences)}
         note = {
             "format": "onnx",
             "opset": OPSET,

@@ -10,6 +10,7 @@ from transformers import get_cosine_schedule_with_warmup
 from mtst.config import TrainConfig
 from mtst.training.loss_weighting import WeightedModel
 from mtst.training.param_groups import decay_groups
+from mtst.training.rowwise import RowwiseAdamW
 from mtst.training.strategies import Strategy
 
 # torch's AdamW kernels: "fused" (one kernel per parameter group, CPU and CUDA since torch 2.4), "foreach"
@@ -33,7 +34,9 @@ def adamw(groups: list[dict], implementation: str = "fused") -> torch.optim.Adam
     if implementation not in ADAMW_IMPLEMENTATIONS:
         raise ValueError(f"unknown AdamW implementation {implementation!r}; choose one of {ADAMW_IMPLEMENTATIONS}")
     flags = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
-    return torch.optim.AdamW(groups, **flags[implementation])
+    # A `rowwise` group (strategy.word_embeddings: rows) changes only the rows its gradient reaches.
+    kind = RowwiseAdamW if any(group.get("rowwise") for group in groups) else torch.optim.AdamW
+    return kind(groups, **flags[implementation])
 
 
 def build_optimizer(

@@ -13,7 +13,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Annotated, Literal, Protocol, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from mtst.errors import ConfigError
 from mtst.training.param_groups import decay_groups, encoder_blocks
@@ -42,11 +42,31 @@ class Strategy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: Literal["full"] = "full"
-    # The 30,522 x 384 word-embedding matrix is half of all-MiniLM-L6-v2's parameters, and a batch uses a
-    # few hundred of its rows; frozen (false), each step skips its gradient and AdamW update. Position and
-    # token-type embeddings and the embedding LayerNorm still train with the embeddings block. On by default:
-    # frozen, it saved no measurable time at two threads once AdamW was fused (BENCHMARKS.md).
-    train_word_embeddings: bool = True
+    # The 30,522 x 384 word-embedding matrix is half of all-MiniLM-L6-v2's parameters; a batch uses a few
+    # hundred of its rows. `frozen` skips its gradient and AdamW update (no measurable time saved at two threads
+    # once AdamW was fused, BENCHMARKS.md); `rows` changes only the rows of the batch's words (training/rowwise.py).
+    # The rest of the embeddings block trains in every case; `train_word_embeddings: false` still reads as frozen.
+    word_embeddings: Literal["full", "rows", "frozen"] = "full"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_spelling(cls, data):
+        if not isinstance(data, dict) or "train_word_embeddings" not in data:
+            return data
+        data = dict(data)
+        try:  # pydantic's reading of a bool, as when this was a bool field ("false", 0, "no" ...)
+            trains = _BOOL.validate_python(data.pop("train_word_embeddings"))
+        except ValidationError:
+            raise ValueError("strategy: train_word_embeddings must be true or false") from None
+        if not trains:
+            if data.get("word_embeddings", "full") == "rows":
+                raise ValueError("strategy: `train_word_embeddings: false` freezes what `word_embeddings: rows` trains")
+            data["word_embeddings"] = "frozen"
+        return data
+
+    @property
+    def train_word_embeddings(self) -> bool:
+        return self.word_embeddings != "frozen"
 
     @property
     def spec(self) -> str:
@@ -79,7 +99,19 @@ class Strategy(BaseModel):
             if lr is not None:
                 label = "encoder.embeddings" if depth == 0 else f"encoder.layer.{depth - 1}"
                 named = [(names[id(p)], p) for p in block.parameters() if id(p) not in frozen]
+                rows = self._rowwise(model, named) if depth == 0 else []
+                named = [(n, p) for n, p in named if all(p is not q for q in rows)]
                 groups += decay_groups(label, named, lr, lrs.weight_decay)
+                if rows:  # decayed like any weight matrix; mtst.training.optim picks the row-wise AdamW for it
+                    groups.append(
+                        {
+                            "params": rows,
+                            "lr": lr,
+                            "weight_decay": lrs.weight_decay,
+                            "name": "encoder.word_embeddings.rows",
+                            "rowwise": True,
+                        }
+                    )
         heads = [(n, p) for n, p in model.named_parameters() if n.startswith("heads.")]
         return groups + decay_groups("heads", heads, self.heads_lr(lrs), lrs.weight_decay)
 
@@ -121,11 +153,18 @@ class Strategy(BaseModel):
 
     def frozen_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         """Encoder parameters that never train whatever their block does: the word embeddings when
-        `train_word_embeddings` is false (a frozen matrix costs no gradient and no AdamW update)."""
-        if self.train_word_embeddings:
-            return []
-        embeddings = model.encoder.get_input_embeddings()
-        return [embeddings.weight] if embeddings is not None else []
+        `word_embeddings` is frozen (a frozen matrix costs no gradient and no AdamW update)."""
+        return _word_embeddings(model) if self.word_embeddings == "frozen" else []
+
+    def _rowwise(self, model: nn.Module, named: list) -> list[nn.Parameter]:
+        """The word-embedding matrix, when it trains row-wise and is among `named`."""
+        trained = {id(p) for _, p in named}
+        return [p for p in _word_embeddings(model) if id(p) in trained] if self.word_embeddings == "rows" else []
+
+
+def _word_embeddings(model: nn.Module) -> list[nn.Parameter]:
+    embeddings = model.encoder.get_input_embeddings()
+    return [embeddings.weight] if embeddings is not None else []
 
 
 class _AnyLR:
@@ -136,6 +175,7 @@ class _AnyLR:
 
 
 _ANY_LR = _AnyLR()
+_BOOL = TypeAdapter(bool)
 
 
 class Frozen(Strategy):
@@ -227,7 +267,7 @@ def _from_legacy(value: dict) -> dict:
 def short_form(value):
     """`llrd:0.8` as {"name": "llrd", "decay": 0.8}; a mapping or anything else passes through unchanged."""
     if isinstance(value, dict) and "name" not in value:
-        return {"name": "full", **value}  # `strategy: {train_word_embeddings: false}`: the default strategy
+        return {"name": "full", **value}  # `strategy: {word_embeddings: rows}`: the default strategy
     if isinstance(value, dict) and (set(value) & set(_LEGACY_OPTIONS) or ":" in str(value.get("name", ""))):
         return _from_legacy(value)
     if not isinstance(value, str):

@@ -132,6 +132,7 @@ def test_task_gradients_script(run_script, tiny_config, toy_data_dir, tmp_path):
 
     from mtst.training.loop import train
 
+    tiny_config.train.entity_sampler_weight = 2.0  # so the sampler's shift is measured at 1.0 and at 2.0
     train(tiny_config)
     run = Path(tiny_config.output_dir)
     config = tmp_path / "config.yaml"

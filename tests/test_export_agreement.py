@@ -159,6 +159,7 @@ def _disagreeing_checkpoint(encoder_dir, folder):
     MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=64)).save_pretrained(folder)
 
 
+@pytest.mark.slow
 def test_full_agreement_target_runs_the_sensitivity_pass_on_the_real_graph(exported, tiny_encoder_dir, tmp_path):
     """Target 1.0 on a tiny random model: the pass measures each group, and the file on disk scores what the
     note says."""

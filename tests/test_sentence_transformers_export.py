@@ -33,7 +33,7 @@ def test_format_options_are_checked(tiny_checkpoint, tmp_path):
     result = runner.invoke(
         app, ["export", str(tiny_checkpoint), "--format", "sentence-transformers", "--quantize", "int8"]
     )
-    assert result.exit_code == 2 and "--quantize applies to --format onnx only" in result.output
+    assert result.exit_code == 2 and "--quantize and --agreement-data apply to --format onnx only" in result.output
     result = runner.invoke(app, ["export", str(tiny_checkpoint), "--format", "bento"])
     assert result.exit_code == 2 and "choose one of onnx, sentence-transformers" in result.output
 

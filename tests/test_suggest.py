@@ -99,3 +99,14 @@ def test_bad_options_are_one_line_errors(tiny_checkpoint, tmp_path):
     argv = ["suggest", str(tiny_checkpoint), "--pool", str(pool), "-n", "2", "-o", out, "--strategy", "vibes"]
     result = runner.invoke(app, argv)
     assert result.exit_code == 2 and "unknown --strategy 'vibes'" in result.output
+
+
+def test_a_pool_is_read_by_its_reader_or_as_lines(tmp_path):
+    from mtst.inference.suggest import read_pool
+
+    lines = tmp_path / "seq.in"  # a JointBERT words file: no reader's suffix, so one sentence per line
+    lines.write_text("fly to paris\n\nweather in rome\n")
+    assert read_pool(lines) == ["fly to paris", "weather in rome"]
+    records = tmp_path / "pool.jsonl"
+    records.write_text(json.dumps({"text": "play queen", "label": None}) + "\n")
+    assert read_pool(records) == ["play queen"]

@@ -114,13 +114,15 @@ def select(values: Sequence[float], budget: int, embeddings: torch.Tensor | None
 
 
 def read_pool(path: Path) -> list[str]:
-    """The unlabelled sentences: one per line (`.txt` or no suffix), or the texts of any file a reader takes."""
-    from mtst.data.formats import read_path
+    """The unlabelled sentences: the texts of a file (or JointBERT folder) a reader takes by its suffix, else one
+    per line (`.txt` too: a pool is plain text far more often than CoNLL)."""
+    from mtst.data.formats import FORMATS, read_path
     from mtst.data.textfile import read_text_lines
 
-    if path.suffix.lower() in ("", ".txt"):
-        return read_text_lines(path)
-    return [example.text for example in read_path(path)]
+    known = {suffix for fmt in FORMATS.values() for suffix in fmt.suffixes} - {".txt"}
+    if path.is_dir() or path.suffix.lower() in known:
+        return [example.text for example in read_path(path)]
+    return read_text_lines(path)
 
 
 def suggest(

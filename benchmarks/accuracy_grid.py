@@ -162,13 +162,14 @@ def mean_std(rows: list[dict], split: str) -> dict:
 RECORD_KEYS = ("dataset", "config", "epochs", "max_train_examples")
 
 
-def recorded_runs(args) -> dict[tuple[str, int], dict]:
-    """Rows of an earlier result file written by the same grid, by (variant, seed), with unchanged settings."""
+def recorded_runs(args, keys: tuple[str, ...] = RECORD_KEYS) -> dict[tuple[str, int], dict]:
+    """Rows of an earlier result file written by the same command, by (variant, seed): its settings `keys` and
+    the variant's settings unchanged."""
     if not args.output.is_file():
         return {}
     earlier = json.loads(args.output.read_text())
     settings = earlier.get("settings", {})
-    if any(settings.get(key) != (str(v) if isinstance(v := getattr(args, key), Path) else v) for key in RECORD_KEYS):
+    if any(settings.get(key) != (str(v) if isinstance(v := getattr(args, key), Path) else v) for key in keys):
         return {}
     known = settings.get("known", {})
     rows = {}

@@ -32,7 +32,14 @@ from pathlib import Path
 
 import yaml
 
-from accuracy_grid import VARIANTS, apply_settings, parse_definitions, train_command, variant_settings
+from accuracy_grid import (
+    VARIANTS,
+    apply_settings,
+    parse_definitions,
+    recorded_runs,
+    train_command,
+    variant_settings,
+)
 from machine import load_average, started_record, write_result
 from mtst.config import load_config
 
@@ -81,23 +88,6 @@ def run_row(args, name: str, seed: int, run: Path, loads: dict) -> dict:
         "wall_minutes": summary["wall_time_s"] / 60,  # also model loading and the final test pass
         "test": summary["test"].get(metric),
         **loads,
-    }
-
-
-def recorded_rows(args) -> dict[tuple[str, int], dict]:
-    """Rows of an earlier result file with the same settings, by (variant, seed)."""
-    if not args.output.is_file():
-        return {}
-    earlier = json.loads(args.output.read_text())
-    settings = earlier.get("settings", {})
-    if any(settings.get(key) != (str(v) if isinstance(v := getattr(args, key), Path) else v) for key in RECORD_KEYS):
-        return {}
-    known = settings.get("known", {})
-    return {
-        (row["variant"], row["seed"]): row
-        for row in earlier.get("runs", [])
-        if row["variant"] in args.variants
-        and variant_settings(row["variant"], known) == variant_settings(row["variant"], args.known)
     }
 
 
@@ -188,7 +178,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = started_record(args)
-    args.recorded = recorded_rows(args)  # after the record: the settings written are the command line's
+    args.recorded = recorded_runs(args, RECORD_KEYS)  # after the record: the settings written are the command line's
     rows, failed = [], []
     for name in args.variants:
         for seed in args.seeds:

@@ -46,7 +46,7 @@ def memorising_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
     trainer, progress = Trainer.setup(config, load_splits(config.data))
     for epoch in range(1, steps + 1):
         progress.epoch, progress.step_in_epoch = epoch, 0
-        trainer.train_epoch(config.train, progress, save_state=lambda: None)
+        trainer.train_epoch(config.train, progress, callbacks=[])
     trainer.unwrapped.save_pretrained(root / "best")
     return root / "best"
 

@@ -27,7 +27,7 @@ def peers_on_path(monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-    for name in ("score", "peer_io", "hf_peer", "mtst_peer"):
+    for name in ("score", "peer_io", "hf_peer", "mtst_peer", "paired"):
         sys.modules.pop(name, None)
 
 
@@ -161,3 +161,53 @@ def test_scorer_refuses_a_data_folder_that_is_no_corpus_in_one_line(tmp_path, pe
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit, match=r"^error: .*nope/test: a JointBERT split is a folder"):
         score.main()
+
+
+def _score_file(path: Path, variant: str, seed: int, f1: float, in_recipe: bool = False) -> Path:
+    run = {"recipe": {"seed": seed}} if in_recipe else {"seed": seed, "recipe": "a sentence"}
+    test = {"intent_accuracy": 0.98, "slot_precision": f1, "slot_recall": f1, "slot_f1": f1, "sentence_accuracy": 0.9}
+    path.write_text(json.dumps({"corpus": "toy", "results": [{"variant": variant, "test": test, "run": run}]}))
+    return path
+
+
+def test_paired_comparison_differences_only_the_seeds_both_systems_ran(tmp_path, peers_on_path, capsys):
+    import paired
+
+    peers = [
+        _score_file(tmp_path / "s13.json", "peer", 13, 0.90, in_recipe=True),  # the seed kept in the recipe
+        _score_file(tmp_path / "s14.json", "peer", 14, 0.92),
+        _score_file(tmp_path / "other.json", "left-out", 14, 0.10),
+    ]
+    metrics = lambda f1: {  # noqa: E731
+        "intent.accuracy": 0.99,
+        "slots.precision": f1,
+        "slots.recall": f1,
+        "slots.f1": f1,
+        "sentence_accuracy": 0.9,
+    }
+    grid = tmp_path / "grid.json"
+    rows = [{"variant": "recipe", "seed": s, "test": metrics(f1)} for s, f1 in ((13, 0.95), (14, 0.96), (15, 0.97))]
+    grid.write_text(json.dumps({"runs": rows + [{"variant": "other", "seed": 13, "test": metrics(0.5)}]}))
+    output = tmp_path / "paired.json"
+    paired.main(
+        f"--corpus toy --peers {' '.join(map(str, peers))} --peer-variants peer --mtst mtst={grid}:recipe"
+        f" --output {output}".split()
+    )
+    result = json.loads(output.read_text())
+    assert set(result["systems"]) == {"mtst", "peer"}
+    assert result["systems"]["mtst"]["slot_f1"]["mean"] == pytest.approx(96.0)
+    assert result["systems"]["peer"]["seeds"] == [13, 14]
+    [pair] = result["paired"]
+    assert pair["seeds"] == [13, 14] and pair["deltas"]["slot_f1"] == [5.0, 4.0]
+    assert pair["deltas"]["intent_accuracy"] == [1.0, 1.0]
+    assert "| mtst − peer | 13, 14 |" in capsys.readouterr().out
+
+
+def test_paired_comparison_refuses_a_variant_the_grid_did_not_run(tmp_path, peers_on_path):
+    import paired
+
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"runs": []}))
+    with pytest.raises(SystemExit, match="no runs of variant 'recipe'"):
+        peers = _score_file(tmp_path / "p.json", "peer", 13, 0.9)
+        paired.main(f"--corpus toy --peers {peers} --mtst mtst={grid}:recipe".split())

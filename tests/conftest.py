@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import BertConfig, BertModel
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -59,6 +60,21 @@ def write_jointbert(folder: Path, rows) -> Path:
     (folder / "seq.out").write_text("".join(f"{tags}\n" for _, tags, _ in rows))
     (folder / "label").write_text("".join(f"{label}\n" for _, _, label in rows))
     return folder
+
+
+def write_joint_yaml(path: Path, encoder_dir: Path, **train) -> Path:
+    """A JointBERT intent + slots config on the tiny encoder, for benchmark scripts that take `--config`."""
+    config = {
+        "encoder": {"name_or_path": str(encoder_dir), "max_length": 64},
+        "data": {"format": "jointbert"},
+        "tasks": [
+            {"name": "intent", "type": "sentence", "field": "label"},
+            {"name": "slots", "type": "token", "field": "tags"},
+        ],
+        "train": {"batch_size": 4, "num_sample_predictions": 0, **train},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 @pytest.fixture

@@ -9,24 +9,15 @@ import pytest
 import torch
 import yaml
 
+from tests.conftest import write_joint_yaml
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture
 def tiny_yaml(tiny_encoder_dir, tmp_path) -> Path:
     """Two epochs with patience 2: every run has a curve of two points."""
-    config = {
-        "encoder": {"name_or_path": str(tiny_encoder_dir), "max_length": 64},
-        "data": {"format": "jointbert"},
-        "tasks": [
-            {"name": "intent", "type": "sentence", "field": "label"},
-            {"name": "slots", "type": "token", "field": "tags"},
-        ],
-        "train": {"epochs": 2, "patience": 2, "batch_size": 4, "num_sample_predictions": 0},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_joint_yaml(tmp_path / "tiny.yaml", tiny_encoder_dir, epochs=2, patience=2)
 
 
 @pytest.fixture

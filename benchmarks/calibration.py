@@ -150,7 +150,7 @@ def _cell(stats: dict | None, digits: int = 2) -> str:
 def table(result: dict) -> str:
     stats, rows = result["summary"], result["checkpoints"]
     lines = [
-        f"| {result['corpus']}: mean ± std over {len(rows)} checkpoints, in % | uncalibrated / no thresholds | "
+        f"| {result['corpus']}: mean ± std over {len(rows)} checkpoint(s), in % | uncalibrated / no thresholds | "
         "calibrated / thresholds | Δ (points) |",
         "|---|---|---|---|",
     ]
@@ -163,16 +163,15 @@ def table(result: dict) -> str:
         f"intent temperature {_cell(stats.get('intent temperature'), 3)}; entity types given a threshold "
         f"{_cell(stats['entity types thresholded'], 1)}",
         "",
-        "| checkpoint | temperature | thresholds | test intent ECE | slot P / R / F1 without thresholds | with |",
+        "| checkpoint | temperature | types thresholded | test intent ECE | slot P / R / F1, no thresholds | with |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
         test = row["test"]
         ece = [_value(row, (*RAW, f"{INTENT}.{key}")) for key in ("ece_uncalibrated", "ece")]
         temperature = test["temperature"].get(INTENT)
-        chosen = ", ".join(f"{kind} {value}" for kind, value in sorted(_thresholds(row).items())) or "none"
         lines.append(
-            f"| {row['checkpoint']} | {temperature if temperature is not None else '–'} | {chosen} | "
+            f"| {row['checkpoint']} | {temperature if temperature is not None else '–'} | {len(_thresholds(row))} | "
             + (f"{100 * ece[0]:.2f} → {100 * ece[1]:.2f}" if None not in ece else "–")
             + f" | {_prf(test['without_thresholds'])} | {_prf(test['with_thresholds'])} |"
         )

@@ -127,3 +127,23 @@ def tiny_checkpoint(tiny_encoder_dir, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-checkpoint") / "best"
     MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=64)).save_pretrained(folder)
     return folder
+
+
+def write_own_predictions(checkpoint: Path, folder: Path, drop: tuple[str, ...] = ()) -> Path:
+    """A JointBERT corpus of TOY_SENTENCES (train = dev = test) whose gold is the checkpoint's own prediction,
+    with the entities of the `drop` types turned to `O`: every predicted entity right, or spurious for those types."""
+    from mtst.data.example import Example
+    from mtst.data.tags import repair_iob2
+    from mtst.inference.runner import run_model
+    from mtst.model.multitask import MultiTaskModel
+
+    model = MultiTaskModel.from_pretrained(checkpoint)
+    texts = [words for words, _, _ in TOY_SENTENCES]
+    predictions, _ = run_model(model, [Example.from_words(text.split()) for text in texts])
+    rows = []
+    for text, prediction in zip(texts, predictions, strict=True):
+        tags = ["O" if tag.partition("-")[2] in drop else tag for tag in prediction["slots"].tags]
+        rows.append((text, " ".join(repair_iob2(tags)), prediction["intent"].label))
+    for split in ("train", "dev", "test"):
+        write_jointbert(folder / split, rows)
+    return folder

@@ -177,3 +177,75 @@ def test_serve_burst_scenario_times_a_short_request_while_oversized_ones_arrive(
     assert result["oversized_requests"] == 3 and sum(result["oversized_statuses"].values()) == 3
     assert result["oversized_statuses"] == {"413": 3} and result["probe_statuses"] == {"200": 2}
     assert 0 <= result["probe_p50_s"] <= result["probe_max_s"]
+
+
+def _files(folder: Path) -> dict:
+    """Every file and folder under `folder` with its bytes and modification time: what 'unchanged' means."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes() if path.is_file() else None, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def test_calibration_script_calibrates_a_copy_scores_it_as_evaluate_does_and_leaves_the_checkpoint_alone(
+    run_script, tiny_checkpoint, tmp_path, capsys
+):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mtst.cli import app
+    from tests.conftest import write_own_predictions
+
+    checkpoint = tmp_path / "grid" / "seed-13" / "best"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    # Gold is the random model's own prediction with every city left out: its cities are all spurious, so
+    # calibration has a threshold worth picking.
+    data = write_own_predictions(checkpoint, tmp_path / "corpus", drop=("city",))
+    before, work, output = _files(checkpoint), tmp_path / "work", tmp_path / "calibration.json"
+    work.mkdir()
+    run_script(
+        "calibration", str(checkpoint), str(checkpoint), "--data-dir", str(data),
+        "--output", str(output), "--work-dir", str(work), "--threads", "1", "--device", "cpu",
+    )  # fmt: skip
+    assert _files(checkpoint) == before and list(work.iterdir()) == []
+    result = json.loads(output.read_text())
+    _check_record(result)
+    assert result["corpus"] == "corpus" and len(result["checkpoints"]) == 2
+    first, second = result["checkpoints"]
+    assert first["checkpoint"] == str(checkpoint) and first["dev"] == second["dev"] and first["test"] == second["test"]
+    dev, test = first["dev"], first["test"]
+    assert test["temperature"]["intent"] == dev["temperature"]["intent"]["temperature"]
+    assert "city" in test["entity_thresholds"]["slots"] == dev["entity_thresholds"]["slots"]["thresholds"]
+    without, with_thresholds = test["without_thresholds"], test["with_thresholds"]
+    assert with_thresholds["slots.f1"] == 1.0 > without["slots.f1"] and with_thresholds["slots.recall"] == 1.0
+
+    # The same numbers as `mtst calibrate` then `mtst evaluate` with and without the thresholds on another copy.
+    copy = tmp_path / "by-hand" / "best"
+    shutil.copytree(checkpoint, copy)
+    runner = CliRunner()
+    assert runner.invoke(app, ["calibrate", str(copy), "--data-dir", str(data)]).exit_code == 0
+    for options, numbers in (([], with_thresholds), (["--no-thresholds"], without)):
+        evaluated = runner.invoke(app, ["evaluate", str(copy), "--data-dir", str(data), "--json", *options])
+        metrics = json.loads(evaluated.stdout)
+        assert metrics["slots"]["f1"] == numbers["slots.f1"] and metrics["slots"]["recall"] == numbers["slots.recall"]
+        assert metrics["sentence_accuracy"] == numbers["sentence_accuracy"]
+        assert metrics["intent"]["ece"] == pytest.approx(without["intent.ece"])
+
+    summary = result["summary"]
+    assert summary["slot F1, test"]["before"]["n"] == 2 and summary["slot F1, test"]["delta"]["std"] == 0.0
+    assert summary["slot F1, test"]["after"]["mean"] == 100.0
+    assert summary["entity types thresholded"]["mean"] >= 1
+    printed = capsys.readouterr().out
+    assert "| slot F1, test |" in printed and f"| {checkpoint} |" in printed and f"wrote {output}" in printed
+
+
+def test_calibration_script_refuses_a_folder_that_is_no_checkpoint_before_doing_anything(
+    run_script, tiny_checkpoint, toy_data_dir, tmp_path
+):
+    output = tmp_path / "calibration.json"
+    with pytest.raises(SystemExit) as stopped:
+        run_script("calibration", str(tiny_checkpoint), str(tmp_path / "nothing"), "--data-dir", str(toy_data_dir),
+                   "--output", str(output))  # fmt: skip
+    assert str(stopped.value) == f"error: not an mtst checkpoint (no config.json): {tmp_path / 'nothing'}"
+    assert not output.exists()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
 from mtst.errors import ConfigError
-from mtst.tasks.spans import tag_spans
+from mtst.tasks.spans import confident_tags, span_score, tag_spans
 
 CANDIDATES = tuple(round(0.05 * step, 2) for step in range(20))  # 0.0 (keep every entity) .. 0.95
 
@@ -77,6 +78,25 @@ def confidence_settings(tasks: dict) -> dict[str, dict]:
     return {name: task.model_dump(include=CONFIDENCE_FIELDS) for name, task in tasks.items()}
 
 
+def stored_entity_thresholds(tasks: dict) -> dict[str, dict[str, float]]:
+    """By task, the per-type entity thresholds it holds (`mtst calibrate`'s, or given); tasks without any left out."""
+    held = {name: getattr(task, "entity_thresholds", {}) for name, task in tasks.items()}
+    return {name: dict(thresholds) for name, thresholds in held.items() if thresholds}
+
+
+def confident_predictions(tasks: dict, predictions: Sequence[dict]) -> list[dict]:
+    """The predictions with each task's entities under their type's threshold turned to `O`: the entities
+    `mtst predict` gives, which `mtst evaluate` scores unless told `--no-thresholds`."""
+    thresholds = stored_entity_thresholds(tasks)
+
+    def confident(name: str, value):
+        if name not in thresholds:
+            return value
+        return replace(value, tags=confident_tags(value.tags, value.scores, thresholds[name]))
+
+    return [{name: confident(name, value) for name, value in prediction.items()} for prediction in predictions]
+
+
 def _message(error: Exception, source: str | None, task: str) -> str:
     problem = str(error)
     if isinstance(error, ValidationError):
@@ -109,10 +129,8 @@ def fit_entity_thresholds(gold_tags: Sequence[Sequence[str]], predictions: Seque
 
 def scored_spans(prediction) -> list[tuple[tuple[int, int, str], float]]:
     """Each predicted span with its mean tag score, rounded as a prediction's JSON gives it."""
-    return [
-        ((first, last, kind), round(sum(prediction.scores[first : last + 1]) / (last - first + 1), 4))
-        for first, last, kind in tag_spans(prediction.tags)
-    ]
+    spans = tag_spans(prediction.tags)
+    return [((first, last, kind), span_score(prediction.scores, first, last)) for first, last, kind in spans]
 
 
 def entity_f1(gold: Sequence[set], scored: Sequence[list], thresholds: dict[str, float]) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mtst.calibration.temperature import calibration_metrics
+from mtst.calibration.thresholds import confident_predictions
 from mtst.data.example import Example
 from mtst.errors import ConfigError
 from mtst.inference.runner import Prediction, run_model
@@ -56,13 +57,18 @@ def evaluate(
     tune: bool = False,
     run=run_model,
     calibration: bool = False,
+    entity_thresholds: bool = False,
 ) -> tuple[dict, list[Prediction]]:
     """Metrics of `tasks` (default: every task of the model) on examples labelled for them; with `tune`,
     the tasks' decoding settings (a multi-label threshold) are first tuned on these examples. `run` predicts
     (`run_model`, or the training loop's version sharded across processes). With `calibration`, each task
     that takes a temperature adds its expected calibration error, untempered and as given (`ece_uncalibrated`,
-    `ece`): one more pass of the model over the examples."""
+    `ece`): one more pass of the model over the examples. With `entity_thresholds`, an entity under its type's
+    threshold (those the tasks hold) is dropped before scoring, as `mtst predict` drops it; the predictions
+    returned are those scored."""
     predictions, losses = run(model, examples, batch_size)
+    if entity_thresholds:
+        predictions = confident_predictions(model.tasks, predictions)
     scored = {name: task for name, task in model.tasks.items() if tasks is None or name in tasks}
     if tune:
         scored = tune_decoding(model, scored, examples, predictions)

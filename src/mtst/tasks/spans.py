@@ -88,15 +88,18 @@ def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
+def span_score(scores: Sequence[float], first: int, last: int) -> float:
+    """An entity's score: the mean of its words' tag scores, rounded as a prediction's JSON gives it."""
+    return round(sum(scores[first : last + 1]) / (last - first + 1), 4)
+
+
 def entities(example: Example, tokens) -> list[dict]:
     """The predicted entities as character spans into the example's text, each with its mean tag score."""
     found = []
     for first, last, kind in tag_spans(tokens.tags):
         start, end = example.offsets[first][0], example.offsets[last][1]
-        score = sum(tokens.scores[first : last + 1]) / (last - first + 1)
-        found.append(
-            {"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": round(score, 4)}
-        )
+        score = span_score(tokens.scores, first, last)
+        found.append({"text": example.text[start:end], "label": kind, "start": start, "end": end, "score": score})
     return found
 
 
@@ -126,6 +129,16 @@ def check_entity_thresholds(tags: Sequence[str], thresholds: dict[str, float]) -
 def confident(found: list[dict], thresholds: dict[str, float]) -> list[dict]:
     """The entities whose score reaches their type's threshold (a type without one keeps every entity)."""
     return [entity for entity in found if entity["score"] >= thresholds.get(entity["label"], 0.0)]
+
+
+def confident_tags(tags: Sequence[str], scores: Sequence[float], thresholds: dict[str, float]) -> list[str]:
+    """The tags with every entity under its type's threshold turned to `O`: the entities `confident` keeps,
+    as tags (so that evaluation scores the entities a prediction gives)."""
+    kept = list(tags)
+    for first, last, kind in tag_spans(tags):
+        if span_score(scores, first, last) < thresholds.get(kind, 0.0):
+            kept[first : last + 1] = ["O"] * (last - first + 1)
+    return kept
 
 
 def error_digest(name: str, entry: dict) -> list[str]:

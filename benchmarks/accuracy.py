@@ -19,10 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conditioned_decoding import conditioned
 from machine import started_record, write_result
 from mtst.config import load_config
 from mtst.data import load_splits
-from mtst.data.labels import tags_by_sentence_label
 from mtst.evaluation.metrics import evaluate
 from mtst.model.multitask import MultiTaskModel
 
@@ -69,12 +69,9 @@ def train_missing_seeds(args) -> None:
 def conditioned_test_metrics(checkpoint: Path, args, max_train_examples: int | None = None, seed: int = 13) -> dict:
     """Test metrics with slot decoding restricted to the tags train showed with the predicted intent
     (train as the run saw it: the same seeded subset when it trained on one)."""
-    model = MultiTaskModel.from_pretrained(checkpoint)
     data = load_config(args.config, **{"data.dir": str(args.data_dir)}).data
     splits = load_splits(data, max_train_examples, seed)
-    intent, slots = model.tasks["intent"], model.tasks["slots"]
-    allowed = tags_by_sentence_label(splits.train, intent.field, slots.field)
-    model.tasks["slots"] = slots.model_copy(update={"condition_on": "intent", "allowed_tags": allowed})
+    model = conditioned(MultiTaskModel.from_pretrained(checkpoint), splits.train)
     metrics, _ = evaluate(model, splits.test)
     return {
         "intent": metrics["intent"]["accuracy"],

@@ -27,6 +27,7 @@ def benchmarks_on_path(monkeypatch):
     torch.set_num_threads(threads)
     for name in (
         "accuracy",
+        "conditioned_decoding",
         "ablations",
         "accuracy_grid",
         "paired_seeds",
@@ -400,3 +401,56 @@ def test_multi_intent_script_refuses_a_single_intent_config_before_training(
     with pytest.raises(SystemExit, match=r"needs one multilabel task and one token task; intent \(sentence\)"):
         multi_intent.main([*argv, "--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "out.json")])
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out.json").exists()
+
+
+CONDITIONED_ROWS = [
+    ("play queen now", "O B-artist O", "PlayMusic"),
+    ("play the beatles", "O B-artist I-artist", "PlayMusic"),
+    ("weather in paris", "O O B-city", "GetWeather"),
+    ("rain in new york", "O O B-city I-city", "GetWeather"),
+]
+
+
+def test_conditioned_decoding_keeps_each_intents_tags_and_leaves_the_checkpoint_alone(
+    tiny_checkpoint, tmp_path, benchmarks_on_path, capsys
+):
+    import conditioned_decoding
+    from mtst.evaluation.metrics import evaluate
+    from mtst.model.multitask import MultiTaskModel
+    from tests.conftest import write_jointbert
+
+    data = tmp_path / "data"
+    for split in ("train", "dev", "test"):
+        write_jointbert(data / split, CONDITIONED_ROWS)
+    before = {path.name: path.read_bytes() for path in tiny_checkpoint.iterdir() if path.is_file()}
+    model = MultiTaskModel.from_pretrained(tiny_checkpoint)
+    train = conditioned_decoding.read_jointbert(data / "train")
+    seen = {"PlayMusic": {"O", "B-artist", "I-artist"}, "GetWeather": {"O", "B-city", "I-city"}}
+    with torch.no_grad():  # every sentence PlayMusic, every word B-city: tags PlayMusic never showed in train
+        model.heads["intent"].classifier.bias[model.tasks["intent"].labels.index("PlayMusic")] += 100.0
+        model.heads["slots"].classifier.bias[model.tasks["slots"].labels.index("B-city")] += 100.0
+    _, plain = evaluate(model, train)
+    assert any(set(prediction["slots"].tags) - seen[prediction["intent"].label] for prediction in plain)
+    _, predictions = evaluate(conditioned_decoding.conditioned(model, train), train)
+    for prediction in predictions:
+        assert set(prediction["slots"].tags) <= seen[prediction["intent"].label] == seen["PlayMusic"]
+    output = tmp_path / "conditioned.json"
+    conditioned_decoding.main([str(tiny_checkpoint), "--data-dir", str(data), "--output", str(output)])
+    result = json.loads(output.read_text())
+    assert [set(run) for run in result["runs"]] == [{"checkpoint", "plain", "conditioned"}]
+    assert set(result["mean_std"]["conditioned"]["dev"]) == {
+        "intent",
+        "slot_precision",
+        "slot_recall",
+        "slot_f1",
+        "sentence",
+    }
+    assert "| conditioned | test |" in capsys.readouterr().out
+    assert {path.name: path.read_bytes() for path in tiny_checkpoint.iterdir() if path.is_file()} == before
+
+
+def test_conditioned_decoding_refuses_a_folder_that_is_no_checkpoint(tmp_path, benchmarks_on_path):
+    import conditioned_decoding
+
+    with pytest.raises(SystemExit, match="not a checkpoint"):
+        conditioned_decoding.main([str(tmp_path), "--data-dir", str(tmp_path)])

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from tests.conftest import write_jointbert
+from tests.conftest import write_joint_yaml, write_jointbert
 
 PEERS = Path(__file__).resolve().parents[1] / "benchmarks" / "peers"
 GOLD = [
@@ -107,19 +106,10 @@ def test_mtst_row_trains_through_the_cli_and_writes_test_predictions(
 ):
     import mtst_peer
 
-    config = {
-        "encoder": {"name_or_path": str(tiny_encoder_dir), "max_length": 64},
-        "data": {"format": "jointbert"},
-        "tasks": [
-            {"name": "intent", "type": "sentence", "field": "label"},
-            {"name": "slots", "type": "token", "field": "tags"},
-        ],
-        "train": {"batch_size": 4, "num_sample_predictions": 0},
-    }
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    config = write_joint_yaml(tmp_path / "tiny.yaml", tiny_encoder_dir)
     folder = tmp_path / "runs" / "mtst" / "toy"
     argv = ["mtst_peer.py", "train", "--corpus", "atis", "--data-dir", str(corpus), "--epochs", "1"]
-    argv += ["--config", str(tmp_path / "tiny.yaml"), "--output", str(folder)]
+    argv += ["--config", str(config), "--output", str(folder)]
     monkeypatch.setattr("sys.argv", argv)
     mtst_peer.main()
     record = json.loads((folder / "run.json").read_text())

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from conditioned_decoding import conditioned
+from machine import mean_std as spread
 from machine import started_record, write_result
 from mtst.config import load_config
 from mtst.data import load_splits
@@ -97,11 +97,7 @@ def mean_std(rows: list[dict], field: str) -> dict:
     summary = {}
     for key in METRICS:
         values = [100 * row[field][key] for row in rows]
-        summary[key] = {
-            "mean": statistics.mean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": values,
-        }
+        summary[key] = {**spread(values), "values": values}
     return summary
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from machine import mean_std as spread
 from machine import started_record, write_result
 from mtst.config import load_config
 
@@ -151,11 +151,7 @@ def mean_std(rows: list[dict], split: str) -> dict:
     stats = {}
     for key in keys:
         values = [100 * row[split][key] for row in rows]
-        stats[key] = {
-            "mean": statistics.mean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values),
-        }
+        stats[key] = {**spread(values), "n": len(values)}
     return stats
 
 

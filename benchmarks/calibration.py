@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from machine import load_average, started_record
+from machine import load_average, mean_std, started_record
 from mtst.calibration.fitting import calibrate_checkpoint
 from mtst.calibration.thresholds import stored_entity_thresholds, threshold_settings
 from mtst.data import check_annotations, read_split
@@ -112,11 +111,7 @@ def _value(row: dict, path: tuple[str, ...]) -> float | None:
 
 
 def _stats(values: list[float]) -> dict:
-    return {
-        "mean": statistics.mean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "n": len(values),
-    }
+    return {**mean_std(values), "n": len(values)}
 
 
 def summary(rows: list[dict]) -> dict:

@@ -12,12 +12,12 @@ test is reported beside it. A JointBERT corpus folder (train/dev/test) with task
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
+from machine import mean_std as spread
 from machine import started_record, write_result
 from mtst.data.formats.jointbert import read_jointbert
 from mtst.data.labels import tags_by_sentence_label
@@ -56,7 +56,7 @@ def mean_std(rows: list[dict], way: str, split: str) -> dict[str, dict[str, floa
     summary = {}
     for key in rows[0][way][split]:
         values = [row[way][split][key] for row in rows]
-        summary[key] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        summary[key] = spread(values)
     return summary
 
 

@@ -58,5 +58,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation of a non-empty list (0 for one value: one seed has no spread)."""
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)

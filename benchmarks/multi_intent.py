@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 from accuracy import run_dir, train_missing_seeds
+from machine import mean_std as spread
 from machine import started_record, write_result
 from mtst.config import load_config
 from mtst.data import load_splits
@@ -119,8 +119,7 @@ def mean_std(rows: list[dict], split: str) -> dict:
     summary = {}
     for number in NUMBERS:
         values = [100 * row[split][number] for row in rows]
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        summary[number] = {"mean": statistics.mean(values), "std": std, "values": values}
+        summary[number] = {**spread(values), "values": values}
     return summary
 
 

@@ -40,7 +40,7 @@ from accuracy_grid import (
     train_command,
     variant_settings,
 )
-from machine import load_average, started_record, write_result
+from machine import load_average, mean_std, started_record, write_result
 from mtst.config import load_config
 
 RECORD_KEYS = ("dataset", "config", "within", "metric")
@@ -122,8 +122,7 @@ def summarize(args, rows: list[dict]) -> dict:
             variants[name][key] = statistics.median(row[key] for row in mine)
         for key, split in (("converged_dev", "dev"), ("test", "test")):
             values = [100 * row[key] for row in mine if row[key] is not None]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            variants[name][split] = {"mean": statistics.mean(values), "std": spread} if values else None
+            variants[name][split] = mean_std(values) if values else None
     base = variants.get(args.baseline)
     for entry in variants.values():
         entry["speedup"] = {

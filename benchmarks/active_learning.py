@@ -3,6 +3,10 @@
 python benchmarks/active_learning.py snips --data-dir ../shared/data/snips --strategies random joint mnlp bald \\
     --seeds 13 14 15 --start 100 --batch 100 --rounds 10 --epochs 6
 
+Strategies can run side by side, each in its own slot and result file (`--strategies joint --output
+.../active_learning_atis_joint.json`); a last run over all of them with `--read-also` those files trains nothing
+and writes the combined result, plot and headline.
+
 Per strategy and seed: start from `--start` random train sentences, train mtst (configs/DATASET.yaml, `--epochs`
 epochs, the best epoch picked on dev), score dev and test, then let the strategy pick `--batch` more from the
 rest of train (`mtst suggest`'s scoring and diversity, from the round's checkpoint) and reveal their gold
@@ -129,17 +133,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=Path, default=Path("runs/active_learning"))
     parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--read-also",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="result files whose finished rounds count as done (strategies simulated in parallel, one file each)",
+    )
     args = parser.parse_args(argv)
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"
     args.output = args.output or Path("benchmarks/results") / f"active_learning_{args.dataset}.json"
     return args
 
 
+def finished_curves(paths: list[Path]) -> dict:
+    """Strategy -> seed -> rounds from earlier result files; of two files with the same curve, the longer wins."""
+    curves: dict = {}
+    for path in paths:
+        if not path.is_file():
+            continue
+        for strategy, by_seed in json.loads(path.read_text()).get("curves", {}).items():
+            for seed, rows in by_seed.items():
+                known = curves.setdefault(strategy, {}).get(seed, [])
+                curves[strategy][seed] = rows if len(rows) > len(known) else known
+    return curves
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     result = started_record(args)
-    earlier = json.loads(args.output.read_text()).get("curves", {}) if args.output.is_file() else {}
+    earlier = finished_curves([*args.read_also, args.output])
     config = load_config(args.config, **{"data.dir": str(args.data_dir)})
     config.train.epochs, config.train.patience, config.train.num_sample_predictions = args.epochs, args.epochs, 0
     splits = load_splits(config.data)

@@ -35,9 +35,16 @@ def machine(threads: int) -> dict:
     }
 
 
+def plain(value):
+    """A command-line value as JSON writes it: paths (alone or in a list) as strings."""
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def started_record(args: argparse.Namespace) -> dict:
     """The head of a result file, taken before anything is timed: every command-line setting included."""
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    settings = {key: plain(value) for key, value in vars(args).items()}
     return {
         "date": datetime.date.today().isoformat(),
         "machine": machine(args.threads),

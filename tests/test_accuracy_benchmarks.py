@@ -258,6 +258,27 @@ def test_active_learning_simulation_adds_each_strategys_picks_and_resumes(
 
 
 @pytest.mark.slow
+def test_active_learning_strategies_run_apart_and_combine_without_training(
+    tiny_yaml, toy_data_dir, tmp_path, benchmarks_on_path
+):
+    import active_learning
+
+    runs = tmp_path / "runs"
+    common = ["toy", "--data-dir", str(toy_data_dir), "--config", str(tiny_yaml), "--seeds", "1", "--start", "3"]
+    common += ["--batch", "2", "--rounds", "1", "--epochs", "1", "--runs", str(runs)]
+    for strategy in ("random", "joint"):  # as two slots would run them
+        active_learning.main([*common, "--strategies", strategy, "--output", str(tmp_path / f"{strategy}.json")])
+    apart = {s: json.loads((tmp_path / f"{s}.json").read_text())["curves"][s] for s in ("random", "joint")}
+    shutil.rmtree(runs)
+    combined = tmp_path / "al.json"
+    argv = [*common, "--strategies", "random", "joint", "--output", str(combined), "--full-slot-f1", "50"]
+    active_learning.main([*argv, "--read-also", str(tmp_path / "random.json"), str(tmp_path / "joint.json")])
+    result = json.loads(combined.read_text())
+    assert result["curves"] == apart and not runs.exists()  # read back, nothing trained
+    assert set(result["labelled_needed"]["95% of 50.0"]) == {"random", "joint"}
+
+
+@pytest.mark.slow
 def test_settle_grid_runs_every_datasets_grid_at_once(tiny_yaml, tmp_path, benchmarks_on_path):
     import settle_grid
     from tests.conftest import TOY_SENTENCES, write_jointbert

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from mtst.files import write_text_atomic
+
 
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -54,9 +56,10 @@ def started_record(args: argparse.Namespace) -> dict:
 
 
 def write_result(record: dict, output: Path) -> None:
+    """The record as indented JSON, written to a temporary file and renamed over `output`: a run killed while
+    writing leaves the previous file whole, which resumable benchmarks read back."""
     record["load_average_after"] = load_average()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomic(output, json.dumps(record, indent=2) + "\n")
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors import safe_open
 from torch.nn import functional as F
 from typer.testing import CliRunner
@@ -72,6 +74,37 @@ def test_viterbi_path_and_marginals_match_enumeration():
         expected = sum(torch.exp(torch.tensor(s) - log_z) for p, s in scores.items() if p[word] == tag)
         assert probabilities[word] == pytest.approx(float(expected), abs=1e-5)
     assert crf.decode(torch.zeros(0, 3)) == ([], [])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 6), min_size=1, max_size=5),
+    tags=st.sampled_from([LABELS, ("O", "B-a", "I-a", "B-b", "I-b", "X")]),
+    seed=st.integers(0, 2**16),
+)
+def test_batched_decoding_gives_each_sentence_what_decoding_it_alone_gives(lengths, tags, seed):
+    crf = random_crf(tags, seed)
+    width = max(lengths)
+    emissions = 100 * torch.randn(len(lengths), width, len(tags))  # the padding is loud, and must not leak in
+    mask = torch.arange(width) < torch.tensor(lengths).unsqueeze(1)
+    emissions[mask] = torch.randn(int(mask.sum()), len(tags))
+    batched = crf.decode_batch(emissions, mask)
+    assert len(batched) == len(lengths)
+    for row, length in enumerate(lengths):
+        path, probabilities = batched[row]
+        alone, alone_probabilities = crf.decode(emissions[row, :length])
+        assert path == alone and len(path) == length
+        assert probabilities == pytest.approx(alone_probabilities, abs=1e-5)
+        if 0 < length <= 4:  # and both are the enumeration's best path
+            scores = path_scores(crf, emissions[row, :length])
+            assert tuple(path) == max(scores, key=scores.get)
+
+
+def test_batched_decoding_of_no_words_or_one_sentence():
+    crf = random_crf(seed=5)
+    assert crf.decode_batch(torch.zeros(3, 0, 3), torch.zeros(3, 0, dtype=torch.bool)) == [([], [])] * 3
+    emissions = torch.randn(1, 4, 3)
+    assert crf.decode_batch(emissions, torch.ones(1, 4, dtype=torch.bool)) == [crf.decode(emissions[0])]
 
 
 def test_bio_constraints_forbid_an_inside_tag_without_its_begin():

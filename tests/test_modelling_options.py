@@ -18,7 +18,7 @@ from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.errors import ConfigError
 from mtst.inference.predictor import Predictor
-from mtst.inference.runner import _decode
+from mtst.inference.runner import _decode_batch
 from mtst.model.crf import CRF, FORBIDDEN, bio_constraints
 from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import Task, make_task, task_config
@@ -189,7 +189,7 @@ def test_tags_by_sentence_label_come_from_train_cooccurrence():
 
 
 class _Model:
-    """What `_decode` reads off a model: tasks and their heads (plain heads here: no CRF)."""
+    """What `_decode_batch` reads off a model: tasks and their heads (plain heads here: no CRF)."""
 
     def __init__(self, tasks):
         self.tasks = {task.name: task for task in tasks}
@@ -201,13 +201,13 @@ def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
     allowed = {"GetWeather": ("O", "B-city", "I-city"), "PlayMusic": ("O",)}
     slots = spec(condition_on="intent", allowed_tags=allowed)
     logits = {"intent": torch.tensor([[0.0, 3.0]]), "slots": torch.tensor([[[0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])}
-    plain = _decode(_Model([intent, spec()]), logits, 0, [0, 1])
+    plain = _decode_batch(_Model([intent, spec()]), logits, [[0, 1]])[0]
     assert plain["slots"].tags == ["B-city", "I-city"]
-    conditioned = _decode(_Model([slots, intent]), logits, 0, [0, 1])
+    conditioned = _decode_batch(_Model([slots, intent]), logits, [[0, 1]])[0]
     assert conditioned["intent"].label == "PlayMusic" and conditioned["slots"].tags == ["O", "O"]
     assert list(conditioned) == ["slots", "intent"]  # the model's task order is kept
     logits["intent"] = torch.tensor([[3.0, 0.0]])
-    assert _decode(_Model([intent, slots]), logits, 0, [0, 1])["slots"].tags == ["B-city", "I-city"]
+    assert _decode_batch(_Model([intent, slots]), logits, [[0, 1]])[0]["slots"].tags == ["B-city", "I-city"]
 
 
 @pytest.mark.parametrize(

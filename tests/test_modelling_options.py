@@ -17,8 +17,9 @@ from mtst.config import load_config
 from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.errors import ConfigError
+from mtst.inference import runner
 from mtst.inference.predictor import Predictor
-from mtst.inference.runner import _decode_batch
+from mtst.inference.runner import _decode_batch, decode_order
 from mtst.model.crf import CRF, FORBIDDEN, bio_constraints
 from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import Task, make_task, task_config
@@ -208,6 +209,46 @@ def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
     assert list(conditioned) == ["slots", "intent"]  # the model's task order is kept
     logits["intent"] = torch.tensor([[3.0, 0.0]])
     assert _decode_batch(_Model([intent, slots]), logits, [[0, 1]])[0]["slots"].tags == ["B-city", "I-city"]
+
+
+@pytest.mark.parametrize("crf", [True, False])
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_run_model_decodes_a_batch_as_it_decodes_each_sentence_alone(tiny_encoder_dir, monkeypatch, crf, conditioned):
+    from mtst.model.encoder import load_encoder
+    from mtst.model.multitask import EncoderInfo
+
+    tokenizer, encoder = load_encoder(str(tiny_encoder_dir), 64)
+    tags = ("O", "B-city", "I-city", "B-artist", "I-artist")
+    allowed = {"GetWeather": ("O", "B-city", "I-city"), "PlayMusic": ("O", "B-artist", "I-artist")}
+    options = {"condition_on": "intent", "allowed_tags": allowed} if conditioned else {}
+    tasks = [
+        make_task("slots", "token", "tags", tags, crf=crf, temperature=1.5, **options),  # decoded after intent
+        make_task("intent", "sentence", "label", ("GetWeather", "PlayMusic")),
+    ]
+    torch.manual_seed(2)  # a seed whose random heads predict both intents
+    model = MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=64))
+    with torch.no_grad():
+        for parameter in model.heads.parameters():
+            parameter.normal_()
+    texts = [words.split() for words, _, _ in TOY_SENTENCES] * 2 + [["paris"], ["new", "york"] * 40]  # truncated
+    batches = []
+
+    def recording(model, logits, word_starts):
+        batches.append((logits, word_starts, _decode_batch(model, logits, word_starts)))
+        return batches[-1][2]
+
+    monkeypatch.setattr(runner, "_decode_batch", recording)
+    predictions, _ = runner.run_model(model, [Example.from_words(words) for words in texts], batch_size=8)
+    assert len(batches) == 3 and {p["intent"].label for p in predictions} == {"GetWeather", "PlayMusic"}
+    assert any(tag is None for _, starts, _ in batches for row in starts for tag in row)  # cut-off words
+    for logits, word_starts, batched in batches:
+        for row, starts in enumerate(word_starts):
+            alone = {}
+            for name in decode_order(model.tasks):
+                alone[name] = model.tasks[name].decode(logits[name][row], starts, alone, model.heads[name])
+            assert batched[row]["intent"] == alone["intent"]
+            assert batched[row]["slots"].tags == alone["slots"].tags
+            assert batched[row]["slots"].scores == pytest.approx(alone["slots"].scores, abs=1e-5)
 
 
 @pytest.mark.parametrize(

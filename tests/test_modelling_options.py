@@ -81,14 +81,17 @@ def test_viterbi_path_and_marginals_match_enumeration():
 @given(
     lengths=st.lists(st.integers(0, 6), min_size=1, max_size=5),
     tags=st.sampled_from([LABELS, ("O", "B-a", "I-a", "B-b", "I-b", "X")]),
+    scale=st.sampled_from([1.0, 40.0]),  # 40: steps whose scores lie a hundred or more apart
     seed=st.integers(0, 2**16),
 )
-def test_batched_decoding_gives_each_sentence_what_decoding_it_alone_gives(lengths, tags, seed):
+def test_batched_decoding_gives_each_sentence_what_decoding_it_alone_gives(lengths, tags, scale, seed):
     crf = random_crf(tags, seed)
     width = max(lengths)
     emissions = 100 * torch.randn(len(lengths), width, len(tags))  # the padding is loud, and must not leak in
     mask = torch.arange(width) < torch.tensor(lengths).unsqueeze(1)
-    emissions[mask] = torch.randn(int(mask.sum()), len(tags))
+    emissions[mask] = scale * torch.randn(int(mask.sum()), len(tags))
+    # Some rows decoded under condition_on: tags other than `O` forbidden for the whole sentence.
+    emissions += FORBIDDEN * ((torch.rand(len(lengths), 1, len(tags)) < 0.3) & (torch.arange(len(tags)) > 0))
     batched = crf.decode_batch(emissions, mask)
     assert len(batched) == len(lengths)
     for row, length in enumerate(lengths):
@@ -96,9 +99,13 @@ def test_batched_decoding_gives_each_sentence_what_decoding_it_alone_gives(lengt
         alone, alone_probabilities = crf.decode(emissions[row, :length])
         assert path == alone and len(path) == length
         assert probabilities == pytest.approx(alone_probabilities, abs=1e-5)
-        if 0 < length <= 4:  # and both are the enumeration's best path
-            scores = path_scores(crf, emissions[row, :length])
+        if length and len(tags) ** length <= 100:  # and both are the enumeration's best path, with its marginals
+            scores = path_scores(crf, emissions[row, :length].double())
             assert tuple(path) == max(scores, key=scores.get)
+            log_z = torch.logsumexp(torch.tensor(list(scores.values()), dtype=torch.float64), 0)
+            for word, tag in enumerate(path):
+                chosen = torch.tensor([value for p, value in scores.items() if p[word] == tag], dtype=torch.float64)
+                assert probabilities[word] == pytest.approx(float((chosen.logsumexp(0) - log_z).exp()), abs=1e-5)
 
 
 def test_batched_decoding_of_no_words_or_one_sentence():

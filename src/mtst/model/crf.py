@@ -89,7 +89,8 @@ class CRF(nn.Module):
         emissions = emissions.float()
         start, transitions = self._scores()
         paths = self._viterbi(emissions, mask, start, transitions)
-        marginals = self._marginals(emissions, mask, start, transitions).gather(2, paths.unsqueeze(2)).squeeze(2)
+        log_marginals = self._log_marginals(emissions, mask, start, transitions)
+        marginals = log_marginals.gather(2, paths.unsqueeze(2)).squeeze(2).exp().float()
         return [
             (path[:length], scores[:length])
             for path, scores, length in zip(paths.tolist(), marginals.tolist(), lengths, strict=True)
@@ -114,21 +115,31 @@ class CRF(nn.Module):
         path.reverse()
         return torch.stack(path, dim=1)
 
-    def _marginals(
+    def _log_marginals(
         self, emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor
     ) -> torch.Tensor:
-        """P(word i has tag t | sentence) by forward-backward, [B, W, T] (rows past their last word: padding)."""
+        """log P(word i has tag t | sentence) by forward-backward, [B, W, T] float64 (rows past their last word:
+        padding)."""
+        # Each step is a [B, T] x [T, T] product in probability space, where a logsumexp would take an exp of
+        # every [B, T, T] term (most of the time at 72 tags). Scaled by the step's best score, in float64 a
+        # term is lost only some 700 below it: logits are nowhere near that far apart; FORBIDDEN ones are, and
+        # mean 0 anyway. (float64 is also more exact than the float32 logsumexp this replaces.)
+        emissions, start, end, transitions = emissions.double(), start.double(), self.end.double(), transitions.double()
+        column = transitions.amax(0)
+        scaled = (transitions - column).exp()  # [from, to]
         alphas = [start + emissions[:, 0]]
         for word in range(1, emissions.size(1)):
-            step = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions, dim=1) + emissions[:, word]
+            top = alphas[-1].amax(1, keepdim=True)
+            step = ((alphas[-1] - top).exp() @ scaled).log() + top + column + emissions[:, word]
             alphas.append(torch.where(mask[:, word].unsqueeze(1), step, alphas[-1]))
         # Carried the same way backwards, beta is `end` from each row's last word on.
-        betas = [self.end.expand_as(alphas[0])]
+        betas = [end.expand_as(alphas[0])]
         for word in range(emissions.size(1) - 1, 0, -1):
-            step = torch.logsumexp(transitions + (emissions[:, word] + betas[-1]).unsqueeze(1), dim=2)
+            following = emissions[:, word] + betas[-1] + column
+            top = following.amax(1, keepdim=True)
+            step = ((following - top).exp() @ scaled.T).log() + top
             betas.append(torch.where(mask[:, word].unsqueeze(1), step, betas[-1]))
         betas.reverse()
         log_marginals = torch.stack(alphas, dim=1) + torch.stack(betas, dim=1)
         # The last column holds alpha + end of each row's last word: its logsumexp is the row's log Z.
-        log_partition = torch.logsumexp(log_marginals[:, -1], dim=1)
-        return (log_marginals - log_partition[:, None, None]).exp()
+        return log_marginals - torch.logsumexp(log_marginals[:, -1], dim=1)[:, None, None]

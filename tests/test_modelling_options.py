@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors import safe_open
 from torch.nn import functional as F
 from typer.testing import CliRunner
@@ -15,8 +17,9 @@ from mtst.config import load_config
 from mtst.data.example import Example
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.errors import ConfigError
+from mtst.inference import runner
 from mtst.inference.predictor import Predictor
-from mtst.inference.runner import _decode
+from mtst.inference.runner import _decode_batch, decode_order
 from mtst.model.crf import CRF, FORBIDDEN, bio_constraints
 from mtst.model.multitask import MultiTaskModel
 from mtst.tasks import Task, make_task, task_config
@@ -72,6 +75,44 @@ def test_viterbi_path_and_marginals_match_enumeration():
         expected = sum(torch.exp(torch.tensor(s) - log_z) for p, s in scores.items() if p[word] == tag)
         assert probabilities[word] == pytest.approx(float(expected), abs=1e-5)
     assert crf.decode(torch.zeros(0, 3)) == ([], [])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 6), min_size=1, max_size=5),
+    tags=st.sampled_from([LABELS, ("O", "B-a", "I-a", "B-b", "I-b", "X")]),
+    scale=st.sampled_from([1.0, 40.0]),  # 40: steps whose scores lie a hundred or more apart
+    seed=st.integers(0, 2**16),
+)
+def test_batched_decoding_gives_each_sentence_what_decoding_it_alone_gives(lengths, tags, scale, seed):
+    crf = random_crf(tags, seed)
+    width = max(lengths)
+    emissions = 100 * torch.randn(len(lengths), width, len(tags))  # the padding is loud, and must not leak in
+    mask = torch.arange(width) < torch.tensor(lengths).unsqueeze(1)
+    emissions[mask] = scale * torch.randn(int(mask.sum()), len(tags))
+    # Some rows decoded under condition_on: tags other than `O` forbidden for the whole sentence.
+    emissions += FORBIDDEN * ((torch.rand(len(lengths), 1, len(tags)) < 0.3) & (torch.arange(len(tags)) > 0))
+    batched = crf.decode_batch(emissions, mask)
+    assert len(batched) == len(lengths)
+    for row, length in enumerate(lengths):
+        path, probabilities = batched[row]
+        alone, alone_probabilities = crf.decode(emissions[row, :length])
+        assert path == alone and len(path) == length
+        assert probabilities == pytest.approx(alone_probabilities, abs=1e-5)
+        if length and len(tags) ** length <= 100:  # and both are the enumeration's best path, with its marginals
+            scores = path_scores(crf, emissions[row, :length].double())
+            assert tuple(path) == max(scores, key=scores.get)
+            log_z = torch.logsumexp(torch.tensor(list(scores.values()), dtype=torch.float64), 0)
+            for word, tag in enumerate(path):
+                chosen = torch.tensor([value for p, value in scores.items() if p[word] == tag], dtype=torch.float64)
+                assert probabilities[word] == pytest.approx(float((chosen.logsumexp(0) - log_z).exp()), abs=1e-5)
+
+
+def test_batched_decoding_of_no_words_or_one_sentence():
+    crf = random_crf(seed=5)
+    assert crf.decode_batch(torch.zeros(3, 0, 3), torch.zeros(3, 0, dtype=torch.bool)) == [([], [])] * 3
+    emissions = torch.randn(1, 4, 3)
+    assert crf.decode_batch(emissions, torch.ones(1, 4, dtype=torch.bool)) == [crf.decode(emissions[0])]
 
 
 def test_bio_constraints_forbid_an_inside_tag_without_its_begin():
@@ -156,7 +197,7 @@ def test_tags_by_sentence_label_come_from_train_cooccurrence():
 
 
 class _Model:
-    """What `_decode` reads off a model: tasks and their heads (plain heads here: no CRF)."""
+    """What `_decode_batch` reads off a model: tasks and their heads (plain heads here: no CRF)."""
 
     def __init__(self, tasks):
         self.tasks = {task.name: task for task in tasks}
@@ -168,13 +209,53 @@ def test_conditioned_decoding_drops_slots_the_predicted_intent_never_had():
     allowed = {"GetWeather": ("O", "B-city", "I-city"), "PlayMusic": ("O",)}
     slots = spec(condition_on="intent", allowed_tags=allowed)
     logits = {"intent": torch.tensor([[0.0, 3.0]]), "slots": torch.tensor([[[0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])}
-    plain = _decode(_Model([intent, spec()]), logits, 0, [0, 1])
+    plain = _decode_batch(_Model([intent, spec()]), logits, [[0, 1]])[0]
     assert plain["slots"].tags == ["B-city", "I-city"]
-    conditioned = _decode(_Model([slots, intent]), logits, 0, [0, 1])
+    conditioned = _decode_batch(_Model([slots, intent]), logits, [[0, 1]])[0]
     assert conditioned["intent"].label == "PlayMusic" and conditioned["slots"].tags == ["O", "O"]
     assert list(conditioned) == ["slots", "intent"]  # the model's task order is kept
     logits["intent"] = torch.tensor([[3.0, 0.0]])
-    assert _decode(_Model([intent, slots]), logits, 0, [0, 1])["slots"].tags == ["B-city", "I-city"]
+    assert _decode_batch(_Model([intent, slots]), logits, [[0, 1]])[0]["slots"].tags == ["B-city", "I-city"]
+
+
+@pytest.mark.parametrize("crf", [True, False])
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_run_model_decodes_a_batch_as_it_decodes_each_sentence_alone(tiny_encoder_dir, monkeypatch, crf, conditioned):
+    from mtst.model.encoder import load_encoder
+    from mtst.model.multitask import EncoderInfo
+
+    tokenizer, encoder = load_encoder(str(tiny_encoder_dir), 64)
+    tags = ("O", "B-city", "I-city", "B-artist", "I-artist")
+    allowed = {"GetWeather": ("O", "B-city", "I-city"), "PlayMusic": ("O", "B-artist", "I-artist")}
+    options = {"condition_on": "intent", "allowed_tags": allowed} if conditioned else {}
+    tasks = [
+        make_task("slots", "token", "tags", tags, crf=crf, temperature=1.5, **options),  # decoded after intent
+        make_task("intent", "sentence", "label", ("GetWeather", "PlayMusic")),
+    ]
+    torch.manual_seed(2)  # a seed whose random heads predict both intents
+    model = MultiTaskModel(encoder, tokenizer, tasks, EncoderInfo(max_length=64))
+    with torch.no_grad():
+        for parameter in model.heads.parameters():
+            parameter.normal_()
+    texts = [words.split() for words, _, _ in TOY_SENTENCES] * 2 + [["paris"], ["new", "york"] * 40]  # truncated
+    batches = []
+
+    def recording(model, logits, word_starts):
+        batches.append((logits, word_starts, _decode_batch(model, logits, word_starts)))
+        return batches[-1][2]
+
+    monkeypatch.setattr(runner, "_decode_batch", recording)
+    predictions, _ = runner.run_model(model, [Example.from_words(words) for words in texts], batch_size=8)
+    assert len(batches) == 3 and {p["intent"].label for p in predictions} == {"GetWeather", "PlayMusic"}
+    assert any(tag is None for _, starts, _ in batches for row in starts for tag in row)  # cut-off words
+    for logits, word_starts, batched in batches:
+        for row, starts in enumerate(word_starts):
+            alone = {}
+            for name in decode_order(model.tasks):
+                alone[name] = model.tasks[name].decode(logits[name][row], starts, alone, model.heads[name])
+            assert batched[row]["intent"] == alone["intent"]
+            assert batched[row]["slots"].tags == alone["slots"].tags
+            assert batched[row]["slots"].scores == pytest.approx(alone["slots"].scores, abs=1e-5)
 
 
 @pytest.mark.parametrize(

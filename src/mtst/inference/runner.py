@@ -35,12 +35,15 @@ def decode_order(tasks: dict) -> list[str]:
     return order
 
 
-def _decode(model, logits: dict[str, torch.Tensor], row: int, word_starts: list[int | None]) -> Prediction:
-    decoded: Prediction = {}
+def _decode_batch(model, logits: dict[str, torch.Tensor], word_starts: Sequence[list[int | None]]) -> list[Prediction]:
+    """The prediction of each row of a batch: task by task in decode order, each over the whole batch."""
+    decoded: list[Prediction] = [{} for _ in word_starts]
     for name in decode_order(model.tasks):
-        decoded[name] = model.tasks[name].decode(logits[name][row], word_starts, decoded, model.heads[name])
+        predictions = model.tasks[name].decode_batch(logits[name], word_starts, decoded, model.heads[name])
+        for row, prediction in zip(decoded, predictions, strict=True):
+            row[name] = prediction
     # Back to the model's task order, which the output JSON follows.
-    return {name: decoded[name] for name in model.tasks}
+    return [{name: row[name] for name in model.tasks} for row in decoded]
 
 
 @contextlib.contextmanager
@@ -86,6 +89,7 @@ def run_model(model, examples: Sequence[Example], batch_size: int = 64) -> tuple
             for name, loss in output.losses.items():
                 loss_sums[name] += float(loss) * len(indices)
                 loss_counts[name] += len(indices)
-            for row, index in enumerate(indices):
-                predictions[index] = _decode(model, output.logits, row, features[index].word_starts)
+            decoded = _decode_batch(model, output.logits, [features[index].word_starts for index in indices])
+            for index, prediction in zip(indices, decoded, strict=True):
+                predictions[index] = prediction
     return predictions, {name: loss_sums[name] / loss_counts[name] for name in loss_sums}

@@ -210,6 +210,14 @@ class Task(TaskConfigBase):
         the trained head, for a kind whose decoding needs more of it than the logits)."""
         raise NotImplementedError
 
+    def decode_batch(
+        self, logits: torch.Tensor, word_starts: Sequence[list[int | None]], decoded: Sequence[dict], head: nn.Module
+    ) -> list[Any]:
+        """`decode` of every row of a batch's logits (`word_starts` and `decoded` per row); by default row by row,
+        a kind whose decoding gains from whole-batch tensor ops overrides it."""
+        rows = zip(word_starts, decoded, strict=True)
+        return [self.decode(logits[row], starts, before, head) for row, (starts, before) in enumerate(rows)]
+
     def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
         """How unsure the head is about one sentence (`mtst suggest`), by measure name; `samples` are the logits
         row again from MC-dropout passes of the head. A kind without a measure gives none."""

@@ -216,16 +216,33 @@ class TokenTask(TokenTaskConfig, Task):
         return () if self.condition_on is None else (self.condition_on,)
 
     def decode(self, logits: torch.Tensor, word_starts: list[int | None], decoded: dict, head) -> TokenPrediction:
-        kept = [word for word, start in enumerate(word_starts) if start is not None]
+        return self.decode_batch(logits.unsqueeze(0), [word_starts], [decoded], head)[0]
+
+    def decode_batch(
+        self, logits: torch.Tensor, word_starts: Sequence[list[int | None]], decoded: Sequence[dict], head
+    ) -> list[TokenPrediction]:
+        kept = [[word for word, start in enumerate(starts) if start is not None] for starts in word_starts]
+        width = max((len(words) for words in kept), default=0)
+        padded = [
+            [starts[word] for word in words] + [0] * (width - len(words))
+            for starts, words in zip(word_starts, kept, strict=True)
+        ]
+        positions = torch.tensor(padded, dtype=torch.long).view(len(kept), width)
+        mask = torch.arange(width) < torch.tensor([len(words) for words in kept]).unsqueeze(1)
+        rows = torch.arange(len(kept), device=logits.device).unsqueeze(1)
         # Decoding is a few small steps per word: cheaper on CPU than one device sync per step.
-        emissions = logits[[word_starts[word] for word in kept]].float().cpu() / self.temperature
+        emissions = logits[rows, positions.to(logits.device)].float().cpu() / self.temperature
         if self.condition_on is not None:
-            emissions = emissions + self._condition_penalty(decoded[self.condition_on].label)
-        indices, scores = tag_words(head.crf, emissions)
-        tags, tag_scores = ["O"] * len(word_starts), [0.0] * len(word_starts)
-        for word, index, score in zip(kept, indices, scores, strict=True):
-            tags[word], tag_scores[word] = self.labels[index], score
-        return TokenPrediction(tags, tag_scores)
+            labels = [before[self.condition_on].label for before in decoded]
+            penalties = {label: self._condition_penalty(label) for label in set(labels)}
+            emissions = emissions + torch.stack([penalties[label] for label in labels]).unsqueeze(1)
+        predictions, tagged = [], tag_words(head.crf, emissions, mask)
+        for starts, words, (indices, scores) in zip(word_starts, kept, tagged, strict=True):
+            tags, tag_scores = ["O"] * len(starts), [0.0] * len(starts)
+            for word, index, score in zip(words, indices, scores, strict=True):
+                tags[word], tag_scores[word] = self.labels[index], score
+            predictions.append(TokenPrediction(tags, tag_scores))
+        return predictions
 
     def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
         words = [start for start in word_starts if start is not None]

@@ -110,9 +110,13 @@ def token_class_weights(
     return weights / (weights * frequency).sum()
 
 
-def tag_words(crf: CRF | None, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
-    """The tag of each word and its probability: Viterbi + marginals with a CRF, else per-word argmax."""
+def tag_words(crf: CRF | None, emissions: torch.Tensor, mask: torch.Tensor) -> list[tuple[list[int], list[float]]]:
+    """Per row of emissions [B, W, T], over its words (`mask` [B, W], a prefix per row): the tag of each word
+    and its probability, by Viterbi + marginals with a CRF, else per-word argmax."""
     if crf is not None:
-        return crf.decode(emissions)
+        return crf.decode_batch(emissions, mask)
     scores, indices = emissions.softmax(-1).max(-1)
-    return indices.tolist(), scores.tolist()
+    lengths = mask.sum(1).tolist()
+    return [
+        (row[:n], row_scores[:n]) for row, row_scores, n in zip(indices.tolist(), scores.tolist(), lengths, strict=True)
+    ]

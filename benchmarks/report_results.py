@@ -4,7 +4,8 @@
 
 A block sits between `<!-- NAME -->` and `<!-- /NAME -->`; the text outside the markers is hand-written and
 left alone. Blocks (each from files in benchmarks/results):
-- `full-length`: the default recipe at the committed schedules, per corpus (grid_CORPUS_full.json);
+- `full-length`: the default recipe and the one it replaced at the committed schedules, per corpus
+  (grid_CORPUS_full_pooling.json);
 - `peers-paired`: mtst against the peers over the same seeds (peers_snips_paired.json, benchmarks/peers/paired.py).
 """
 
@@ -18,11 +19,19 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = "crf+entity-weight-1"
+DEFAULT = "crf+entity-weight-1+pooling-first-last"
+# (label, variant) of each corpus's rows: today's default, then the recipe it replaced.
+FULL_LENGTH_VARIANTS = (
+    ("default (first_last)", DEFAULT),
+    ("first sub-token (the default until December 3)", RECIPE),
+)
 FULL_LENGTH_COMMAND = """```bash
-python benchmarks/accuracy_grid.py atis --data-dir ../shared/data/atis --seeds 13 14 15 \\
-    --variants crf+entity-weight-1 --jobs 1 --threads 1 --output benchmarks/results/grid_atis_full.json
-python benchmarks/accuracy_grid.py snips --data-dir ../shared/data/snips --seeds 13 14 15 \\
-    --variants crf+entity-weight-1 --jobs 1 --threads 1 --output benchmarks/results/grid_snips_full.json
+python benchmarks/accuracy_grid.py atis --data-dir ../shared/data/atis --seeds 13 14 15 --jobs 1 --threads 1 \\
+    --variants crf+entity-weight-1 crf+entity-weight-1+pooling-first-last \\
+    --output benchmarks/results/grid_atis_full_pooling.json
+python benchmarks/accuracy_grid.py snips --data-dir ../shared/data/snips --seeds 13 14 15 --jobs 1 --threads 1 \\
+    --variants crf+entity-weight-1 crf+entity-weight-1+pooling-first-last \\
+    --output benchmarks/results/grid_snips_full_pooling.json
 ```"""
 PEERS_COMMAND = """```bash
 python benchmarks/peers/paired.py --corpus snips --peers benchmarks/results/peers_snips.json \\
@@ -42,24 +51,29 @@ def _cell(stats: dict) -> str:
     return f"{stats['mean']:.2f} ± {stats['std']:.2f}"
 
 
-def full_length_row(corpus: str, label: str) -> str:
-    result = json.loads((RESULTS / f"grid_{corpus}_full.json").read_text())
-    variant = result["variants"][RECIPE]
-    seeds = variant["seeds_done"]
-    best = ", ".join(str(row["best_epoch"]) for row in sorted(result["runs"], key=lambda row: row["seed"]))
-    epochs = result["runs"][0]["epochs_run"] if result["runs"] else "?"
+def full_length_row(result: dict, corpus: str, label: str, name: str) -> str:
+    variant = result["variants"][name]
+    runs = sorted((row for row in result["runs"] if row["variant"] == name), key=lambda row: row["seed"])
+    best = ", ".join(str(row["best_epoch"]) for row in runs)
+    epochs = runs[0]["epochs_run"] if runs else "?"
     cells = [_cell(variant[split][key]) for split, keys in SPLIT_KEYS.items() for key in keys]
+    seeds = variant["seeds_done"]
     seed_list = ", ".join(map(str, seeds))
-    head = f"{label}, {len(seeds)} seed{'s' * (len(seeds) != 1)} ({seed_list}); best epoch of {epochs}: {best}"
+    head = (
+        f"{corpus}, {label}, {len(seeds)} seed{'s' * (len(seeds) != 1)} ({seed_list}); best epoch of {epochs}: {best}"
+    )
     return f"| {head} | " + " | ".join(cells) + " |"
 
 
 def full_length_block() -> str:
-    rows = [full_length_row("atis", "ATIS"), full_length_row("snips", "SNIPS")]
+    rows = []
+    for corpus in ("atis", "snips"):
+        result = json.loads((RESULTS / f"grid_{corpus}_full_pooling.json").read_text())
+        rows += [full_length_row(result, corpus.upper(), label, name) for label, name in FULL_LENGTH_VARIANTS]
     return "\n".join(
         [
             "The default recipe at the committed schedules (configs/atis.yaml 12 epochs, configs/snips.yaml 7; "
-            "best epoch on dev), one slot, one thread per run:",
+            "best epoch on dev), one slot, one thread per run, beside the recipe it replaced (same seeds):",
             "",
             FULL_LENGTH_COMMAND,
             "",

@@ -44,3 +44,29 @@ def test_the_committed_checkpoint_keeps_every_weight_name():
     with safe_open(str(CHECKPOINT / "model.safetensors"), framework="pt") as handle:
         assert set(handle.keys()) == set(model.state_dict())
     assert model.tasks["slots"].crf and model.tasks["topics"].decision_threshold == 0.45
+
+
+def test_a_checkpoint_from_before_subtoken_pooling_keeps_the_first_subtoken(tmp_path):
+    """subtoken_pooling's default became first_last; a config.json written before the option existed was
+    trained reading each word's first sub-token, and must load (and predict) as it did."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(CHECKPOINT, old)
+    config = json.loads((old / "config.json").read_text())
+    unset = [task for task in config["tasks"] if task.get("subtoken_pooling") == "first"]
+    assert unset  # the committed checkpoint has a token task that reads the first sub-token
+    for task in unset:
+        del task["subtoken_pooling"], task["encoder_layers"]
+    (old / "config.json").write_text(json.dumps(config))
+
+    model = MultiTaskModel.from_pretrained(old)
+    assert {model.tasks[task["name"]].subtoken_pooling for task in unset} == {"first"}
+    expected = json.loads((DATA / "checkpoint_v2_predictions.json").read_text())
+    assert without_scores(Predictor.from_checkpoint(old).predict(TEXTS)) == without_scores(expected)
+
+
+def test_a_new_token_task_pools_first_and_last_subtokens_by_default():
+    from mtst.tasks.token import TokenTask
+
+    assert TokenTask(name="slots", labels=("O", "B-x", "I-x")).subtoken_pooling == "first_last"

@@ -21,18 +21,20 @@ def report(monkeypatch, tmp_path):
 
 
 def _grid(path: Path, seeds: list[int], f1: float) -> None:
-    stats = {"mean": f1, "std": 0.5}
-    split = {
-        key: stats for key in ("intent.accuracy", "slots.precision", "slots.recall", "slots.f1", "sentence_accuracy")
-    }
-    runs = [{"variant": "crf+entity-weight-1", "seed": s, "best_epoch": 5 + s % 2, "epochs_run": 7} for s in seeds]
-    variant = {"seeds_done": seeds, "dev": split, "test": split}
-    path.write_text(json.dumps({"runs": runs, "variants": {"crf+entity-weight-1": variant}}))
+    """A full-length result with the recipe at `f1` and the first_last default one point above it."""
+    runs, variants = [], {}
+    for name, score in (("crf+entity-weight-1", f1), ("crf+entity-weight-1+pooling-first-last", f1 + 1)):
+        stats = {"mean": score, "std": 0.5}
+        keys = ("intent.accuracy", "slots.precision", "slots.recall", "slots.f1", "sentence_accuracy")
+        split = {key: stats for key in keys}
+        runs += [{"variant": name, "seed": s, "best_epoch": 5 + s % 2, "epochs_run": 7} for s in seeds]
+        variants[name] = {"seeds_done": seeds, "dev": split, "test": split}
+    path.write_text(json.dumps({"runs": runs, "variants": variants}))
 
 
 def test_the_full_length_block_is_rebuilt_and_the_text_around_it_kept(report, tmp_path):
-    _grid(tmp_path / "grid_atis_full.json", [13, 14, 15], 95.83)
-    _grid(tmp_path / "grid_snips_full.json", [13], 95.84)
+    _grid(tmp_path / "grid_atis_full_pooling.json", [13, 14, 15], 95.83)
+    _grid(tmp_path / "grid_snips_full_pooling.json", [13], 95.84)
     text = "before\n<!-- full-length -->\nstale table\n<!-- /full-length -->\nafter\n"
     readme = tmp_path / "README.md"
     readme.write_text(text)
@@ -42,8 +44,9 @@ def test_the_full_length_block_is_rebuilt_and_the_text_around_it_kept(report, tm
         "<!-- /full-length -->\nafter\n"
     )
     assert "stale table" not in rewritten
-    assert "| ATIS, 3 seeds (13, 14, 15); best epoch of 7: 6, 5, 6 | 95.83 ± 0.50 |" in rewritten
-    assert "| SNIPS, 1 seed (13); best epoch of 7: 6 |" in rewritten
+    assert "| ATIS, default (first_last), 3 seeds (13, 14, 15); best epoch of 7: 6, 5, 6 | 96.83 ± 0.50 |" in rewritten
+    assert "| ATIS, first sub-token (the default until December 3), 3 seeds (13, 14, 15);" in rewritten
+    assert "| SNIPS, default (first_last), 1 seed (13); best epoch of 7: 6 | 96.84 ± 0.50 |" in rewritten
     report.main([str(readme)])
     assert readme.read_text() == rewritten  # regenerating changes nothing
 

@@ -77,6 +77,11 @@ def _from_format_1(raw: dict) -> dict:
     return {"format_version": FORMAT_VERSION, "encoder": encoder, "tasks": raw["tasks"]}
 
 
+# Options that came after checkpoints were first written, with what those checkpoints were trained with: a later
+# change of the default (subtoken_pooling became first_last) must not change what an old checkpoint computes.
+TRAINED_BEFORE_OPTION = {"token": {"subtoken_pooling": "first", "encoder_layers": "last"}}
+
+
 def _unset_options_dropped(entry: dict, kind: type[Task]) -> dict:
     """Format 1 wrote every kind's options into every task (`crf: false` on a sentence task): those left
     unset (None, False) are dropped for the kinds that do not have them."""
@@ -94,7 +99,8 @@ def read_tasks(entries, path: Path) -> list[Task]:
         if not isinstance(kind, str) or kind not in KINDS:  # a list or dict there is unhashable
             raise CheckpointError(f"{path}: task {name!r} has unknown type {kind!r}")
         try:
-            tasks.append(task_from_dict(_unset_options_dropped(entry, KINDS[kind][1])))
+            entry = {**TRAINED_BEFORE_OPTION.get(kind, {}), **_unset_options_dropped(entry, KINDS[kind][1])}
+            tasks.append(task_from_dict(entry))
         except ValidationError as error:
             first = error.errors()[0]
             if first["type"] == "missing":

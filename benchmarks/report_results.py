@@ -38,9 +38,10 @@ python benchmarks/peers/paired.py --corpus snips --peers benchmarks/results/peer
     benchmarks/results/peers_snips_seed14.json benchmarks/results/peers_snips_seed15.json \\
     --peer-variants hf-two-models flair-multitask-mtst-lr \\
     --mtst "mtst, 3 epochs=benchmarks/results/grid_snips_e3_screen.json:crf+entity-weight-1" \\
-           "mtst, 7 epochs=benchmarks/results/grid_snips_full.json:crf+entity-weight-1" \\
+           "mtst, 7 epochs, first sub-token=benchmarks/results/grid_snips_full.json:crf+entity-weight-1" \\
+           "mtst, 7 epochs, default (first_last)=benchmarks/results/grid_snips_full_pooling.json:crf+entity-weight-1+pooling-first-last" \\
     --output benchmarks/results/peers_snips_paired.json
-```"""
+```"""  # noqa: E501 (one argument of the command, kept whole)
 SPLIT_KEYS = {
     "dev": ("intent.accuracy", "slots.f1", "sentence_accuracy"),
     "test": ("intent.accuracy", "slots.precision", "slots.recall", "slots.f1", "sentence_accuracy"),

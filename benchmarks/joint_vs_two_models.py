@@ -41,6 +41,7 @@ from mtst.data.formats import find_split, read_path
 from mtst.inference.predictor import Predictor
 from mtst.model.encoder import resolve_encoder_path
 from mtst.model.multitask import MultiTaskModel
+from mtst.model.subtokens import word_ids_input
 from mtst.tasks.token import tag_spans
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def decode(examples: list[Example], word_ids: list, label_logits, tag_logits, la
 
 
 def hand_pipeline(model: MultiTaskModel, forward: Callable) -> Pipeline:
-    """Tokenize once, `forward(input_ids, attention_mask) -> (label logits, tag logits)`, decode."""
+    """Tokenize once, `forward(encoded batch, rows) -> (label logits, tag logits)`, decode."""
     sentence, token = tasks_of(model)
     labels, tags = model.tasks[sentence].labels, model.tasks[token].labels
 
@@ -102,7 +103,7 @@ def hand_pipeline(model: MultiTaskModel, forward: Callable) -> Pipeline:
             max_length=model.max_length,
             return_tensors="pt",
         )
-        label_logits, tag_logits = forward(encoded["input_ids"], encoded["attention_mask"])
+        label_logits, tag_logits = forward(encoded, len(examples))
         word_ids = [encoded.word_ids(row) for row in range(len(examples))]
         return decode(examples, word_ids, label_logits, tag_logits, labels, tags)
 
@@ -112,8 +113,9 @@ def hand_pipeline(model: MultiTaskModel, forward: Callable) -> Pipeline:
 def joint_forward(model: MultiTaskModel) -> Callable:
     sentence, token = tasks_of(model)
 
-    def forward(input_ids, attention_mask):
-        logits = model(input_ids, attention_mask).logits
+    def forward(encoded, rows: int):
+        word_ids = word_ids_input(encoded, rows) if model.needs_word_ids else None
+        logits = model(encoded["input_ids"], encoded["attention_mask"], word_ids=word_ids).logits
         return logits[sentence], logits[token]
 
     return forward
@@ -129,7 +131,8 @@ def two_models_forward(model: MultiTaskModel, encoder_dir: Path) -> Callable:
         encoder_dir, num_labels=len(model.tasks[token].labels), local_files_only=True
     ).eval()
 
-    def forward(input_ids, attention_mask):
+    def forward(encoded, rows: int):
+        input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
         return (
             classifier(input_ids=input_ids, attention_mask=attention_mask).logits,
             tagger(input_ids=input_ids, attention_mask=attention_mask).logits,

@@ -50,8 +50,9 @@ from mtst.config import Config, load_config
 from mtst.data import Splits, load_splits
 from mtst.data.batching import Collator, LengthGroupedBatchSampler
 from mtst.data.features import encode_examples
+from mtst.data.labels import align_tags
 from mtst.model.multitask import MultiTaskModel
-from mtst.tasks.token import align_tags
+from mtst.model.subtokens import word_ids_input
 from mtst.training.loop import Trainer
 from mtst.training.state import Progress
 
@@ -164,8 +165,9 @@ def fixed_padding_tensors(model: MultiTaskModel, splits: Splits, length: int) ->
         align_tags(encoded.word_ids(row), [slots.labels.index(tag) for tag in example.annotations[slots.field]])
         for row, example in enumerate(splits.train)
     ]
+    word_ids = word_ids_input(encoded, len(splits.train))  # read only when the slot head pools sub-tokens
     return TensorDataset(
-        encoded["input_ids"], encoded["attention_mask"], torch.tensor(intent_ids), torch.tensor(tag_ids)
+        encoded["input_ids"], encoded["attention_mask"], word_ids, torch.tensor(intent_ids), torch.tensor(tag_ids)
     )
 
 
@@ -182,8 +184,8 @@ def reference_variant(
 
     def train_pass(loader: DataLoader) -> None:
         model.train()
-        for input_ids, attention_mask, intent, slots in loader:
-            output = model(input_ids, attention_mask, {"intent": intent, "slots": slots})
+        for input_ids, attention_mask, word_ids, intent, slots in loader:
+            output = model(input_ids, attention_mask, {"intent": intent, "slots": slots}, word_ids)
             loss = sum(output.losses.values())
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.max_grad_norm)

@@ -149,7 +149,7 @@ def test_accuracy_grid_trains_each_variant_and_seed_once_and_ranks_on_dev(
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["seed"] == 2
     assert json.loads((run / "best" / "config.json").read_text())["tasks"][1]["subtoken_pooling"] == "mean"
     baseline = json.loads((grid / "baseline" / "seed-1" / "best" / "config.json").read_text())
-    assert baseline["tasks"][1]["subtoken_pooling"] == "first"
+    assert baseline["tasks"][1]["subtoken_pooling"] == "first_last"  # the library default
     assert f"| {combination} | 2 |" in capsys.readouterr().out
     # Finished runs are read, not retrained; an interrupted one is resumed.
     (grid / "baseline" / "seed-1.log").unlink()

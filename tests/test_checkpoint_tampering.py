@@ -101,7 +101,7 @@ def _graph(outputs: dict[str, int]):
         declared.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", labels]))
     inputs = [
         helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "length"])
-        for n in ("input_ids", "attention_mask")
+        for n in ("input_ids", "attention_mask", "word_ids")  # word_ids: the default first_last pooling
     ]
     graph = helper.make_graph(nodes, "swapped", inputs, declared, initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -4,9 +4,8 @@ from transformers import AutoTokenizer
 
 from mtst.data.example import Example
 from mtst.data.features import encode_examples, first_subtokens
-from mtst.data.labels import IGNORE_ID
+from mtst.data.labels import IGNORE_ID, align_tags
 from mtst.tasks import build_labels, make_task, task_config
-from mtst.tasks.token import align_tags
 
 
 def test_align_tags_labels_first_subtoken_only():

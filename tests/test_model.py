@@ -6,18 +6,22 @@ from safetensors.torch import load_file, save_file
 
 from mtst.errors import CheckpointError
 from mtst.model.multitask import MultiTaskModel
+from mtst.model.subtokens import word_ids_input
 from mtst.tasks import make_task
 
 
 def _batch(model, texts):
-    return model.tokenizer(texts, padding=True, return_tensors="pt")
+    """The model's inputs for raw texts: input_ids, attention_mask and word_ids (the default slot head pools each
+    word's first and last sub-token)."""
+    encoded = model.tokenizer(texts, padding=True, return_tensors="pt")
+    return {**encoded, "word_ids": word_ids_input(encoded, len(texts))}
 
 
 def test_forward_shapes_and_losses(tiny_model):
     batch = _batch(tiny_model, ["play queen", "weather in paris today"])
     labels = {"intent": torch.tensor([0, 1]), "slots": torch.full(batch["input_ids"].shape, -100)}
     labels["slots"][:, 1] = 0
-    output = tiny_model(batch["input_ids"], batch["attention_mask"], labels)
+    output = tiny_model(batch["input_ids"], batch["attention_mask"], labels, batch["word_ids"])
     width = batch["input_ids"].shape[1]
     assert output.logits["intent"].shape == (2, len(tiny_model.tasks["intent"].labels))
     assert output.logits["slots"].shape == (2, width, len(tiny_model.tasks["slots"].labels))
@@ -27,7 +31,7 @@ def test_forward_shapes_and_losses(tiny_model):
 
 def test_no_labels_means_no_loss(tiny_model):
     batch = _batch(tiny_model, ["play queen"])
-    assert tiny_model(batch["input_ids"], batch["attention_mask"]).losses == {}
+    assert tiny_model(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"]).losses == {}
 
 
 def test_mean_pooling_ignores_padding(tiny_model):
@@ -45,8 +49,8 @@ def test_save_load_round_trip_predicts_identically(tiny_model, tmp_path):
     assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {"config.json", "encoder", "model.safetensors"}
     loaded = MultiTaskModel.from_pretrained(tmp_path / "ckpt")
     batch = _batch(tiny_model, ["play the beatles", "rain in berlin tomorrow"])
-    before = tiny_model(batch["input_ids"], batch["attention_mask"])
-    after = loaded(batch["input_ids"], batch["attention_mask"])
+    before = tiny_model(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"])
+    after = loaded(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"])
     for name in before.logits:
         assert torch.equal(before.logits[name], after.logits[name])
     assert loaded.tasks == tiny_model.tasks
@@ -109,7 +113,7 @@ def test_more_tasks_need_no_new_code(tiny_model):
     ]
     model = MultiTaskModel(tiny_model.encoder, tiny_model.tokenizer, specs)
     batch = _batch(model, ["play queen"])
-    output = model(batch["input_ids"], batch["attention_mask"])
+    output = model(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"])
     assert output.logits["domain"].shape == (1, 3) and output.logits["pos"].shape[-1] == 2
 
 

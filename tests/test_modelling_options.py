@@ -143,7 +143,8 @@ def test_pack_words_moves_first_subtokens_to_the_front_and_drops_unlabelled_rows
 
 
 def spec(**options) -> Task:
-    return make_task("slots", "token", "tags", LABELS, **options)
+    """A slot task reading each word's first sub-token (these head tests feed no word_ids), plus `options`."""
+    return make_task("slots", "token", "tags", LABELS, **{"subtoken_pooling": "first", **options})
 
 
 def test_crf_head_loss_is_per_word_and_trains_the_transitions():
@@ -317,7 +318,8 @@ def test_a_run_with_every_option_saves_and_reloads_them(crf_run):
     saved = json.loads(open(f"{best}/config.json").read())
     assert saved["tasks"][1]["allowed_tags"]["PlayMusic"] == ["B-artist", "B-genre", "B-song", "I-artist", "O"]
     assert slots.intent_input == "intent" and slots.intent_input_size == 2
-    assert model.heads["slots"].classifier.in_features == 32 + 2  # the word vector and the intent distribution
+    # The word's first and last sub-token vectors (the default pooling) and the intent distribution.
+    assert model.heads["slots"].classifier.in_features == 2 * 32 + 2
     assert summary["test"]["slots.f1"] >= 0.0
     # Every decoded entity respects BIO and the predicted intent's slots.
     for row in Predictor(model).predict([words for words, _, _ in TOY_SENTENCES]):

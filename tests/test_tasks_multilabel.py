@@ -201,6 +201,7 @@ def test_onnx_export_matches_torch(compared, tmp_path):
     from mtst.inference.onnx import OnnxModel
     from mtst.inference.predictor import Predictor
     from mtst.model.multitask import MultiTaskModel
+    from mtst.model.subtokens import word_ids_input
 
     best = tmp_path / "best"
     shutil.copytree(compared / "compare" / "full" / "best", best)
@@ -210,9 +211,10 @@ def test_onnx_export_matches_torch(compared, tmp_path):
     texts = [words for words, _, _ in MULTI_SENTENCES] + [""]
     torch_model, onnx_model = MultiTaskModel.from_pretrained(best), OnnxModel.from_checkpoint(best)
     batch = torch_model.tokenizer(texts, padding=True, return_tensors="pt")
+    word_ids = word_ids_input(batch, len(texts))  # the default slot head pools first and last sub-tokens
     with torch.no_grad():
-        expected = torch_model(batch["input_ids"], batch["attention_mask"]).logits["intent"]
-    got = onnx_model.forward(batch["input_ids"], batch["attention_mask"]).logits["intent"]
+        expected = torch_model(batch["input_ids"], batch["attention_mask"], word_ids=word_ids).logits["intent"]
+    got = onnx_model.forward(batch["input_ids"], batch["attention_mask"], word_ids=word_ids).logits["intent"]
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     onnx_labels = [[item["label"] for item in row["labels"]] for row in Predictor(onnx_model).predict(texts)]
     torch_labels = [[item["label"] for item in row["labels"]] for row in Predictor(torch_model).predict(texts)]

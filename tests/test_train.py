@@ -79,12 +79,14 @@ def test_training_is_reproducible_with_a_seed(tiny_config, tmp_path):
 
 def test_losses_fall_on_the_toy_set(tiny_config):
     config = tiny_config.model_copy(
-        update={"train": tiny_config.train.model_copy(update={"epochs": 6, "head_lr": 5e-3})}
+        update={"train": tiny_config.train.model_copy(update={"epochs": 20, "patience": 20, "head_lr": 3e-2})}
     )
     train(config)
-    rows = [json.loads(line) for line in open(f"{config.output_dir}/metrics.jsonl")]
-    for task in ("intent", "slots"):
-        assert rows[-1]["train_loss"][task] < rows[0]["train_loss"][task]
+    losses = [json.loads(line)["train_loss"] for line in open(f"{config.output_dir}/metrics.jsonl")]
+    slots, intent = [row["slots"] for row in losses], [row["intent"] for row in losses]
+    assert sum(slots[-3:]) / 3 < slots[0] / 2
+    # A few steps an epoch on the toy set: the intent's epoch loss is noisy, so its best epoch is what must fall.
+    assert min(intent[1:]) < 0.8 * intent[0]
 
 
 def _flat(config):

@@ -184,11 +184,13 @@ def test_mean_pooling_changes_only_the_token_logits(tiny_model):
     sentence with a multi-piece word, identical on one without."""
     features = encode_examples([Example.from_text("weather in zurichberg")], tiny_model.tokenizer, [], 64)
     batch = Collator(0, {})(features)
-    tiny_model.eval()
+    # first and mean give the head vectors of one width (first_last, the default, doubles it).
+    slots = tiny_model.tasks["slots"].model_copy(update={"subtoken_pooling": "first"})
+    model = MultiTaskModel(tiny_model.encoder, tiny_model.tokenizer, [tiny_model.tasks["intent"], slots]).eval()
     with torch.no_grad():
-        first = tiny_model(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"]).logits
-        tiny_model.heads["slots"].pooling = "mean"
-        mean = tiny_model(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"]).logits
+        first = model(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"]).logits
+        model.heads["slots"].pooling = "mean"
+        mean = model(batch["input_ids"], batch["attention_mask"], word_ids=batch["word_ids"]).logits
     assert torch.equal(first["intent"], mean["intent"])
     assert not torch.allclose(first["slots"], mean["slots"])
     single_piece = batch["word_ids"][0].tolist().index(1)  # "in" is one sub-token

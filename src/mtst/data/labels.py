@@ -30,3 +30,12 @@ def tags_by_sentence_label(train: Sequence[Example], label_field: str, tag_field
 def _entity_type(tag: str) -> str:
     """`city` for `B-city` and `I-city`; a tag without a BIO prefix is its own type."""
     return tag[2:] if tag[:2] in ("B-", "I-") else tag
+
+
+def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[int]:
+    """Per sub-token label ids: a word's first sub-token carries its tag, every other position is ignored."""
+    aligned, previous = [], None
+    for word in word_ids:
+        aligned.append(IGNORE_ID if word is None or word == previous else tag_ids[word])
+        previous = word
+    return aligned

@@ -35,7 +35,7 @@ from mtst.inference.onnx import (
     open_session,
 )
 from mtst.model.multitask import MultiTaskModel
-from mtst.model.subtokens import NO_WORD
+from mtst.model.subtokens import word_ids_input
 
 try:
     import onnxruntime
@@ -73,8 +73,7 @@ def _batch(model: MultiTaskModel, texts: list[str]) -> tuple[torch.Tensor, ...]:
     encoded = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_length, return_tensors="pt")
     if not model.needs_word_ids:
         return encoded["input_ids"], encoded["attention_mask"]
-    words = [[NO_WORD if w is None else w for w in encoded.word_ids(row)] for row in range(len(texts))]
-    return encoded["input_ids"], encoded["attention_mask"], torch.tensor(words, dtype=torch.long)
+    return encoded["input_ids"], encoded["attention_mask"], word_ids_input(encoded, len(texts))
 
 
 def _export_fp32(model: MultiTaskModel, path: Path) -> None:

@@ -18,6 +18,13 @@ ENCODER_LAYERS = ("last", "scalar_mix")
 NO_WORD = -1  # the word index of special tokens and padding in the `word_ids` input
 
 
+def word_ids_input(encoded, rows: int) -> torch.Tensor:
+    """The `word_ids` input [rows, S] of a fast tokenizer's padded batch (BatchEncoding): each sub-token's word
+    index, NO_WORD for specials and padding."""
+    words = [[NO_WORD if word is None else word for word in encoded.word_ids(row)] for row in range(rows)]
+    return torch.tensor(words, dtype=torch.long)
+
+
 def pooled_width(hidden_size: int, pooling: str) -> int:
     return 2 * hidden_size if pooling == "first_last" else hidden_size
 

@@ -19,7 +19,7 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 from torch import nn
 
 from mtst.data.example import Example
-from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
+from mtst.data.labels import IGNORE_ID, align_tags, tags_by_sentence_label
 from mtst.data.tags import repair_iob2
 from mtst.model.crf import FORBIDDEN
 from mtst.model.subtokens import ENCODER_LAYERS, SUBTOKEN_POOLINGS
@@ -27,7 +27,7 @@ from mtst.tasks import spans
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
 from mtst.tasks.spans import classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
-from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights
+from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights, word_emissions
 from mtst.tasks.uncertainty import bald, mnlp
 
 
@@ -35,15 +35,6 @@ from mtst.tasks.uncertainty import bald, mnlp
 class TokenPrediction:
     tags: list[str]  # one per word; a word without sub-tokens (e.g. cut off by truncation) gets "O", score 0
     scores: list[float]
-
-
-def align_tags(word_ids: Sequence[int | None], tag_ids: Sequence[int]) -> list[int]:
-    """Per sub-token label ids: a word's first sub-token carries its tag, every other position is ignored."""
-    aligned, previous = [], None
-    for word in word_ids:
-        aligned.append(IGNORE_ID if word is None or word == previous else tag_ids[word])
-        previous = word
-    return aligned
 
 
 class TokenTaskConfig(TaskConfigBase):
@@ -222,17 +213,8 @@ class TokenTask(TokenTaskConfig, Task):
     def decode_batch(
         self, logits: torch.Tensor, word_starts: Sequence[list[int | None]], decoded: Sequence[dict], head
     ) -> list[TokenPrediction]:
-        kept = [[word for word, start in enumerate(starts) if start is not None] for starts in word_starts]
-        width = max((len(words) for words in kept), default=0)
-        padded = [
-            [starts[word] for word in words] + [0] * (width - len(words))
-            for starts, words in zip(word_starts, kept, strict=True)
-        ]
-        positions = torch.tensor(padded, dtype=torch.long).view(len(kept), width)
-        mask = torch.arange(width) < torch.tensor([len(words) for words in kept]).unsqueeze(1)
-        rows = torch.arange(len(kept), device=logits.device).unsqueeze(1)
-        # Decoding is a few small steps per word: cheaper on CPU than one device sync per step.
-        emissions = logits[rows, positions.to(logits.device)].float().cpu() / self.temperature
+        kept, emissions, mask = word_emissions(logits, word_starts)
+        emissions = emissions / self.temperature
         if self.condition_on is not None:
             labels = [before[self.condition_on].label for before in decoded]
             penalties = {label: self._condition_penalty(label) for label in set(labels)}

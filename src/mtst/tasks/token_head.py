@@ -110,6 +110,24 @@ def token_class_weights(
     return weights / (weights * frequency).sum()
 
 
+def word_emissions(
+    logits: torch.Tensor, word_starts: Sequence[list[int | None]]
+) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
+    """The words each row keeps (those with a sub-token), their first sub-tokens' logits [B, W, T] as float32
+    on the CPU, and the word mask [B, W] (a prefix per row)."""
+    kept = [[word for word, start in enumerate(starts) if start is not None] for starts in word_starts]
+    width = max((len(words) for words in kept), default=0)
+    padded = [
+        [starts[word] for word in words] + [0] * (width - len(words))
+        for starts, words in zip(word_starts, kept, strict=True)
+    ]
+    positions = torch.tensor(padded, dtype=torch.long).view(len(kept), width)
+    mask = torch.arange(width) < torch.tensor([len(words) for words in kept]).unsqueeze(1)
+    rows = torch.arange(len(kept), device=logits.device).unsqueeze(1)
+    # Decoding is a few small steps per word: cheaper on CPU than one device sync per step.
+    return kept, logits[rows, positions.to(logits.device)].float().cpu(), mask
+
+
 def tag_words(crf: CRF | None, emissions: torch.Tensor, mask: torch.Tensor) -> list[tuple[list[int], list[float]]]:
     """Per row of emissions [B, W, T], over its words (`mask` [B, W], a prefix per row): the tag of each word
     and its probability, by Viterbi + marginals with a CRF, else per-word argmax."""

@@ -4,6 +4,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mtst.cli import app
@@ -46,6 +48,21 @@ def test_first_last_pooling_concatenates_a_words_first_and_last_subtoken():
     assert torch.equal(pooled[1], torch.cat([s[1], s[2]])) and torch.equal(pooled[2], torch.cat([s[1], s[2]]))
     assert torch.equal(pooled[3], torch.cat([s[3], s[3]]))
     assert torch.equal(pooled[0], torch.cat([s[0], s[0]]))
+
+
+@given(st.lists(st.lists(st.integers(1, 4), max_size=5), min_size=1, max_size=3), st.integers(0, 3))
+@settings(max_examples=60, deadline=None)
+def test_first_last_pooling_matches_a_word_by_word_reference(sentences, padding):
+    """Random batches of [CLS] words [SEP] [PAD]...: each word's first and last sub-token, by hand."""
+    rows = [[NO_WORD] + [w for w, pieces in enumerate(s) for _ in range(pieces)] + [NO_WORD] for s in sentences]
+    width = max(map(len, rows)) + padding
+    word_ids = torch.tensor([row + [NO_WORD] * (width - len(row)) for row in rows])
+    states = torch.randn(len(rows), width, 3)
+    pooled = pool_subtokens(states, word_ids, "first_last")
+    for b, row in enumerate(word_ids.tolist()):
+        for i, word in enumerate(row):
+            span = [j for j, other in enumerate(row) if other == word] if word != NO_WORD else [i]
+            assert torch.equal(pooled[b, i], torch.cat([states[b, span[0]], states[b, span[-1]]]))
 
 
 def test_pooling_without_word_ids_is_refused():

@@ -46,10 +46,13 @@ def pool_subtokens(states: torch.Tensor, word_ids: torch.Tensor | None, pooling:
     if pooling == "mean":
         weights = same_word.to(states.dtype)
         return weights @ states / weights.sum(-1, keepdim=True)
-    positions = torch.arange(states.size(1), device=states.device).expand_as(word_ids)
-    width = states.size(1)
-    first = torch.where(same_word, positions.unsqueeze(1), width).amin(-1)
-    last = torch.where(same_word, positions.unsqueeze(1), -1).amax(-1)
+    # A word's sub-tokens are contiguous, so its first and last positions are i minus the word's sub-tokens
+    # before i and i plus those after. Counted with sums, not min/max over positions: onnxruntime's symbolic
+    # shape inference cannot follow ReduceMin/ReduceMax, and without it its BERT fusions are skipped.
+    positions = torch.arange(states.size(1), device=states.device)
+    up_to = positions.unsqueeze(1) >= positions.unsqueeze(0)  # [S, S]: column j at or before row i
+    first = positions - (same_word & up_to).sum(-1) + 1
+    last = positions + (same_word & ~up_to).sum(-1)
     gather = lambda index: states.gather(1, index.unsqueeze(-1).expand_as(states))  # noqa: E731
     return torch.cat([gather(first), gather(last)], dim=-1)
 

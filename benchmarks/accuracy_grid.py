@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from machine import mean_std as spread
-from machine import started_record, write_result
+from machine import report_grid, started_record, write_result
 from mtst.config import load_config
 
 # One lever at a time against `baseline` (the dataset's config as it is); combine them with `+`.
@@ -291,10 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     args.recorded = recorded_runs(args)  # after the record: the settings written are the command line's
     failed = run_all(args, result)
     collect(args, result)
-    print(table(result))
-    print(f"wrote {args.output}")
-    if failed:
-        sys.exit("failed runs (rerun the same command to retry them):\n  " + "\n  ".join(failed))
+    report_grid(table(result), args.output, failed)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from machine import mean_std as spread
-from machine import plain, started_record, write_result
+from machine import plain, report_grid, started_record, write_result
 from mtst.data.formats.jointbert import read_jointbert
 
 PEERS = Path(__file__).resolve().parent / "peers"
@@ -275,10 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     check_inputs(args)
     result = started_record(args)
     failed = run_grid(args, result)
-    print(table(result))
-    print(f"wrote {args.output}")
-    if failed:
-        sys.exit("failed runs (rerun the same command to retry them):\n  " + "\n  ".join(failed))
+    report_grid(table(result), args.output, failed)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 from pathlib import Path
 
 import torch
@@ -60,6 +61,15 @@ def write_result(record: dict, output: Path) -> None:
     writing leaves the previous file whole, which resumable benchmarks read back."""
     record["load_average_after"] = load_average()
     write_text_atomic(output, json.dumps(record, indent=2) + "\n")
+
+
+def report_grid(table: str, output: Path, failed: list[str]) -> None:
+    """A resumable grid's last words: its table, where it wrote, and, when runs failed, a non-zero exit naming them
+    (a rerun of the same command retries just those)."""
+    print(table)
+    print(f"wrote {output}")
+    if failed:
+        sys.exit("failed runs (rerun the same command to retry them):\n  " + "\n  ".join(failed))
 
 
 def percentile(values: list[float], share: float) -> float:

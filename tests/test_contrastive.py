@@ -59,3 +59,25 @@ def test_a_run_with_the_warm_up_trains_and_logs_it(tiny_config, caplog):
     with caplog.at_level("INFO", logger="mtst.training.contrastive"):
         summary = train(config)
     assert f"{2 * 2 * len(TOY_SENTENCES)} pairs" in caplog.text and summary["test"]["intent.accuracy"] >= 0
+
+
+def test_the_head_can_start_as_setfits_logistic_regression_on_the_warmed_up_embeddings(tiny_model, tiny_config):
+    from mtst.data import load_splits
+
+    train = load_splits(tiny_config.data).train
+    task, head = tiny_model.tasks["intent"], tiny_model.heads["intent"]
+    gold = torch.tensor([task.label_to_id[ex.annotations["label"]] for ex in train])
+    torch.manual_seed(0)
+    config = ContrastiveConfig(task="intent", epochs=3, lr=1e-3, head_init="logistic_regression")
+    contrastive_warmup(tiny_model, train, config, seed=0)
+    tiny_model.eval()
+    batch = tiny_model.tokenizer([ex.text for ex in train], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        embedded = tiny_model.embed(batch["input_ids"], batch["attention_mask"])["sentence_embedding"]
+        logits = head.classifier(embedded)
+    assert (logits.argmax(-1) == gold).float().mean() == 1.0  # the fit separates the train sentences
+
+
+def test_head_init_is_checked():
+    with pytest.raises(ValueError, match="head_init"):
+        ContrastiveConfig(task="intent", head_init="prototypes")

@@ -25,6 +25,10 @@ summarised too. The summary holds, per K and system, mean ± std over seeds (poi
 and sentence accuracy too for the mtst systems) and of wall seconds; and per K the paired per-seed difference of
 each mtst system minus SetFit in intent accuracy. `--markdown` prints the table of an existing result file for
 BENCHMARKS.md, training nothing.
+
+`--evaluate-on dev` is for choosing a few-shot option without looking at test: every run is scored on the corpus's
+dev split less the K-per-intent dev sentences that run early-stopped on (held out from everything it saw), in
+folders of their own (`kK-sS-on-dev`), and the rows hold `dev` scores instead of `test`.
 """
 
 from __future__ import annotations
@@ -48,22 +52,28 @@ sys.path.insert(0, str(PEERS))
 import paired  # noqa: E402
 import score  # noqa: E402
 import setfit_peer  # noqa: E402
+from peer_io import read_split, write_split  # noqa: E402
 
 SYSTEMS = ("setfit", "mtst", "mtst-contrastive")
 PEER = "setfit"  # the system every mtst system is differenced against
 SETFIT_PYTHON = PEERS / ".venvs" / "setfit" / "bin" / "python"
 # An earlier result file's rows are reused only when it was written with these settings unchanged.
-RECORD_KEYS = ("dataset", "data_dir", "epochs", "config", "contrastive_config")
+RECORD_KEYS = ("dataset", "data_dir", "epochs", "config", "contrastive_config", "evaluate_on")
+UNRECORDED = {"evaluate_on": "test"}  # what a file written before the setting existed was run with
 # (score key, column title) of the table; SetFit has intent accuracy only.
 COLUMNS = (("intent_accuracy", "intent acc"), ("slot_f1", "slot F1"), ("sentence_accuracy", "sentence acc"))
 
 
+def _draw_name(args, shots: int, seed: int) -> str:
+    return f"k{shots}-s{seed}" + ("-on-dev" if args.evaluate_on == "dev" else "")
+
+
 def data_folder(args, shots: int, seed: int) -> Path:
-    return args.runs / args.dataset / "data" / f"k{shots}-s{seed}"
+    return args.runs / args.dataset / "data" / _draw_name(args, shots, seed)
 
 
 def run_folder(args, shots: int, seed: int, system: str) -> Path:
-    return args.runs / args.dataset / f"k{shots}-s{seed}" / system
+    return args.runs / args.dataset / _draw_name(args, shots, seed) / system
 
 
 def draw(args, shots: int, seed: int) -> Path:
@@ -71,6 +81,10 @@ def draw(args, shots: int, seed: int) -> Path:
     every time, so rewriting it before a run is harmless."""
     folder = data_folder(args, shots, seed)
     setfit_peer.subset(argparse.Namespace(data_dir=str(args.data_dir), shots=shots, seed=seed, output=str(folder)))
+    if args.evaluate_on == "dev":  # the folder's test split becomes the dev sentences this draw did not take
+        drawn = {(tuple(s.words), s.intent) for s in read_split(folder, "dev")}
+        held_out = [s for s in read_split(args.data_dir, "dev") if (tuple(s.words), s.intent) not in drawn]
+        write_split(folder / "test", held_out)
     return folder
 
 
@@ -88,8 +102,8 @@ def launch(command: list[str], log, env: dict[str, str]) -> int:
     return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
 
 
-def finished_row(run: Path, shots: int, seed: int, system: str, wall_seconds: float, examples) -> dict:
-    """A finished run's test scores (fractions, as score.py writes them), its wall time and its run record."""
+def finished_row(run: Path, shots: int, seed: int, system: str, wall_seconds: float, examples, split: str) -> dict:
+    """A finished run's scores on `split` (fractions, as score.py writes them), its wall time and run record."""
     record = json.loads((run / "run.json").read_text())
     return {
         "shots": shots,
@@ -99,7 +113,7 @@ def finished_row(run: Path, shots: int, seed: int, system: str, wall_seconds: fl
         "wall_seconds": round(wall_seconds, 1),
         "train_seconds": record.get("train_seconds"),
         "train_peak_rss_mb": record.get("train_peak_rss_mb"),
-        "test": score.score_run(run, examples),
+        split: score.score_run(run, examples),
     }
 
 
@@ -109,7 +123,7 @@ def recorded_rows(args) -> dict[tuple[int, int, str], dict]:
         return {}
     earlier = json.loads(args.output.read_text())
     settings = earlier.get("settings", {})
-    changed = [key for key in RECORD_KEYS if settings.get(key) != plain(getattr(args, key))]
+    changed = [key for key in RECORD_KEYS if settings.get(key, UNRECORDED.get(key)) != plain(getattr(args, key))]
     if changed:
         print(f"{args.output} was written with other {', '.join(changed)}: its runs are not reused", flush=True)
         return {}
@@ -124,7 +138,7 @@ def summarise(rows: list[dict]) -> dict:
         at_k = [row for row in rows if row["shots"] == shots]
         systems: dict[str, dict[int, dict[str, float]]] = {}
         for row in at_k:
-            scores = {key: 100 * value for key, value in row["test"].items() if value is not None}
+            scores = {key: 100 * value for key, value in _scores(row).items() if value is not None}
             systems.setdefault(row["system"], {})[row["seed"]] = scores
         ordered = {name: systems[name] for name in sorted(systems, key=_order)}
         result = paired.summarise(ordered, [name for name in ordered if name != PEER])
@@ -138,6 +152,10 @@ def summarise(rows: list[dict]) -> dict:
             pair["intent_accuracy_difference"] = spread(pair["deltas"]["intent_accuracy"])
         summary[str(shots)] = result
     return summary
+
+
+def _scores(row: dict) -> dict:
+    return row["test"] if "test" in row else row["dev"]
 
 
 def _order(system: str) -> int:
@@ -158,7 +176,9 @@ def _cell(stats: dict | None, pattern: str = "{:.2f}", scale: float = 1.0) -> st
 
 def table(result: dict) -> str:
     """The BENCHMARKS.md tables: mean ± std over seeds per K and system, then the paired differences."""
-    lines = [
+    on_dev = result.get("settings", {}).get("evaluate_on") == "dev"
+    lines = ["Scored on dev, less the K-per-intent dev sentences each run early-stopped on:", ""] if on_dev else []
+    lines += [
         "| K | system | seeds | " + " | ".join(title for _, title in COLUMNS) + " | wall per run (min) |",
         "|---|---|---|" + "---|" * len(COLUMNS) + "---|",
     ]
@@ -200,7 +220,6 @@ def check_inputs(args) -> None:
 def run_grid(args, result: dict) -> list[str]:
     """Trains the runs that have no row yet, K by K, seed by seed; the result file is rewritten after each."""
     rows = recorded_rows(args)
-    examples = read_jointbert(args.data_dir / "test")
     grid = [(shots, seed, system) for shots in args.shots for seed in args.seeds for system in args.systems]
     pending = [key for key in grid if key not in rows]
     print(f"{len(pending)} of {len(grid)} runs to train in {args.runs / args.dataset}", flush=True)
@@ -227,13 +246,14 @@ def run_grid(args, result: dict) -> list[str]:
             print(f"FAILED {failed[-1]}", flush=True)
             continue
         try:
-            rows[(shots, seed, system)] = finished_row(run, shots, seed, system, wall, examples)
+            examples = read_jointbert(data_folder(args, shots, seed) / "test")
+            rows[(shots, seed, system)] = finished_row(run, shots, seed, system, wall, examples, args.evaluate_on)
         except (SystemExit, OSError, ValueError) as error:  # no or bad predictions: score.py says which line
             failed.append(f"{name}: {error}")
             print(f"FAILED {failed[-1]}", flush=True)
             continue
         save(args, result, rows)
-        accuracy = 100 * rows[(shots, seed, system)]["test"]["intent_accuracy"]
+        accuracy = 100 * _scores(rows[(shots, seed, system)])["intent_accuracy"]
         print(f"done {name}: intent accuracy {accuracy:.2f} in {wall:.0f} s", flush=True)
     save(args, result, rows)
     return failed
@@ -255,6 +275,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--setfit-python", type=Path, default=SETFIT_PYTHON, help="default: SetFit's peer venv")
     parser.add_argument("--runs", type=Path, default=Path("runs/fewshot"))
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/fewshot_DATASET.json")
+    parser.add_argument(
+        "--evaluate-on", choices=["test", "dev"], default="test", help="dev: score on dev less the drawn dev sentences"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the tables of --output; train nothing")
     args = parser.parse_args(argv)
     args.config = args.config or Path("configs") / f"{args.dataset}.yaml"

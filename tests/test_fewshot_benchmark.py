@@ -210,3 +210,39 @@ def test_fewshot_grid_trains_the_mtst_systems_for_real(fewshot, tiny_encoder_dir
         assert 0 <= row["test"]["intent_accuracy"] <= 1 and row["test"]["slot_f1"] is not None
         assert row["wall_seconds"] > 0 and row["train_seconds"] > 0
     assert result["settings"]["systems"] == ["mtst", "mtst-contrastive"] and "load_average_after" in result
+
+
+class GoldLauncher(FakeLauncher):
+    """Predicts the gold labels of whatever the run's data folder holds as its test split."""
+
+    def __call__(self, command: list[str], log, env: dict) -> int:
+        run, data = Path(option(command, "--output")), Path(option(command, "--data-dir")) / "test"
+        self.launched.append((run.parent.name, run.name))
+        run.mkdir(parents=True)
+        intents, tags = (data / "label").read_text().split("\n")[:-1], (data / "seq.out").read_text().split("\n")[:-1]
+        rows = [{"intent": intent, "tags": line.split()} for intent, line in zip(intents, tags, strict=True)]
+        (run / "predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (run / "run.json").write_text(json.dumps({"train_seconds": 3.0, "train_peak_rss_mb": 100.0}))
+        return 0
+
+
+def test_evaluate_on_dev_scores_the_dev_sentences_no_run_saw_and_keeps_apart_from_test(
+    fewshot, grid_argv, tmp_path, monkeypatch, capsys
+):
+    output, runs = tmp_path / "fewshot.json", tmp_path / "runs" / "snips"
+    fake = GoldLauncher(output)
+    monkeypatch.setattr(fewshot, "launch", fake)
+    fewshot.main([*grid_argv, "--shots", "1", "--seeds", "1", "--systems", "mtst", "--evaluate-on", "dev"])
+    assert fake.launched == [("k1-s1-on-dev", "mtst")]
+    folder = runs / "data" / "k1-s1-on-dev"
+    drawn = set((folder / "dev" / "seq.in").read_text().splitlines())
+    held_out = (folder / "test" / "seq.in").read_text().splitlines()
+    assert len(drawn) == 2 and len(held_out) == len(TOY_SENTENCES) - 2 and not drawn & set(held_out)
+    result = json.loads(output.read_text())
+    [row] = result["runs"]
+    assert "test" not in row and row["dev"]["intent_accuracy"] == 1.0
+    assert result["summary"]["1"]["systems"]["mtst"]["intent_accuracy"]["mean"] == 100.0
+    assert "Scored on dev" in capsys.readouterr().out
+    # The test grid does not reuse the dev grid's rows, nor its folders.
+    fewshot.main([*grid_argv, "--shots", "1", "--seeds", "1", "--systems", "mtst"])
+    assert fake.launched[1:] == [("k1-s1", "mtst")] and (runs / "data" / "k1-s1" / "test").is_dir()

@@ -35,6 +35,10 @@ METRICS = {"intent": "intent.accuracy", "slot_f1": "slots.f1", "sentence": "sent
 
 
 def train_command(args, seed: int) -> list[str]:
+    """A fresh run, or `--resume` of one a stopped session left half done (its training_state/ and config.yaml)."""
+    run = run_dir(args, seed)
+    if (run / "training_state").is_dir() and (run / "config.yaml").is_file():
+        return [sys.executable, "-m", "mtst", "train", "--resume", str(run)]
     return [
         sys.executable, "-m", "mtst", "train",
         "--config", str(args.config),

@@ -4,7 +4,8 @@ python benchmarks/multi_intent.py mixatis --data-dir ../shared/data/mixatis [--s
 
 Trains each seed that has no finished run yet (`mtst train --config configs/DATASET.yaml --data-dir DIR
 --output-dir runs/multi_intent/CONFIG[-eN]/seed-S --seed S [--epochs N]`, one process per seed, `--jobs` at a
-time, as benchmarks/accuracy.py does), reads each best checkpoint's test metrics from its summary.json, and writes
+time, as benchmarks/accuracy.py does; a run a stopped session left half done continues with `mtst train --resume`),
+reads each best checkpoint's test metrics from its summary.json, and writes
 benchmarks/results/multi_intent_DATASET.json with mean ± std of the benchmarks' three numbers and a Markdown table.
 With `--from-grid benchmarks/results/grid_DATASET.json [--variant NAME]` it trains nothing and reads the seeds'
 dev and test metrics from an accuracy_grid.py result file instead (the grid's config and budget).

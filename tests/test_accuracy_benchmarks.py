@@ -383,6 +383,16 @@ def test_multi_intent_script_reports_the_three_numbers_over_seeds_beside_the_pub
     (runs / "tiny-multilabel" / "seed-1.log").unlink()
     multi_intent.main(argv)
     assert not (runs / "tiny-multilabel" / "seed-1.log").exists()
+    # A run a stopped session left half done continues from its training state instead of starting over.
+    interrupted = runs / "tiny-multilabel" / "seed-2"
+    (interrupted / "summary.json").unlink()
+    (interrupted / "training_state").mkdir(exist_ok=True)
+    import accuracy
+
+    command = accuracy.train_command(multi_intent.parse_args(argv), 2)
+    assert command[-3:] == ["train", "--resume", str(interrupted)]
+    multi_intent.main(argv)
+    assert (interrupted / "summary.json").is_file()
 
 
 def test_multi_intent_script_reads_a_grid_result_file_without_training(

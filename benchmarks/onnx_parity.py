@@ -26,7 +26,7 @@ from mtst.inference.onnx import OnnxModel, onnx_path
 from mtst.inference.runner import run_model
 from mtst.model.multitask import MultiTaskModel
 
-TARGET = {"speedup": 2.5, "agreement": 0.995, "f1_points": 0.5}  # int8 vs eager, from the benchmarks issue
+TARGET = {"speedup": 2.5, "agreement": 0.995, "f1_points": 0.3}  # int8 vs eager: issue 27 (speed round two)
 
 
 def load_backends(checkpoint: Path, threads: int) -> dict:

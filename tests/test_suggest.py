@@ -110,3 +110,33 @@ def test_a_pool_is_read_by_its_reader_or_as_lines(tmp_path):
     records = tmp_path / "pool.jsonl"
     records.write_text(json.dumps({"text": "play queen", "label": None}) + "\n")
     assert read_pool(records) == ["play queen"]
+
+
+def test_batched_mnlp_is_each_sentences_own_best_path_probability_per_word():
+    """One Viterbi for the batch gives each row what enumerating its tag sequences gives: -log max P / words."""
+    import itertools
+
+    from mtst.model.crf import CRF
+    from mtst.tasks.uncertainty import mnlp_batch
+
+    torch.manual_seed(0)
+    crf = CRF(["O", "B-city", "I-city"])
+    with torch.no_grad():
+        for parameter in (crf.start, crf.end, crf.transitions):
+            parameter.normal_()
+    emissions = torch.randn(3, 4, 3)
+    mask = torch.tensor([[True] * 4, [True, True, False, False], [False] * 4])
+    batched = mnlp_batch(emissions, mask, crf)
+    for row, words in enumerate(mask.sum(1).tolist()[:2]):
+        paths = torch.tensor(list(itertools.product(range(3), repeat=words)))
+        with torch.no_grad():
+            every = crf.neg_log_likelihood(
+                emissions[row, :words].expand(len(paths), -1, -1),
+                paths,
+                torch.ones(len(paths), words, dtype=torch.bool),
+            )
+        assert batched[row] == pytest.approx(every.min().item() / words, rel=1e-5)
+        assert mnlp(emissions[row, :words], crf) == pytest.approx(batched[row], rel=1e-5)
+    assert batched[2] == 0.0  # no words, nothing to be unsure about
+    plain = mnlp_batch(emissions, mask)
+    assert plain[1] == pytest.approx(mnlp(emissions[1, :2]))

@@ -53,8 +53,7 @@ def uncertainties(model, texts: Sequence[str], mc_samples: int = 8, batch_size: 
         embedded = {**model.embed(batch["input_ids"], batch["attention_mask"]), "word_ids": batch["word_ids"]}
         logits = model.run_heads(embedded)[0]
         samples = _dropout_passes(model, embedded, mc_samples)
-        for row, feature in enumerate(chunk):
-            rows.append(_row(model, logits, samples, row, feature.word_starts))
+        rows += _rows(model, logits, samples, [feature.word_starts for feature in chunk])
         embeddings.append(torch.nn.functional.normalize(embedded["sentence_embedding"].float(), dim=-1))
     model.train(was_training)
     return rows, torch.cat(embeddings) if embeddings else torch.empty(0)
@@ -70,15 +69,17 @@ def _dropout_passes(model, embedded: dict, count: int) -> list[dict]:
     return passes
 
 
-def _row(model, logits: dict, samples: list[dict], row: int, word_starts) -> dict[str, float]:
-    values = {}
+def _rows(model, logits: dict, samples: list[dict], word_starts: list) -> list[dict[str, float]]:
+    """Each sentence of the batch: its uncertainties by `task.measure`."""
+    rows = [{} for _ in word_starts]
     for name, task in model.tasks.items():
-        sampled = [sample[name][row] for sample in samples]
-        measures = task.uncertainty(logits[name][row], sampled, word_starts, model.heads[name])
-        values |= {f"{name}.{measure}": value for measure, value in measures.items()}
+        sampled = [sample[name] for sample in samples]
+        measured = task.uncertainties(logits[name], sampled, word_starts, model.heads[name])
+        for values, measures in zip(rows, measured, strict=True):
+            values |= {f"{name}.{measure}": value for measure, value in measures.items()}
     if not samples:  # no dropout passes taken: BALD was not measured
-        values = {key: value for key, value in values.items() if not key.endswith(".bald")}
-    return values
+        rows = [{key: value for key, value in values.items() if not key.endswith(".bald")} for values in rows]
+    return rows
 
 
 def scores(rows: list[dict[str, float]], strategy: str, seed: int = 13) -> list[float]:

@@ -74,6 +74,13 @@ class CRF(nn.Module):
         return torch.logsumexp(alpha + self.end, dim=1)
 
     @torch.no_grad()
+    def best_path_neg_log_likelihood(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """-log P(Viterbi path) per row of emissions [B, W, T] (`mask` [B, W], a prefix per row, >= 1 word)."""
+        emissions = emissions.float()
+        paths = self._viterbi(emissions, mask, *self._scores())
+        return self.neg_log_likelihood(emissions, paths, mask)
+
+    @torch.no_grad()
     def decode(self, emissions: torch.Tensor) -> tuple[list[int], list[float]]:
         """The best tag path of one sentence (emissions [W, T]) and each word's marginal probability of it."""
         mask = torch.ones(1, emissions.size(0), dtype=torch.bool, device=emissions.device)

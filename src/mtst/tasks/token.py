@@ -28,7 +28,7 @@ from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
 from mtst.tasks.spans import classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
 from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights, word_emissions
-from mtst.tasks.uncertainty import bald, mnlp
+from mtst.tasks.uncertainty import bald, mnlp_batch
 
 
 @dataclass
@@ -227,12 +227,12 @@ class TokenTask(TokenTaskConfig, Task):
             predictions.append(TokenPrediction(tags, tag_scores))
         return predictions
 
-    def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
-        words = [start for start in word_starts if start is not None]
-        if not words:
-            return {}
-        sampled = [sample[words].float().softmax(-1) for sample in samples]
-        return {"mnlp": mnlp(logits[words].float(), head.crf), "bald": bald(sampled)}
+    def uncertainties(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> list[dict]:
+        kept, emissions, mask = word_emissions(logits, word_starts)
+        sampled = [word_emissions(sample, word_starts)[1].softmax(-1) for sample in samples]
+        scores = mnlp_batch(emissions, mask, head.crf)
+        rows = [(row, len(words)) for row, words in enumerate(kept)]
+        return [{"mnlp": scores[i], "bald": bald([p[i, :n] for p in sampled])} if n else {} for i, n in rows]
 
     def _condition_penalty(self, sentence_label: str) -> torch.Tensor:
         """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""

@@ -34,8 +34,19 @@ def bald(samples: list[torch.Tensor]) -> float:
 def mnlp(emissions: torch.Tensor, crf=None) -> float:
     """-log P(best tag sequence) / words: with a CRF its Viterbi path's probability, else the product of each
     word's most likely tag. `emissions` [W, T]."""
+    return mnlp_batch(emissions.unsqueeze(0), torch.ones(1, emissions.size(0), dtype=torch.bool), crf)[0]
+
+
+def mnlp_batch(emissions: torch.Tensor, mask: torch.Tensor, crf=None) -> list[float]:
+    """`mnlp` of each row of emissions [B, W, T] over its words (`mask` [B, W], a prefix per row), in one
+    Viterbi and one forward pass for the whole batch; a row without words gets 0."""
+    lengths = mask.sum(1)
     if crf is None:
-        return float(-emissions.log_softmax(-1).max(-1).values.mean())
-    path = torch.tensor(crf.decode(emissions)[0])
-    mask = torch.ones(1, len(path), dtype=torch.bool)
-    return float(crf.neg_log_likelihood(emissions.unsqueeze(0), path.unsqueeze(0), mask)[0]) / len(path)
+        best = -emissions.float().log_softmax(-1).max(-1).values
+        total = (best * mask).sum(1)
+    else:
+        total = torch.zeros(len(lengths))
+        some = lengths > 0
+        if some.any():
+            total[some] = crf.best_path_neg_log_likelihood(emissions[some], mask[some]).float()
+    return (total / lengths.clamp(min=1)).tolist()

@@ -81,3 +81,19 @@ def test_the_head_can_start_as_setfits_logistic_regression_on_the_warmed_up_embe
 def test_head_init_is_checked():
     with pytest.raises(ValueError, match="head_init"):
         ContrastiveConfig(task="intent", head_init="prototypes")
+
+
+def test_a_run_of_too_few_optimizer_steps_says_how_to_train_longer(tiny_config, caplog, monkeypatch):
+    from mtst.training import optim
+    from mtst.training.loop import train
+
+    with caplog.at_level("WARNING", logger="mtst.training.optim"):
+        train(tiny_config.model_copy(deep=True))
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "mtst.training.optim"]
+    epochs = tiny_config.train.epochs
+    assert f"optimizer steps ({epochs} epochs of" in warning and "raise train.epochs" in warning
+    caplog.clear()
+    monkeypatch.setattr(optim, "FEW_STEPS", 1)
+    with caplog.at_level("WARNING", logger="mtst.training.optim"):
+        train(tiny_config.model_copy(deep=True))
+    assert not [r for r in caplog.records if r.name == "mtst.training.optim"]

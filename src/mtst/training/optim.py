@@ -3,6 +3,8 @@ strategy's parameter groups and the learned loss weights, with warm-up and cosin
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 from transformers import get_cosine_schedule_with_warmup
@@ -12,6 +14,12 @@ from mtst.training.loss_weighting import WeightedModel
 from mtst.training.param_groups import decay_groups
 from mtst.training.rowwise import RowwiseAdamW
 from mtst.training.strategies import Strategy
+
+logger = logging.getLogger(__name__)
+# A whole run under this many optimizer steps is few-shot territory: with 8 SNIPS sentences per intent an epoch is
+# two steps, and 20 epochs (40 steps) left the heads far from trained while 60 did much better on dev
+# (BENCHMARKS.md, "Few-shot intents").
+FEW_STEPS = 100
 
 # torch's AdamW kernels: "fused" (one kernel per parameter group, CPU and CUDA since torch 2.4), "foreach"
 # (batched tensor ops, torch's default on CUDA) and "for-loop" (one parameter at a time, torch's default on
@@ -44,6 +52,15 @@ def build_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW over every parameter that trains in some epoch (the strategy's groups, then the learned loss
     weights at the head LR without decay), with linear warm-up and cosine decay over `total_steps`."""
+    if total_steps < FEW_STEPS:
+        logger.warning(
+            "the whole run is %d optimizer steps (%d epochs of %d): too few to train the heads; with few examples "
+            "per label raise train.epochs (and train.patience) to take %d or more (README, 'Few examples per intent')",
+            total_steps,
+            cfg.epochs,
+            total_steps // max(cfg.epochs, 1),
+            FEW_STEPS,
+        )
     groups = strategy.parameter_groups(module.model, cfg)
     loss_weights = list(module.loss_weighting.parameters())
     if loss_weights:

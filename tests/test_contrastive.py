@@ -83,17 +83,16 @@ def test_head_init_is_checked():
         ContrastiveConfig(task="intent", head_init="prototypes")
 
 
-def test_a_run_of_too_few_optimizer_steps_says_how_to_train_longer(tiny_config, caplog, monkeypatch):
-    from mtst.training import optim
-    from mtst.training.loop import train
+def test_a_run_of_too_few_optimizer_steps_says_how_to_train_longer(tiny_model, tiny_config, caplog):
+    from mtst.training.loss_weighting import WeightedModel, build_loss_weighting
+    from mtst.training.optim import FEW_STEPS, build_optimizer
 
-    with caplog.at_level("WARNING", logger="mtst.training.optim"):
-        train(tiny_config.model_copy(deep=True))
-    [warning] = [r.getMessage() for r in caplog.records if r.name == "mtst.training.optim"]
+    module = WeightedModel(tiny_model, build_loss_weighting(tiny_config))
     epochs = tiny_config.train.epochs
-    assert f"optimizer steps ({epochs} epochs of" in warning and "raise train.epochs" in warning
-    caplog.clear()
-    monkeypatch.setattr(optim, "FEW_STEPS", 1)
     with caplog.at_level("WARNING", logger="mtst.training.optim"):
-        train(tiny_config.model_copy(deep=True))
-    assert not [r for r in caplog.records if r.name == "mtst.training.optim"]
+        build_optimizer(module, tiny_config.strategy, tiny_config.train, total_steps=3 * epochs)
+        [warning] = [record.getMessage() for record in caplog.records]
+        caplog.clear()
+        build_optimizer(module, tiny_config.strategy, tiny_config.train, total_steps=FEW_STEPS)
+    assert f"run is {3 * epochs} optimizer steps ({epochs} epochs of 3)" in warning and "raise train.epochs" in warning
+    assert not caplog.records  # a run of FEW_STEPS or more says nothing

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from accuracy_grid import train_command as grid_train_command
 from conditioned_decoding import conditioned
 from machine import mean_std as spread
 from machine import started_record, write_result
@@ -35,17 +36,12 @@ METRICS = {"intent": "intent.accuracy", "slot_f1": "slots.f1", "sentence": "sent
 
 
 def train_command(args, seed: int) -> list[str]:
-    """A fresh run, or `--resume` of one a stopped session left half done (its training_state/ and config.yaml)."""
-    run = run_dir(args, seed)
-    if (run / "training_state").is_dir() and (run / "config.yaml").is_file():
-        return [sys.executable, "-m", "mtst", "train", "--resume", str(run)]
-    return [
-        sys.executable, "-m", "mtst", "train",
-        "--config", str(args.config),
-        "--data-dir", str(args.data_dir),
-        "--output-dir", str(run_dir(args, seed)),
-        "--seed", str(seed),
-    ] + (["--epochs", str(args.epochs)] if args.epochs else [])  # fmt: skip
+    """accuracy_grid's command (a fresh run, or `--resume` of one a stopped session left half done) with this
+    script's data folder and budget on a fresh run (a resumed one keeps its own)."""
+    command = grid_train_command(args.config, run_dir(args, seed), seed)
+    if "--resume" in command:
+        return command
+    return [*command, "--data-dir", str(args.data_dir)] + (["--epochs", str(args.epochs)] if args.epochs else [])
 
 
 def run_dir(args, seed: int) -> Path:

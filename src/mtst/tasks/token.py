@@ -228,11 +228,11 @@ class TokenTask(TokenTaskConfig, Task):
         return predictions
 
     def uncertainties(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> list[dict]:
-        kept, emissions, mask = word_emissions(logits, word_starts)
+        _, emissions, mask = word_emissions(logits, word_starts)
         sampled = [word_emissions(sample, word_starts)[1].softmax(-1) for sample in samples]
-        scores = mnlp_batch(emissions, mask, head.crf)
-        rows = [(row, len(words)) for row, words in enumerate(kept)]
-        return [{"mnlp": scores[i], "bald": bald([p[i, :n] for p in sampled])} if n else {} for i, n in rows]
+        scores, lengths = mnlp_batch(emissions, mask, head.crf), mask.sum(1).tolist()
+        rows = enumerate(lengths)  # a row without words has nothing to be unsure about
+        return [{"mnlp": scores[r], "bald": bald([p[r, :n] for p in sampled])} if n else {} for r, n in rows]
 
     def _condition_penalty(self, sentence_label: str) -> torch.Tensor:
         """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""

@@ -274,7 +274,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--setfit-python", type=Path, default=SETFIT_PYTHON, help="default: SetFit's peer venv")
     parser.add_argument("--runs", type=Path, default=Path("runs/fewshot"))
-    parser.add_argument("--output", type=Path, help="default: benchmarks/results/fewshot_DATASET.json")
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/fewshot_DATASET[_dev].json")
     parser.add_argument(
         "--evaluate-on", choices=["test", "dev"], default="test", help="dev: score on dev less the drawn dev sentences"
     )
@@ -284,7 +284,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.contrastive_config = args.contrastive_config or Path(
         f"benchmarks/peers/configs/{args.dataset}-contrastive.yaml"
     )
-    args.output = args.output or Path("benchmarks/results") / f"fewshot_{args.dataset}.json"
+    on_dev = "_dev" if args.evaluate_on == "dev" else ""  # a dev screen never rewrites the test grid's file
+    args.output = args.output or Path("benchmarks/results") / f"fewshot_{args.dataset}{on_dev}.json"
     return args
 
 

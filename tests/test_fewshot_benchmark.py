@@ -243,6 +243,8 @@ def test_evaluate_on_dev_scores_the_dev_sentences_no_run_saw_and_keeps_apart_fro
     assert "test" not in row and row["dev"]["intent_accuracy"] == 1.0
     assert result["summary"]["1"]["systems"]["mtst"]["intent_accuracy"]["mean"] == 100.0
     assert "Scored on dev" in capsys.readouterr().out
+    default_output = fewshot.parse_args(["snips", "--data-dir", "d", "--evaluate-on", "dev"]).output
+    assert default_output.name == "fewshot_snips_dev.json"  # never the test grid's file
     # The test grid does not reuse the dev grid's rows, nor its folders.
     fewshot.main([*grid_argv, "--shots", "1", "--seeds", "1", "--systems", "mtst"])
     assert fake.launched[1:] == [("k1-s1", "mtst")] and (runs / "data" / "k1-s1" / "test").is_dir()

@@ -70,7 +70,7 @@ def _dropout_passes(model, embedded: dict, count: int) -> list[dict]:
 
 
 def _rows(model, logits: dict, samples: list[dict], word_starts: list) -> list[dict[str, float]]:
-    """Each sentence of the batch: its uncertainties by `task.measure`."""
+    """Each sentence of the batch: its uncertainties, keyed `TASK.MEASURE` (`intent.margin`, `slots.mnlp`)."""
     rows = [{} for _ in word_starts]
     for name, task in model.tasks.items():
         sampled = [sample[name] for sample in samples]

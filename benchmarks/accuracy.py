@@ -36,12 +36,9 @@ METRICS = {"intent": "intent.accuracy", "slot_f1": "slots.f1", "sentence": "sent
 
 
 def train_command(args, seed: int) -> list[str]:
-    """accuracy_grid's command (a fresh run, or `--resume` of one a stopped session left half done) with this
-    script's data folder and budget on a fresh run (a resumed one keeps its own)."""
-    command = grid_train_command(args.config, run_dir(args, seed), seed)
-    if "--resume" in command:
-        return command
-    return [*command, "--data-dir", str(args.data_dir)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+    """accuracy_grid's command (a fresh run, or `--resume` of one a stopped session left half done)."""
+    budget = ["--epochs", str(args.epochs)] if args.epochs else []
+    return grid_train_command(args.config, run_dir(args, seed), seed, ["--data-dir", str(args.data_dir), *budget])
 
 
 def run_dir(args, seed: int) -> Path:

@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -123,11 +124,13 @@ def write_variant_config(args, name: str, settings: dict[str, object]) -> Path:
     return path
 
 
-def train_command(config: Path, run: Path, seed: int) -> list[str]:
+def train_command(config: Path, run: Path, seed: int, fresh_flags: Sequence[str] = ()) -> list[str]:
+    """A fresh run (with `fresh_flags`, e.g. `--data-dir D`), or `--resume` of an interrupted one: that keeps its
+    own config.yaml, which already holds what those flags set."""
     mtst_train = [sys.executable, "-m", "mtst", "train"]
     if (run / "training_state").is_dir() and (run / "config.yaml").is_file():
         return [*mtst_train, "--resume", str(run)]
-    return [*mtst_train, "--config", str(config), "--output-dir", str(run), "--seed", str(seed)]
+    return [*mtst_train, "--config", str(config), "--output-dir", str(run), "--seed", str(seed), *fresh_flags]
 
 
 def _kept(metrics: dict) -> dict:

@@ -111,11 +111,6 @@ def write_config(args, variant: str) -> Path:
     return path
 
 
-def command_for(config: Path, data: Path, run: Path, seed: int) -> list[str]:
-    command = train_command(config, run, seed)
-    return command if "--resume" in command else [*command, "--data-dir", str(data)]
-
-
 def launch(command: list[str], log, env: dict[str, str]) -> int:
     return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
 
@@ -171,7 +166,7 @@ def run_all(args, result: dict, corpus: dict[str, list]) -> list[str]:
             run = run_folder(args, variant, seed)
             if (run / "summary.json").is_file():
                 continue
-            command = command_for(config, write_data(args, corpus, variant, seed), run, seed)
+            command = train_command(config, run, seed, ["--data-dir", str(write_data(args, corpus, variant, seed))])
             print(f"start {variant} seed {seed}: {shlex.join(command)}", flush=True)
             log_path = run.parent / f"{run.name}.log"
             with open(log_path, "a") as log:

@@ -3,10 +3,12 @@
 python benchmarks/multi_intent.py mixatis --data-dir ../shared/data/mixatis [--seeds 13 14 15] [--epochs N]
 
 Trains each seed that has no finished run yet (`mtst train --config configs/DATASET.yaml --data-dir DIR
---output-dir runs/multi_intent/CONFIG[-eN]/seed-S --seed S [--epochs N]`, one process per seed, `--jobs` at a
-time, as benchmarks/accuracy.py does; a run a stopped session left half done continues with `mtst train --resume`),
-reads each best checkpoint's test metrics from its summary.json, and writes
-benchmarks/results/multi_intent_DATASET.json with mean ± std of the benchmarks' three numbers and a Markdown table.
+--output-dir runs/multi_intent/CONFIG[-eN]/seed-S --seed S [--epochs N]`, one seed at a time, as
+benchmarks/accuracy.py does; a run a stopped session left half done continues with `mtst train --resume`), reads
+its best checkpoint's test metrics from its summary.json, and rewrites benchmarks/results/multi_intent_DATASET.json
+after every seed with mean ± std of the benchmarks' three numbers over the seeds finished so far and a Markdown
+table. A rerun reads the seeds already in that file back (same dataset, config and epochs) instead of training
+them again: a seed takes hours on one thread, so each one is kept as soon as it ends, even when runs/ is gone.
 With `--from-grid benchmarks/results/grid_DATASET.json [--variant NAME]` it trains nothing and reads the seeds'
 dev and test metrics from an accuracy_grid.py result file instead (the grid's config and budget).
 
@@ -100,19 +102,40 @@ def seed_row(seed: int, summary: dict, keys: dict[str, str]) -> dict:
     }
 
 
-def trained_summaries(args) -> list[dict]:
-    """Each seed's summary.json, training the seeds that have none yet."""
-    train_missing_seeds(args)
-    return [json.loads((run_dir(args, seed) / "summary.json").read_text()) for seed in args.seeds]
+def finished_rows(args) -> dict[int, dict]:
+    """Seeds an earlier run of this command already wrote to `--output`, by seed; none when that file is for another
+    dataset, config or budget."""
+    if not args.output.is_file():
+        return {}
+    previous = json.loads(args.output.read_text())
+    same = (previous.get("dataset"), previous.get("config"), previous.get("epochs"))
+    if same != (args.dataset, str(args.config), args.epochs):
+        return {}
+    return {row["seed"]: row for row in previous.get("per_seed", [])}
 
 
-def grid_summaries(args) -> list[dict]:
+def trained_rows(args, keys: dict[str, str], report) -> list[dict]:
+    """Each seed's row: read back from `--output`, or trained now (one seed at a time) and reported at once."""
+    rows = []
+    done = finished_rows(args)
+    for seed in args.seeds:
+        if seed in done:
+            print(f"seed {seed}: read back from {args.output}")
+            rows.append(done[seed])
+            continue
+        train_missing_seeds(argparse.Namespace(**{**vars(args), "seeds": [seed]}))
+        rows.append(seed_row(seed, json.loads((run_dir(args, seed) / "summary.json").read_text()), keys))
+        report(rows)
+    return rows
+
+
+def grid_rows(args, keys: dict[str, str]) -> list[dict]:
     """Each seed's row of `--variant` in an accuracy_grid.py result file (its dev and test metrics); trains nothing."""
     runs = {row["seed"]: row for row in args.grid.get("runs", []) if row["variant"] == args.variant}
     missing = [seed for seed in args.seeds if seed not in runs]
     if missing:
         sys.exit(f"error: {args.from_grid} has no finished {args.variant!r} run for seeds {missing}")
-    return [runs[seed] for seed in args.seeds]
+    return [seed_row(seed, runs[seed], keys) for seed in args.seeds]
 
 
 def mean_std(rows: list[dict], split: str) -> dict:
@@ -194,24 +217,30 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.config, **{"data.dir": str(args.data_dir)})
     keys = metric_keys(config)  # a config without the multilabel + token pair stops here, before any training
     result = started_record(argparse.Namespace(**{key: value for key, value in vars(args).items() if key != "grid"}))
-    summaries = grid_summaries(args) if args.grid else trained_summaries(args)
-    rows = [seed_row(seed, summary, keys) for seed, summary in zip(args.seeds, summaries, strict=True)]
     result.update(
         dataset=args.dataset,
         config=str(args.config),
         source=f"{args.from_grid}, variant {args.variant}" if args.grid else "runs trained by this script",
         epochs=args.epochs,
-        seeds=args.seeds,
+        seeds_requested=args.seeds,
         metric_keys=keys,
         published=PUBLISHED[args.dataset],
         published_source="../shared/data/README.md (AGIF, GL-GIN and SLIM repository READMEs, `_clean` sets)",
         unreachable=unreachable(config, load_splits(config.data)),
-        mean_std=mean_std(rows, "test"),
-        mean_std_dev=mean_std(rows, "dev"),
-        per_seed=rows,
     )
-    result["above_on_all_three"] = above(result["mean_std"], result["published"])
-    write_result(result, args.output)
+
+    def report(rows: list[dict]) -> None:
+        result.update(
+            seeds=[row["seed"] for row in rows],
+            mean_std=mean_std(rows, "test"),
+            mean_std_dev=mean_std(rows, "dev"),
+            per_seed=rows,
+        )
+        result["above_on_all_three"] = above(result["mean_std"], result["published"])
+        write_result(result, args.output)
+
+    rows = grid_rows(args, keys) if args.grid else trained_rows(args, keys, report)
+    report(rows)
     print(table(result))
 
 

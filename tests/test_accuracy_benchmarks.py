@@ -379,11 +379,14 @@ def test_multi_intent_script_reports_the_three_numbers_over_seeds_beside_the_pub
     printed = capsys.readouterr().out
     assert "| SLIM (Cai et al. 2022, BERT), published | 84.0 | 97.2 | 96.5 |" in printed
     assert "| mixsnips test (2 seeds) | overall acc | intent acc | slot F1 |" in printed
-    # A second call reads the finished runs instead of training again.
+    # Without the result file, a second call reads the finished runs instead of training again.
+    first = json.loads(output.read_text())
+    output.unlink()
     (runs / "tiny-multilabel" / "seed-1.log").unlink()
     multi_intent.main(argv)
     assert not (runs / "tiny-multilabel" / "seed-1.log").exists()
     # A run a stopped session left half done continues from its training state instead of starting over.
+    output.unlink()
     interrupted = runs / "tiny-multilabel" / "seed-2"
     (interrupted / "summary.json").unlink()
     (interrupted / "training_state").mkdir(exist_ok=True)
@@ -393,6 +396,11 @@ def test_multi_intent_script_reports_the_three_numbers_over_seeds_beside_the_pub
     assert command[-3:] == ["train", "--resume", str(interrupted)]
     multi_intent.main(argv)
     assert (interrupted / "summary.json").is_file()
+    # Each seed is in the result file as soon as it ends: with runs/ gone, a rerun reads them back from it.
+    shutil.rmtree(runs)
+    multi_intent.main(argv)
+    assert not runs.exists()
+    assert json.loads(output.read_text())["per_seed"][0] == first["per_seed"][0]
 
 
 def test_multi_intent_script_reads_a_grid_result_file_without_training(

@@ -42,10 +42,10 @@ def random_crf(labels=LABELS, seed=0) -> CRF:
 
 def path_scores(crf: CRF, emissions: torch.Tensor) -> dict[tuple[int, ...], float]:
     """Every tag path of one sentence with its unnormalised log score, by enumeration."""
-    start, transitions = crf._scores()
+    start, transitions, end = crf._scores(emissions.device)
     scores = {}
     for path in itertools.product(range(emissions.size(1)), repeat=emissions.size(0)):
-        score = start[path[0]] + crf.end[path[-1]] + sum(emissions[i, t] for i, t in enumerate(path))
+        score = start[path[0]] + end[path[-1]] + sum(emissions[i, t] for i, t in enumerate(path))
         score = score + sum(transitions[a, b] for a, b in itertools.pairwise(path))
         scores[path] = float(score.detach())
     return scores
@@ -76,6 +76,16 @@ def test_viterbi_path_and_marginals_match_enumeration():
         assert probabilities[word] == pytest.approx(float(expected), abs=1e-5)
     assert crf.decode(torch.zeros(0, 3)) == ([], [])
 
+
+
+def test_crf_scores_follow_the_emissions_device():
+    # Inference decodes on the CPU while the weights may sit on an accelerator; no GPU here, so the meta device
+    # stands in for "not where the CRF's parameters are" (it computes shapes only).
+    crf = random_crf(seed=5)
+    emissions = torch.randn(2, 4, 3, device="meta")
+    mask = torch.ones(2, 4, dtype=torch.bool, device="meta")
+    assert crf.best_path_neg_log_likelihood(emissions, mask).shape == (2,)
+    assert all(score.device.type == "meta" for score in crf._scores(emissions.device))
 
 @settings(max_examples=40, deadline=None)
 @given(

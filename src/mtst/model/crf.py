@@ -49,35 +49,38 @@ class CRF(nn.Module):
         self.register_buffer("start_penalty", start_penalty)
         self.register_buffer("transition_penalty", transition_penalty)
 
-    def _scores(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.start + self.start_penalty, self.transitions + self.transition_penalty
+    def _scores(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Start, transition and end scores with the BIO penalties, on `device`: the emissions' device, which is
+        the CPU when inference decodes there while the weights stay on an accelerator."""
+        start = (self.start + self.start_penalty).to(device)
+        return start, (self.transitions + self.transition_penalty).to(device), self.end.to(device)
 
     def neg_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per sentence: log Z - score(gold path). emissions [B, W, T], tags and mask [B, W]; rows need >= 1 word."""
         return self._log_partition(emissions, mask) - self._path_score(emissions, tags, mask)
 
     def _path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        start, transitions = self._scores()
+        start, transitions, end = self._scores(emissions.device)
         mask = mask.to(emissions.dtype)
         emitted = emissions.gather(-1, tags.unsqueeze(-1)).squeeze(-1)
         score = start[tags[:, 0]] + (emitted * mask).sum(1)
         score = score + (transitions[tags[:, :-1], tags[:, 1:]] * mask[:, 1:]).sum(1)
         last = tags.gather(1, (mask.sum(1).long() - 1).unsqueeze(1)).squeeze(1)
-        return score + self.end[last]
+        return score + end[last]
 
     def _log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        start, transitions = self._scores()
+        start, transitions, end = self._scores(emissions.device)
         alpha = start + emissions[:, 0]
         for word in range(1, emissions.size(1)):
             step = torch.logsumexp(alpha.unsqueeze(2) + transitions + emissions[:, word].unsqueeze(1), dim=1)
             alpha = torch.where(mask[:, word].unsqueeze(1), step, alpha)
-        return torch.logsumexp(alpha + self.end, dim=1)
+        return torch.logsumexp(alpha + end, dim=1)
 
     @torch.no_grad()
     def best_path_neg_log_likelihood(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """-log P(Viterbi path) per row of emissions [B, W, T] (`mask` [B, W], a prefix per row, >= 1 word)."""
         emissions = emissions.float()
-        paths = self._viterbi(emissions, mask, *self._scores())
+        paths = self._viterbi(emissions, mask, *self._scores(emissions.device))
         return self.neg_log_likelihood(emissions, paths, mask)
 
     @torch.no_grad()
@@ -94,17 +97,18 @@ class CRF(nn.Module):
         if emissions.size(1) == 0:
             return [([], []) for _ in lengths]
         emissions = emissions.float()
-        start, transitions = self._scores()
-        paths = self._viterbi(emissions, mask, start, transitions)
-        log_marginals = self._log_marginals(emissions, mask, start, transitions)
+        scores = self._scores(emissions.device)
+        paths = self._viterbi(emissions, mask, *scores)
+        log_marginals = self._log_marginals(emissions, mask, *scores)
         marginals = log_marginals.gather(2, paths.unsqueeze(2)).squeeze(2).exp().float()
         return [
             (path[:length], scores[:length])
             for path, scores, length in zip(paths.tolist(), marginals.tolist(), lengths, strict=True)
         ]
 
+    @staticmethod
     def _viterbi(
-        self, emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor
+        emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor, end: torch.Tensor
     ) -> torch.Tensor:
         """The best tag path of each row, [B, W]; past a row's last word it repeats that word's tag."""
         score, backpointers = start + emissions[:, 0], []
@@ -116,14 +120,15 @@ class CRF(nn.Module):
             real = mask[:, word].unsqueeze(1)
             score = torch.where(real, best + emissions[:, word], score)
             backpointers.append(torch.where(real, index, identity))
-        path = [(score + self.end).argmax(1)]
+        path = [(score + end).argmax(1)]
         for index in reversed(backpointers):
             path.append(index.gather(1, path[-1].unsqueeze(1)).squeeze(1))
         path.reverse()
         return torch.stack(path, dim=1)
 
+    @staticmethod
     def _log_marginals(
-        self, emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor
+        emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor, end: torch.Tensor
     ) -> torch.Tensor:
         """log P(word i has tag t | sentence) by forward-backward, [B, W, T] float64 (rows past their last word:
         padding)."""
@@ -131,7 +136,7 @@ class CRF(nn.Module):
         # every [B, T, T] term (most of the time at 72 tags). Scaled by the step's best score, in float64 a
         # term is lost only some 700 below it: logits are nowhere near that far apart; FORBIDDEN ones are, and
         # mean 0 anyway. (float64 is also more exact than the float32 logsumexp this replaces.)
-        emissions, start, end, transitions = emissions.double(), start.double(), self.end.double(), transitions.double()
+        emissions, start, end, transitions = emissions.double(), start.double(), end.double(), transitions.double()
         column = transitions.amax(0)
         scaled = (transitions - column).exp()  # [from, to]
         alphas = [start + emissions[:, 0]]

@@ -77,7 +77,6 @@ def test_viterbi_path_and_marginals_match_enumeration():
     assert crf.decode(torch.zeros(0, 3)) == ([], [])
 
 
-
 def test_crf_scores_follow_the_emissions_device():
     # Inference decodes on the CPU while the weights may sit on an accelerator; no GPU here, so the meta device
     # stands in for "not where the CRF's parameters are" (it computes shapes only).
@@ -86,6 +85,7 @@ def test_crf_scores_follow_the_emissions_device():
     mask = torch.ones(2, 4, dtype=torch.bool, device="meta")
     assert crf.best_path_neg_log_likelihood(emissions, mask).shape == (2,)
     assert all(score.device.type == "meta" for score in crf._scores(emissions.device))
+
 
 @settings(max_examples=40, deadline=None)
 @given(

@@ -3,32 +3,23 @@
 python benchmarks/fewshot.py snips --data-dir ../shared/data/snips --shots 8 16 32 --seeds 13 14 15 \\
     --systems setfit mtst mtst-contrastive --epochs 20 --threads 1 --output benchmarks/results/fewshot_snips.json
 
-The seed is both the draw of the sentences and the training seed: for (K, S), `setfit_peer.py subset --shots K
---seed S` draws K train and K dev sentences of each intent (test is the whole test split) into
-RUNS/DATASET/data/kK-sS, and every system trains on that one folder with `--seed S`. So three seeds are three
-draws of the sentences as well as three initialisations (the spread over seeds is mostly the draw's), and all
-systems see the same sentences for a given (K, seed), which makes the per-seed differences paired.
+The seed is both the draw and the training seed: for (K, S), `setfit_peer.py subset --shots K --seed S` draws K train
+and K dev sentences of each intent (test is the whole test split) into RUNS/DATASET/data/kK-sS, and every system
+trains on that folder with `--seed S`; so the spread over seeds is mostly the draw's, and per-seed differences are
+paired. Systems (BENCHMARKS.md, "Few-shot intents"): setfit (`setfit_peer.py train` in
+benchmarks/peers/.venvs/setfit from `bash benchmarks/peers/setup.sh setfit`, SetFit's defaults, intents only);
+mtst (`mtst_peer.py train --epochs N --config CONFIG`, best epoch on the K-per-intent dev); mtst-contrastive (the
+same with --contrastive-config: SetFit's contrastive warm-up of the encoder before the heads).
 
-The systems are the commands of BENCHMARKS.md, "Few-shot intents":
-- setfit: `setfit_peer.py train` in SetFit's own venv (benchmarks/peers/.venvs/setfit, made by
-  `bash benchmarks/peers/setup.sh setfit`), SetFit's defaults; it predicts intents only.
-- mtst: `mtst_peer.py train --epochs N` with configs/DATASET.yaml (the best epoch picked on the K-per-intent dev).
-- mtst-contrastive: the same with benchmarks/peers/configs/DATASET-contrastive.yaml (SetFit's contrastive
-  warm-up of the encoder before the heads, `train.contrastive: {task: intent}`).
+Each run is scored by benchmarks/peers/score.py's `score_run` and the result JSON is rewritten atomically after it.
+A rerun reads finished runs back and trains only the missing ones (a run folder without a row, killed or failed, is
+cleared first); rows are reused only from a file written with the same RECORD_KEYS settings. The summary holds,
+per K and system, mean ± std over seeds (points) of intent accuracy (slot F1 and sentence accuracy for mtst) and of
+wall seconds, and per K each mtst system minus SetFit per seed. `--markdown` prints an existing file's tables.
 
-Each run is scored on test by benchmarks/peers/score.py's `score_run` (mtst's own metrics), appended to the
-result JSON, and the file is rewritten atomically after every finished run. A rerun of the same command reads
-the finished runs back from the file and trains only the missing ones; a run folder without a row (a run killed
-mid-training, or one that failed) is cleared and trained again. Rows are reused only from a file written with
-the same dataset, data folder, epochs and configs; rows of other K, seeds or systems in it are kept and
-summarised too. The summary holds, per K and system, mean ± std over seeds (points) of intent accuracy (slot F1
-and sentence accuracy too for the mtst systems) and of wall seconds; and per K the paired per-seed difference of
-each mtst system minus SetFit in intent accuracy. `--markdown` prints the table of an existing result file for
-BENCHMARKS.md, training nothing.
-
-`--evaluate-on dev` is for choosing a few-shot option without looking at test: every run is scored on the corpus's
-dev split less the K-per-intent dev sentences that run early-stopped on (held out from everything it saw), in
-folders of their own (`kK-sS-on-dev`), and the rows hold `dev` scores instead of `test`.
+`--evaluate-on dev` chooses a few-shot option without looking at test: runs are scored on the corpus's dev split
+less the K-per-intent dev sentences that run early-stopped on, in folders of their own (`kK-sS-on-dev`), and the
+rows hold `dev` scores instead of `test`.
 """
 
 from __future__ import annotations
@@ -76,7 +67,7 @@ def run_folder(args, shots: int, seed: int, system: str) -> Path:
     return args.runs / args.dataset / _draw_name(args, shots, seed) / system
 
 
-def draw(args, shots: int, seed: int) -> Path:
+def draw(args, shots: int, seed: int) -> tuple[int, int]:
     """The (K, seed) subset, written by setfit_peer.py's own `subset` (the BENCHMARKS.md command); the same draw
     every time, so rewriting it before a run is harmless."""
     folder = data_folder(args, shots, seed)
@@ -85,7 +76,7 @@ def draw(args, shots: int, seed: int) -> Path:
         drawn = {(tuple(s.words), s.intent) for s in read_split(folder, "dev")}
         held_out = [s for s in read_split(args.data_dir, "dev") if (tuple(s.words), s.intent) not in drawn]
         write_split(folder / "test", held_out)
-    return folder
+    return shots, seed
 
 
 def train_command(args, system: str, data: Path, run: Path, seed: int) -> list[str]:
@@ -217,6 +208,30 @@ def check_inputs(args) -> None:
         sys.exit(f"error: {args.data_dir}/test: no such folder (--data-dir is a JointBERT corpus)")
 
 
+def train_run(args, shots: int, seed: int, system: str, env: dict[str, str]) -> dict | str:
+    """One run trained from a clean folder and scored: its row, or why it failed."""
+    run, name = run_folder(args, shots, seed, system), f"K={shots} seed {seed} {system}"
+    if run.exists():
+        print(f"clearing {run}: a run with no row (interrupted or failed)", flush=True)
+        shutil.rmtree(run)
+    run.parent.mkdir(parents=True, exist_ok=True)
+    command = train_command(args, system, data_folder(args, shots, seed), run, seed)
+    print(f"start {name}: {shlex.join(command)}", flush=True)
+    started = time.perf_counter()
+    with open(run.parent / f"{system}.log", "a") as log:
+        code = launch(command, log, env)
+    wall = time.perf_counter() - started
+    if code != 0:
+        return f"{name}: exit {code}, see {run.parent / f'{system}.log'}"
+    try:
+        examples = read_jointbert(data_folder(args, shots, seed) / "test")
+        row = finished_row(run, shots, seed, system, wall, examples, args.evaluate_on)
+    except (SystemExit, OSError, ValueError) as error:  # no or bad predictions: score.py says which line
+        return f"{name}: {error}"
+    print(f"done {name}: intent accuracy {100 * _scores(row)['intent_accuracy']:.2f} in {wall:.0f} s", flush=True)
+    return row
+
+
 def run_grid(args, result: dict) -> list[str]:
     """Trains the runs that have no row yet, K by K, seed by seed; the result file is rewritten after each."""
     rows = recorded_rows(args)
@@ -227,34 +242,14 @@ def run_grid(args, result: dict) -> list[str]:
     drawn, failed = set(), []
     for shots, seed, system in pending:
         if (shots, seed) not in drawn:
-            draw(args, shots, seed)
-            drawn.add((shots, seed))
-        run = run_folder(args, shots, seed, system)
-        if run.exists():
-            print(f"clearing {run}: a run with no row (interrupted or failed)", flush=True)
-            shutil.rmtree(run)
-        run.parent.mkdir(parents=True, exist_ok=True)
-        command = train_command(args, system, data_folder(args, shots, seed), run, seed)
-        name = f"K={shots} seed {seed} {system}"
-        print(f"start {name}: {shlex.join(command)}", flush=True)
-        started = time.perf_counter()
-        with open(run.parent / f"{system}.log", "a") as log:
-            code = launch(command, log, env)
-        wall = time.perf_counter() - started
-        if code != 0:
-            failed.append(f"{name}: exit {code}, see {run.parent / f'{system}.log'}")
-            print(f"FAILED {failed[-1]}", flush=True)
+            drawn.add(draw(args, shots, seed))
+        outcome = train_run(args, shots, seed, system, env)
+        if isinstance(outcome, str):
+            failed.append(outcome)
+            print(f"FAILED {outcome}", flush=True)
             continue
-        try:
-            examples = read_jointbert(data_folder(args, shots, seed) / "test")
-            rows[(shots, seed, system)] = finished_row(run, shots, seed, system, wall, examples, args.evaluate_on)
-        except (SystemExit, OSError, ValueError) as error:  # no or bad predictions: score.py says which line
-            failed.append(f"{name}: {error}")
-            print(f"FAILED {failed[-1]}", flush=True)
-            continue
+        rows[(shots, seed, system)] = outcome
         save(args, result, rows)
-        accuracy = 100 * _scores(rows[(shots, seed, system)])["intent_accuracy"]
-        print(f"done {name}: intent accuracy {accuracy:.2f} in {wall:.0f} s", flush=True)
     save(args, result, rows)
     return failed
 
@@ -269,9 +264,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=20, help="mtst's epochs (patience from the config)")
     parser.add_argument("--threads", type=int, default=1, help="per run")
     parser.add_argument("--config", type=Path, help="mtst's config (default: configs/DATASET.yaml)")
-    parser.add_argument(
-        "--contrastive-config", type=Path, help="default: benchmarks/peers/configs/DATASET-contrastive.yaml"
-    )
+    parser.add_argument("--contrastive-config", type=Path, help="default: peers/configs/DATASET-contrastive.yaml")
     parser.add_argument("--setfit-python", type=Path, default=SETFIT_PYTHON, help="default: SetFit's peer venv")
     parser.add_argument("--runs", type=Path, default=Path("runs/fewshot"))
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/fewshot_DATASET[_dev].json")

@@ -60,6 +60,14 @@ def test_every_measure_of_a_checkpoint_is_in_range(tiny_checkpoint):
         assert 0 <= row["intent.margin"] <= 1 and 0 <= row["intent.entropy"] <= 1 + 1e-6 and row["slots.mnlp"] >= 0
         assert row["intent.bald"] >= -1e-6
     assert model.training is False  # put back as it was
+    # A sentence measured alone gets what it gets in a batch.
+    slots, head = model.tasks["slots"], model.heads["slots"]
+    logits, samples = torch.randn(2, 6, len(slots.labels)), [torch.randn(2, 6, len(slots.labels)) for _ in range(3)]
+    word_starts = [[1, None, 2, 4], [1, 3]]
+    batched = slots.uncertainties(logits, samples, word_starts, head)
+    for row, starts in enumerate(word_starts):
+        alone = slots.uncertainty(logits[row], [sample[row] for sample in samples], starts, head)
+        assert set(alone) == {"mnlp", "bald"} and alone == pytest.approx(batched[row])
 
 
 @pytest.mark.parametrize("fmt", ["mtst", "label-studio", "doccano"])

@@ -227,6 +227,9 @@ class TokenTask(TokenTaskConfig, Task):
             predictions.append(TokenPrediction(tags, tag_scores))
         return predictions
 
+    def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
+        return self.uncertainties(logits[None], [sample[None] for sample in samples], [word_starts], head)[0]
+
     def uncertainties(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> list[dict]:
         _, emissions, mask = word_emissions(logits, word_starts)
         sampled = [word_emissions(sample, word_starts)[1].softmax(-1) for sample in samples]

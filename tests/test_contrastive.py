@@ -78,6 +78,38 @@ def test_the_head_can_start_as_setfits_logistic_regression_on_the_warmed_up_embe
     assert (logits.argmax(-1) == gold).float().mean() == 1.0  # the fit separates the train sentences
 
 
+def test_the_logistic_regression_head_gives_sklearns_probabilities_with_several_labels(monkeypatch):
+    """Three labels seen (scikit-learn keeps a row per class) and one never seen (never predicted)."""
+    from types import SimpleNamespace
+
+    from sklearn.linear_model import LogisticRegression
+
+    from mtst.training import contrastive
+
+    labels = ["A", "B", "C", "unseen"]
+    centres = {"A": [3.0, 0.0, 0.0], "B": [0.0, 3.0, 0.0], "C": [0.0, 0.0, 3.0]}
+    generator = torch.Generator().manual_seed(0)
+    examples = [
+        SimpleNamespace(text=f"{label}{i}", annotations={"label": label}) for label in centres for i in range(6)
+    ]
+    embedded = {
+        ex.text: torch.tensor(centres[ex.annotations["label"]]) + torch.randn(3, generator=generator) for ex in examples
+    }
+    monkeypatch.setattr(contrastive, "_embed", lambda model, texts, device: torch.stack([embedded[t] for t in texts]))
+    model = torch.nn.Module()
+    model.heads = torch.nn.ModuleDict({"intent": torch.nn.Module()})
+    model.heads["intent"].classifier = torch.nn.Linear(3, len(labels))
+    task = SimpleNamespace(labels=labels, label_to_id={label: i for i, label in enumerate(labels)}, field="label")
+    model.tasks = {"intent": task}
+    contrastive.fit_head_by_logistic_regression(model, "intent", examples)
+    features = torch.stack([embedded[ex.text] for ex in examples])
+    expected = LogisticRegression(max_iter=1000).fit(features.numpy(), [ex.annotations["label"] for ex in examples])
+    with torch.no_grad():
+        logits = model.heads["intent"].classifier(features)
+    assert logits[:, :3].softmax(-1).numpy() == pytest.approx(expected.predict_proba(features.numpy()), abs=1e-5)
+    assert (logits[:, 3] < logits[:, :3].min(-1).values).all()
+
+
 def test_head_init_is_checked():
     with pytest.raises(ValueError, match="head_init"):
         ContrastiveConfig(task="intent", head_init="prototypes")

@@ -105,7 +105,9 @@ def fit_head_by_logistic_regression(model, task_name: str, labelled: Sequence) -
     classifier.bias[rows] = bias.to(classifier.bias)
     unseen = torch.ones(len(task.labels), dtype=torch.bool)
     unseen[rows] = False
-    classifier.bias[unseen.to(classifier.bias.device)] = bias.min().item() - 10.0  # labels train never showed
+    unseen = unseen.to(classifier.bias.device)  # labels train never showed: a constant logit far below the rest
+    classifier.weight[unseen] = 0.0
+    classifier.bias[unseen] = bias.min().item() - 10.0
     logger.info("%s head initialised by logistic regression on %d warmed-up embeddings", task_name, len(labelled))
 
 

@@ -7,8 +7,8 @@ Trains each seed that has no finished run yet (`mtst train --config configs/DATA
 benchmarks/accuracy.py does; a run a stopped session left half done continues with `mtst train --resume`), reads
 its best checkpoint's test metrics from its summary.json, and rewrites benchmarks/results/multi_intent_DATASET.json
 after every seed with mean ± std of the benchmarks' three numbers over the seeds finished so far and a Markdown
-table. A rerun reads the seeds already in that file back (same dataset, config and epochs) instead of training
-them again: a seed takes hours on one thread, so each one is kept as soon as it ends, even when runs/ is gone.
+table, each seed's row with its per-epoch dev curve. A seed whose run folder is gone is read back from that file
+(same dataset, config and epochs) instead of trained again: a seed takes hours, so each is kept as soon as it ends.
 With `--from-grid benchmarks/results/grid_DATASET.json [--variant NAME]` it trains nothing and reads the seeds'
 dev and test metrics from an accuracy_grid.py result file instead (the grid's config and budget).
 
@@ -102,6 +102,16 @@ def seed_row(seed: int, summary: dict, keys: dict[str, str]) -> dict:
     }
 
 
+def dev_curve(run: Path, keys: dict[str, str]) -> list[dict]:
+    """Each epoch's wall seconds and dev numbers from the run's metrics.jsonl: kept in the result file, so the
+    curve (does a shorter schedule lose anything?) outlives the run folder."""
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [
+        {"epoch": e["epoch"], "seconds": round(e["seconds"], 1), **{n: e["dev"][k] for n, k in keys.items()}}
+        for e in epochs
+    ]
+
+
 def finished_rows(args) -> dict[int, dict]:
     """Seeds an earlier run of this command already wrote to `--output`, by seed; none when that file is for another
     dataset, config or budget."""
@@ -115,16 +125,19 @@ def finished_rows(args) -> dict[int, dict]:
 
 
 def trained_rows(args, keys: dict[str, str], report) -> list[dict]:
-    """Each seed's row: read back from `--output`, or trained now (one seed at a time) and reported at once."""
+    """Each seed's row: from its finished run folder, else read back from `--output`, else trained now (one seed
+    at a time); the result file is rewritten after each."""
     rows = []
     done = finished_rows(args)
     for seed in args.seeds:
-        if seed in done:
+        run = run_dir(args, seed)
+        if seed in done and not (run / "summary.json").is_file():
             print(f"seed {seed}: read back from {args.output}")
             rows.append(done[seed])
             continue
         train_missing_seeds(argparse.Namespace(**{**vars(args), "seeds": [seed]}))
-        rows.append(seed_row(seed, json.loads((run_dir(args, seed) / "summary.json").read_text()), keys))
+        row = seed_row(seed, json.loads((run / "summary.json").read_text()), keys)
+        rows.append({**row, "dev_curve": dev_curve(run, keys)})
         report(rows)
     return rows
 

@@ -366,6 +366,9 @@ def test_multi_intent_script_reports_the_three_numbers_over_seeds_beside_the_pub
             "slot_f1": summary["test"]["slots.f1"],
         }
         assert 0 < row["threshold"] < 1 and row["test"]["overall"] <= row["test"]["intent"]
+        curve = row["dev_curve"]
+        assert [point["epoch"] for point in curve] == list(range(1, row["epochs_run"] + 1))
+        assert curve[row["best_epoch"] - 1]["slot_f1"] == row["dev"]["slot_f1"] and curve[0]["seconds"] > 0
     # The test-only intent and tag sit in one utterance: 2 of 3 can be right, and none crashed.
     assert result["unreachable"] == {
         "test_utterances": 3,

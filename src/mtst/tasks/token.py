@@ -28,7 +28,7 @@ from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
 from mtst.tasks.spans import classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
 from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights, word_emissions
-from mtst.tasks.uncertainty import bald, mnlp_batch
+from mtst.tasks.uncertainty import word_uncertainties
 
 
 @dataclass
@@ -156,9 +156,8 @@ class TokenTask(TokenTaskConfig, Task):
 
     def collate(self, encoded: Sequence[list[int] | None], width: int) -> torch.Tensor:
         padded = torch.full((len(encoded), width), IGNORE_ID, dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            if ids:
-                padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        for row, ids in ((row, ids) for row, ids in enumerate(encoded) if ids):
+            padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return padded
 
     def bears_entities(self, example: Example) -> bool:
@@ -233,9 +232,7 @@ class TokenTask(TokenTaskConfig, Task):
     def uncertainties(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> list[dict]:
         _, emissions, mask = word_emissions(logits, word_starts)
         sampled = [word_emissions(sample, word_starts)[1].softmax(-1) for sample in samples]
-        scores, lengths = mnlp_batch(emissions, mask, head.crf), mask.sum(1).tolist()
-        rows = enumerate(lengths)  # a row without words has nothing to be unsure about
-        return [{"mnlp": scores[r], "bald": bald([p[r, :n] for p in sampled])} if n else {} for r, n in rows]
+        return word_uncertainties(emissions, mask, sampled, head.crf)
 
     def _condition_penalty(self, sentence_label: str) -> torch.Tensor:
         """0 for the tags train showed with this sentence label, FORBIDDEN for the rest (`O` always allowed)."""

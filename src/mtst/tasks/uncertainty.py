@@ -50,3 +50,11 @@ def mnlp_batch(emissions: torch.Tensor, mask: torch.Tensor, crf=None) -> list[fl
         if some.any():
             total[some] = crf.best_path_neg_log_likelihood(emissions[some], mask[some]).float()
     return (total / lengths.clamp(min=1)).tolist()
+
+
+def word_uncertainties(emissions: torch.Tensor, mask: torch.Tensor, sampled: list[torch.Tensor], crf) -> list[dict]:
+    """Per row of emissions [B, W, T] (`mask` [B, W], a prefix per row): MNLP of its best tag path and BALD over
+    `sampled` per-word distributions (MC-dropout passes); a row without words has nothing to be unsure about: {}."""
+    scores = mnlp_batch(emissions, mask, crf)
+    lengths = enumerate(mask.sum(1).tolist())
+    return [{"mnlp": scores[r], "bald": bald([p[r, :n] for p in sampled])} if n else {} for r, n in lengths]

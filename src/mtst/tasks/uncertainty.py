@@ -56,5 +56,5 @@ def word_uncertainties(emissions: torch.Tensor, mask: torch.Tensor, sampled: lis
     """Per row of emissions [B, W, T] (`mask` [B, W], a prefix per row): MNLP of its best tag path and BALD over
     `sampled` per-word distributions (MC-dropout passes); a row without words has nothing to be unsure about: {}."""
     scores = mnlp_batch(emissions, mask, crf)
-    lengths = enumerate(mask.sum(1).tolist())
-    return [{"mnlp": scores[r], "bald": bald([p[r, :n] for p in sampled])} if n else {} for r, n in lengths]
+    lengths = mask.sum(1).tolist()
+    return [{"mnlp": scores[r], "bald": bald([p[r, :n] for p in sampled])} if n else {} for r, n in enumerate(lengths)]

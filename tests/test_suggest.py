@@ -13,6 +13,7 @@ from mtst.data.formats.jsonl import read_jsonl
 from mtst.data.formats.label_studio import read_label_studio
 from mtst.inference.suggest import distinct, scores, select, uncertainties
 from mtst.model.multitask import MultiTaskModel
+from mtst.tasks import make_task
 from mtst.tasks.uncertainty import bald, distribution_uncertainty, mnlp
 
 POOL = [
@@ -68,6 +69,13 @@ def test_every_measure_of_a_checkpoint_is_in_range(tiny_checkpoint):
     for row, starts in enumerate(word_starts):
         alone = slots.uncertainty(logits[row], [sample[row] for sample in samples], starts, head)
         assert set(alone) == {"mnlp", "bald"} and alone == pytest.approx(batched[row])
+
+
+def test_a_kind_without_a_measure_gives_none():
+    topics = make_task("topics", "multilabel", "labels", ["a", "b"])
+    logits = torch.randn(2, 2)
+    assert topics.uncertainty(logits[0], [], None, None) == {}
+    assert topics.uncertainties(logits, [], [None, None], None) == [{}, {}]
 
 
 @pytest.mark.parametrize("fmt", ["mtst", "label-studio", "doccano"])

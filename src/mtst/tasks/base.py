@@ -220,8 +220,11 @@ class Task(TaskConfigBase):
 
     def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
         """How unsure the head is about one sentence (`mtst suggest`), by measure name; `samples` are the logits
-        row again from MC-dropout passes of the head. A kind without a measure gives none."""
-        return {}
+        row again from MC-dropout passes of the head. By default the row of `uncertainties` of a batch of one, for
+        a kind that measures whole batches; a kind without a measure gives none."""
+        if type(self).uncertainties is Task.uncertainties:
+            return {}
+        return self.uncertainties(logits[None], [sample[None] for sample in samples], [word_starts], head)[0]
 
     def uncertainties(
         self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts: Sequence, head

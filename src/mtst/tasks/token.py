@@ -156,8 +156,9 @@ class TokenTask(TokenTaskConfig, Task):
 
     def collate(self, encoded: Sequence[list[int] | None], width: int) -> torch.Tensor:
         padded = torch.full((len(encoded), width), IGNORE_ID, dtype=torch.long)
-        for row, ids in ((row, ids) for row, ids in enumerate(encoded) if ids):
-            padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            if ids:
+                padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return padded
 
     def bears_entities(self, example: Example) -> bool:
@@ -225,9 +226,6 @@ class TokenTask(TokenTaskConfig, Task):
                 tags[word], tag_scores[word] = self.labels[index], score
             predictions.append(TokenPrediction(tags, tag_scores))
         return predictions
-
-    def uncertainty(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> dict[str, float]:
-        return self.uncertainties(logits[None], [sample[None] for sample in samples], [word_starts], head)[0]
 
     def uncertainties(self, logits: torch.Tensor, samples: list[torch.Tensor], word_starts, head) -> list[dict]:
         _, emissions, mask = word_emissions(logits, word_starts)

@@ -118,3 +118,23 @@ def test_length_grouped_epoch_replays_from_the_generator_state():
     second = list(grouped)
     grouped.generator.set_state(state)
     assert list(grouped) == second
+
+
+def test_a_mega_batch_of_one_batch_keeps_each_drawn_batch_together(tiny_config, tiny_model):
+    """`train.length_group_batches: 1` sorts within each drawn batch only: the batches hold the sentences the
+    ungrouped loader's would, in shuffled order; the config's value reaches the loader's sampler."""
+    from mtst.data import load_corpora
+    from mtst.data.loaders import corpus_loader
+
+    grouped_cfg = tiny_config.train.model_copy(
+        update={"group_by_length": True, "length_group_batches": 1, "batch_size": 2}
+    )
+    corpus = load_corpora(tiny_config)[0]
+    grouped = corpus_loader(grouped_cfg, tiny_model, corpus).batch_sampler
+    assert grouped.mega_batch_size == grouped_cfg.batch_size
+    drawn = list(grouped.sampler)
+    width = grouped_cfg.batch_size
+    assert len(drawn) > 2 * width  # several batches
+    expected = Counter(frozenset(Counter(drawn[i : i + width]).items()) for i in range(0, len(drawn), width))
+    grouped.generator.manual_seed(tiny_config.train.seed)
+    assert Counter(frozenset(Counter(batch).items()) for batch in grouped) == expected

@@ -28,7 +28,9 @@ def corpus_loader(cfg: TrainConfig, model, corpus: Corpus) -> DataLoader:
     sampler = entity_sampler(has_entities, cfg.entity_sampler_weight, cfg.seed)
     if cfg.group_by_length:
         lengths = [len(feature.input_ids) for feature in features]
-        batching: dict = {"batch_sampler": LengthGroupedBatchSampler(sampler, lengths, cfg.batch_size)}
+        batching: dict = {
+            "batch_sampler": LengthGroupedBatchSampler(sampler, lengths, cfg.batch_size, cfg.length_group_batches)
+        }
     else:
         batching = {"batch_size": cfg.batch_size, "sampler": sampler}
     loader = DataLoader(

@@ -12,7 +12,7 @@ weight decay is applied on those steps only. Why not the alternatives:
 - SparseAdam on sparse gradients: no weight decay at all (the matrix would lose AdamW's decay), and a sparse
   gradient needs changes inside the encoder and in gradient clipping.
 
-Seen rows are found from the gradient (a row with any non-zero entry): the padding row, whose gradient
+Seen rows are found from the gradient (a row with a non-zero norm): the padding row, whose gradient
 `nn.Embedding(padding_idx=...)` keeps at zero, never changes, as under dense AdamW it would only decay.
 """
 
@@ -49,7 +49,11 @@ class RowwiseAdamW(torch.optim.AdamW):
 
     def _row_step(self, parameter: torch.Tensor, group: dict) -> None:
         grad = parameter.grad
-        rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
+        # Each row's L2 norm, not `grad.ne(0).any(dim=1)`: on CPU that bool reduction over the 11.7M entries took
+        # 5-10x as long (~200 ms against ~20-40 ms at one thread), more than the fused dense step it replaces.
+        # The norm reads 0 only when every entry is under ~1e-22 (squares underflow), where AdamW's step
+        # (lr * g / (|g| + eps)) is ~1e-14 * lr: such a row counts as unseen.
+        rows = torch.linalg.vector_norm(grad, dim=1).nonzero().squeeze(1)
         if rows.numel() == 0:
             return
         state = self.state[parameter]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,15 @@ TOY_SENTENCES = [
     ("is it sunny", "O O O", "GetWeather"),
     ("play anything", "O O", "PlayMusic"),
 ]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test`: one worker per core) each worker keeps to one thread, as do the
+    processes its tests start: two threads per worker would oversubscribe the cores, where torch's threads
+    spin and crawl."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -171,6 +171,28 @@ def test_crf_head_loss_is_per_word_and_trains_the_transitions():
     assert not any(name.endswith("penalty") for name, _ in head.named_parameters())
 
 
+@pytest.mark.parametrize("crf", [True, False])
+def test_train_words_divisor_gives_a_word_the_same_weight_in_short_and_long_batches(crf):
+    """Train has 2 and 4 words a sentence (mean 3): the summed word loss is divided by 3 per labelled sentence,
+    not by the batch's own word count."""
+    torch.manual_seed(0)
+    task = spec(crf=crf, loss_divisor="train_words", class_weights="none")
+    head = TokenHead(8, task).eval()  # no dropout: the same logits in both calls
+    head.fit_to_train([[IGNORE_ID, 1, 0, IGNORE_ID], [IGNORE_ID, 1, 2, 0, 0, IGNORE_ID], None], task)
+    assert head.words_per_sentence == 3.0
+    features = {"token_embeddings": torch.randn(3, 5, 8)}
+    short = torch.tensor([[IGNORE_ID, 1, 0, IGNORE_ID, IGNORE_ID]] * 2 + [[IGNORE_ID] * 5])  # 2 labelled, 4 words
+    logits, loss = head(features, short)
+    if crf:
+        emissions, tags, mask = pack_words(logits, short)
+        summed = head.crf.neg_log_likelihood(emissions, tags, mask).sum()
+    else:
+        summed = F.cross_entropy(logits.flatten(0, 1), short.flatten(), ignore_index=IGNORE_ID, reduction="sum")
+    assert loss.item() == pytest.approx(summed.item() / (2 * 3))
+    head.words_per_sentence = None  # the default divisor: the batch's 4 words
+    assert head(features, short)[1].item() == pytest.approx(summed.item() / 4)
+
+
 def test_label_smoothing_is_passed_to_both_losses():
     torch.manual_seed(0)
     sentence = SentenceHead(8, make_task("intent", "sentence", "label", ("a", "b", "c"), label_smoothing=0.2))

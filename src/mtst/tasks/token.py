@@ -27,7 +27,7 @@ from mtst.tasks import spans
 from mtst.tasks.base import Task, TaskConfigBase
 from mtst.tasks.metrics import plain
 from mtst.tasks.spans import classify_spans, entities, error_json, spans_json, tag_spans, token_task_errors
-from mtst.tasks.token_head import TokenHead, tag_words, token_class_weights, word_emissions
+from mtst.tasks.token_head import TokenHead, tag_words, word_emissions
 from mtst.tasks.uncertainty import word_uncertainties
 
 
@@ -60,6 +60,10 @@ class TokenTaskConfig(TaskConfigBase):
     # The name of a sentence task whose predicted label distribution joins every word vector before tagging
     # (Stack-Propagation's idea: the intent tells an `album` from a `track`).
     intent_input: str | None = None
+    # What a batch's summed word loss is divided by: its own word count, or its labelled sentences times train's
+    # mean words per sentence, so that a word weighs the same in a batch of short sentences as in one of long
+    # ones (which matters when batches are grouped by length).
+    loss_divisor: Literal["batch_words", "train_words"] = "batch_words"
 
     @model_validator(mode="after")
     def _crf_has_its_own_loss(self):
@@ -165,9 +169,7 @@ class TokenTask(TokenTaskConfig, Task):
         return example.has_entities(self.field)
 
     def fit_head(self, head: TokenHead, encoded: Sequence[list[int]]) -> None:
-        if not self.crf:  # a CRF's loss is its likelihood: class weights do not apply
-            weights = token_class_weights(encoded, len(self.labels), self.class_weights, self.class_weight_cap)
-            head.class_weights.copy_(weights)
+        head.fit_to_train(encoded, self)
 
     def imbalance(self, head: TokenHead) -> dict:
         if self.crf:

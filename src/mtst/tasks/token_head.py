@@ -38,6 +38,16 @@ class TokenHead(nn.Module):
         self.register_buffer("class_weights", torch.ones(len(task.labels)))
         self.label_smoothing = task.label_smoothing
         self.crf = CRF(task.labels) if task.crf else None
+        # Set from train before training when the task's loss_divisor is train_words; None: the batch's words.
+        self.words_per_sentence: float | None = None
+
+    def fit_to_train(self, encoded: Sequence[list[int] | None], task: Task) -> None:
+        """What train's tags set before training: the cross-entropy's class weights and the loss divisor."""
+        if task.loss_divisor == "train_words":
+            self.words_per_sentence = mean_labelled_words(encoded)
+        if not task.crf:  # a CRF's loss is its likelihood: class weights do not apply
+            weights = token_class_weights(encoded, len(task.labels), task.class_weights, task.class_weight_cap)
+            self.class_weights.copy_(weights)
 
     def word_vectors(self, features: dict) -> torch.Tensor:
         states = features["token_embeddings"] if self.layer_mix is None else self.layer_mix(features["hidden_states"])
@@ -55,18 +65,25 @@ class TokenHead(nn.Module):
         return logits, loss
 
     def _cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
+        losses = F.cross_entropy(
             logits.float().flatten(0, 1),
             labels.flatten(),
             weight=self.class_weights,
             ignore_index=IGNORE_ID,
             label_smoothing=self.label_smoothing,
+            reduction="mean" if self.words_per_sentence is None else "sum",
         )
+        return losses if self.words_per_sentence is None else losses / self._fixed_words(labels)
 
     def _crf_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood per word, so its scale matches the per-word cross-entropy."""
+        """Negative log-likelihood per word, so its scale matches the per-word cross-entropy."""
         emissions, tags, mask = pack_words(logits.float(), labels)
-        return self.crf.neg_log_likelihood(emissions, tags, mask).sum() / mask.sum()
+        words = mask.sum() if self.words_per_sentence is None else self._fixed_words(labels)
+        return self.crf.neg_log_likelihood(emissions, tags, mask).sum() / words
+
+    def _fixed_words(self, labels: torch.Tensor) -> float:
+        """The batch's labelled sentences times train's mean words per sentence."""
+        return float((labels != IGNORE_ID).any(1).sum()) * self.words_per_sentence
 
 
 def pack_words(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -86,6 +103,12 @@ def pack_words(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     emissions = logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
     tags = labels.gather(1, positions).masked_fill(~mask, 0)
     return emissions, tags, mask
+
+
+def mean_labelled_words(encoded: Sequence[Sequence[int] | None]) -> float:
+    """Mean labelled words per sentence over the sentences that have this task's labels."""
+    counts = [sum(i != IGNORE_ID for i in ids) for ids in encoded if ids]
+    return max(sum(counts) / max(len(counts), 1), 1.0)
 
 
 def token_class_weights(

@@ -86,14 +86,15 @@ def run_curve(args, config, splits: Splits, strategy: str, seed: int, done: list
 
 
 def needed(curves: dict, target: float, metric: str = "slot_f1") -> dict[str, float | None]:
-    """Per strategy, the median over seeds of the labelled count at which dev `metric` first reaches `target`."""
+    """Per strategy, the mean over seeds (issue 26's measure) of the labelled count at which dev `metric` first
+    reaches `target`; None when a seed never does."""
     result = {}
     for strategy, by_seed in curves.items():
         counts = []
         for rows in by_seed.values():
             hit = next((row["labelled"] for row in rows if row["dev"][metric] >= target), None)
             counts.append(hit)
-        result[strategy] = statistics.median(counts) if counts and None not in counts else None
+        result[strategy] = statistics.mean(counts) if counts and None not in counts else None
     return result
 
 

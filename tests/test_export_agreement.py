@@ -10,8 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from mtst.cli import app
-from mtst.export import agreement
-from mtst.export.quantize import HEADS, node_groups
+from mtst.export import agreement, quantize
+from mtst.export.quantize import HEADS, block_units, node_groups
 from mtst.inference.onnx import EXPORT_NOTE, INT8_FILE, ONNX_FILE
 
 runner = CliRunner()
@@ -53,6 +53,56 @@ def test_groups_follow_the_encoder_layers(exported):
     assert len(groups["layer.0"]) == len(groups["layer.1"]) > 0
 
 
+def test_a_block_splits_into_its_sub_modules_which_partition_its_nodes(exported):
+    path = exported[0] / ONNX_FILE
+    blocks, groups = block_units(path), node_groups(path)
+    assert list(blocks) == ["layer.0", "layer.1"]
+    for block, units in blocks.items():
+        linear = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"]
+        linear += ["intermediate.dense", "output.dense"]
+        # The Linear layers one MatMul each; the attention's own products and transposes stay together.
+        assert {f"{block}.{name}" for name in linear} | {f"{block}.attention.self"} == set(units)
+        assert all(len(units[f"{block}.{name}"]) == 1 for name in linear)
+        nodes = [node for unit in units.values() for node in unit]
+        assert sorted(nodes) == sorted(groups[block]) and len(set(nodes)) == len(nodes)
+
+
+def test_refinement_quantizes_the_real_graph_unit_by_unit(exported, tmp_path):
+    """Goal 0 on the tiny graph: every unit of the chosen blocks goes, the last added block's FFN first."""
+    checkpoint, data, _ = exported
+    source, target = checkpoint / ONNX_FILE, tmp_path / INT8_FILE
+    examples, _ = agreement.agreement_sentences(agreement.AgreementSettings(data, max_sentences=5))
+    scorer, groups, blocks = agreement.Scorer(checkpoint, source, examples), node_groups(source), block_units(source)
+    chosen = agreement._trial(groups, [HEADS, "layer.1", "layer.0"], source, target, scorer)
+    trials = agreement._refine(groups, chosen, source, target, scorer, 0.0)
+    assert len(trials) == len(blocks["layer.0"]) + len(blocks["layer.1"])
+    assert "layer.0.intermediate.dense" not in trials[0].groups and "layer.1.intermediate.dense" in trials[0].groups
+    assert len(trials[0].nodes) == len(chosen.nodes) - 1
+    assert trials[-1].groups == [HEADS] and trials[-1].nodes == groups[HEADS]
+    assert scorer.score(target) == trials[-1].scores  # the file on disk is the last trial's
+
+
+@pytest.mark.parametrize(
+    ("scopes", "reads", "unit"),
+    [
+        (
+            "['', 'm.encoder.layer.3', 'm.encoder.layer.3.output', 'm.encoder.layer.3.output.dense', 'linear']",
+            [],
+            "output.dense",
+        ),
+        ("", ["m.encoder.layer.3.intermediate.dense.weight"], "intermediate.dense"),
+        (
+            "",
+            [f"m.encoder.layer.3.attention.self.{name}.weight" for name in ("query", "key", "value")],
+            "attention.self",
+        ),
+        ("['', 'm.encoder.layer.3', 'add']", ["val_7"], quantize.UNSCOPED),  # a fused node with no deeper scope
+    ],
+)
+def test_sub_module_comes_from_the_deepest_scope_or_what_the_weights_share(scopes, reads, unit):
+    assert quantize._sub_module(scopes, reads) == unit
+
+
 class FakeScorer:
     """Scores a 'graph' by which groups' nodes were kept float32 (each group is one node named after it)."""
 
@@ -76,6 +126,7 @@ def fake(monkeypatch):
     }
     scorer = FakeScorer(table)
     monkeypatch.setattr(agreement, "node_groups", lambda path: groups)
+    monkeypatch.setattr(agreement, "block_units", lambda path: {})  # blocks that cannot be split: refining is a no-op
     monkeypatch.setattr(agreement, "quantize_int8", lambda source, target, nodes: setattr(scorer, "kept", nodes))
     return scorer
 
@@ -130,8 +181,9 @@ def test_bad_agreement_settings_are_one_line_errors(exported, extra, message, tm
 def test_agreement_data_needs_int8_and_its_options_need_it(exported):
     result = runner.invoke(app, ["export", str(exported[0]), "--agreement-data", str(exported[1])])
     assert result.exit_code == 2 and "applies to --quantize int8 only" in result.stderr
-    result = runner.invoke(app, ["export", str(exported[0]), "--quantize", "int8", "--agreement", "0.99"])
-    assert result.exit_code == 2 and "apply with --agreement-data DIR only" in result.stderr
+    for option in (["--agreement", "0.99"], ["--no-refine"]):
+        result = runner.invoke(app, ["export", str(exported[0]), "--quantize", "int8", *option])
+        assert result.exit_code == 2 and "apply with --agreement-data DIR only" in result.stderr
 
 
 def test_cli_defaults_are_the_library_defaults():
@@ -170,11 +222,13 @@ def test_full_agreement_target_runs_the_sensitivity_pass_on_the_real_graph(expor
     assert result.exit_code == 0, result.output
     entry = json.loads((checkpoint / EXPORT_NOTE).read_text())["files"][INT8_FILE]
     trials, groups = entry["agreement"]["trials"], node_groups(checkpoint / ONNX_FILE)
+    units = {unit: nodes for block in block_units(checkpoint / ONNX_FILE).values() for unit, nodes in block.items()}
     assert trials[0]["float32_groups"] == [HEADS]
     if min(trials[0]["per_task"].values()) < 1.0:  # one trial per group beside the heads, then the greedy ones
         assert [t["float32_groups"] for t in trials[1 : len(groups)]] == [[HEADS, g] for g in groups if g != HEADS]
         assert entry["float32_groups"] != [HEADS] and len(trials) >= len(groups)
-    assert entry["float32_nodes"] == [node for group in entry["float32_groups"] for node in groups[group]]
+    named = {**groups, **units}  # refined lists name a block's sub-modules
+    assert entry["float32_nodes"] == [node for group in entry["float32_groups"] for node in named[group]]
     reached = min(entry["agreement"]["per_task"].values()) == 1.0
     assert entry["agreement"]["reached"] is reached and ("target 1.0 reached" in result.output) is reached
     examples, _ = agreement.agreement_sentences(agreement.AgreementSettings(exported[1]))

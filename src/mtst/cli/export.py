@@ -34,6 +34,15 @@ MaxSentencesOption = Annotated[
         help=f"With --agreement-data: dev sentences used (default the first {DEFAULT_MAX_SENTENCES}).",
     ),
 ]
+RefineOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--refine/--no-refine",
+        help="With --agreement-data: after whole encoder blocks are chosen, quantize their sub-modules "
+        "(attention.self.query, intermediate.dense, ...) one at a time while the target holds, keeping more "
+        "of int8's speed (default on; --no-refine keeps whole blocks, with fewer trials).",
+    ),
+]
 
 
 @app.command()
@@ -53,6 +62,7 @@ def export(
     agreement_data: AgreementDataOption = None,
     agreement: AgreementOption = None,
     max_sentences: MaxSentencesOption = None,
+    refine: RefineOption = None,
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="Replace --output even when it is a file or a folder mtst did not write."),
@@ -76,7 +86,7 @@ def export(
         raise MtstError("--output applies to --format sentence-transformers; ONNX files go into the checkpoint")
     from mtst.export.onnx import export_onnx
 
-    settings = _agreement_settings(agreement_data, agreement, max_sentences)
+    settings = _agreement_settings(agreement_data, agreement, max_sentences, refine)
     note = export_onnx(checkpoint, quantize, settings)
     for name, entry in note["files"].items():
         difference = max(entry["max_abs_logit_difference"].values())
@@ -85,15 +95,16 @@ def export(
         typer.echo(_agreement_line(note["files"][INT8_FILE]))
 
 
-def _agreement_settings(data: Path | None, target: float | None, sentences: int | None):
+def _agreement_settings(data: Path | None, target: float | None, sentences: int | None, refine: bool | None):
     if data is None:
-        if target is not None or sentences is not None:
-            raise MtstError("--agreement and --max-sentences apply with --agreement-data DIR only")
+        if target is not None or sentences is not None or refine is not None:
+            raise MtstError("--agreement, --max-sentences and --refine apply with --agreement-data DIR only")
         return None
     from mtst.export.agreement import AgreementSettings
 
     target = DEFAULT_TARGET if target is None else target
-    return AgreementSettings(data, target, DEFAULT_MAX_SENTENCES if sentences is None else sentences)
+    sentences = DEFAULT_MAX_SENTENCES if sentences is None else sentences
+    return AgreementSettings(data, target, sentences, refine=refine is not False)
 
 
 def _agreement_line(entry: dict) -> str:

@@ -5,10 +5,13 @@ the gold labels: label agreement (the task's accuracy) for label tasks, entity F
 The target is reached when every task's agreement is at least the target. The heads always stay float32;
 when that is not enough, a sensitivity pass quantizes once per group of nodes (an encoder block, the
 embeddings, the rest; see mtst.export.quantize) with that group kept float32 too, ranks the groups by the
-agreement gained, and adds them greedily in that order until the target is reached. Of every list measured,
-the smallest (fewest nodes) that reaches the target is kept; when none does (a target of 1.0 that even an
-all-float32 graph misses by a rounding), the best found is kept and a warning says so. A list that needs
-most groups in float32 leaves little speed to int8: the note's trials show what each group costs.
+agreement gained, and adds them greedily in that order until the target is reached. Whole blocks are coarse
+(a strict target can keep most of them float32, and int8 then loses most of its speed), so a refinement pass
+(mtst.export.refine; `refine=False` skips it) then quantizes the chosen blocks' sub-modules one at a time,
+keeping each that leaves the target reached: finer than whole blocks, it keeps more of int8's speed at the
+same agreement. Of every list measured, the smallest (fewest nodes) that reaches the target is kept; when none
+does (a target of 1.0 that even an all-float32 graph misses by a rounding), the best found is kept and a warning
+says so. The note's trials show what each group and each unit costs.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from pathlib import Path
 
 from mtst.data.formats import find_split, read_path
 from mtst.errors import MtstError
-from mtst.export.quantize import HEADS, node_groups, quantize_int8
+from mtst.export.quantize import HEADS, block_units, node_groups, quantize_int8
+from mtst.export.refine import refine_float_groups
 from mtst.inference.onnx import OnnxModel, load_heads, open_session
 from mtst.inference.runner import run_model
 from mtst.model.multitask import read_checkpoint
@@ -35,11 +39,12 @@ SPLIT = "dev"  # chosen on dev: test stays for reporting
 
 @dataclass(frozen=True)
 class AgreementSettings:
-    """`mtst export --agreement-data DIR --agreement TARGET --max-sentences N`."""
+    """`mtst export --agreement-data DIR --agreement TARGET --max-sentences N --refine/--no-refine`."""
 
     data_dir: Path
     target: float = DEFAULT_TARGET
     max_sentences: int = DEFAULT_MAX_SENTENCES
+    refine: bool = True  # split the chosen encoder blocks into sub-modules (mtst.export.refine)
 
     def __post_init__(self):
         if not 0.0 <= self.target <= 1.0:
@@ -111,30 +116,62 @@ def _trial(groups: dict[str, list[str]], kept: list[str], source: Path, target: 
     return Trial(kept, nodes, scorer.score(target))
 
 
-def choose_float_nodes(source: Path, target: Path, scorer: Scorer, goal: float) -> tuple[Trial, list[Trial]]:
-    """Quantizes `source` into `target` with the smallest float32 list found reaching `goal`; returns that
-    trial and every trial measured (heads only first, then one per group, then the greedy additions)."""
-    groups = node_groups(source)
-    groups.setdefault(HEADS, [])
+def _group_search(groups: dict[str, list[str]], source: Path, target: Path, scorer: Scorer, goal: float) -> list[Trial]:
+    """The trials of the heads alone, then of each group beside them, then of the greedy additions."""
     trials = [_trial(groups, [HEADS], source, target, scorer)]
-    if trials[0].worst < goal:
-        singles = [_trial(groups, [HEADS, name], source, target, scorer) for name in groups if name != HEADS]
-        trials += singles
-        # Every group in the order of what it gained alone: one that gained nothing alone may still help once
-        # the groups before it are float32 (the error it adds was hidden by theirs).
-        ranked = [t.groups[1] for t in sorted(singles, key=Trial.rank, reverse=True)]
-        kept = [HEADS]
-        for name in ranked:
-            kept = [*kept, name]
-            if len(kept) > 2:  # two groups were measured in the sensitivity pass already
-                trials.append(_trial(groups, kept, source, target, scorer))
-            if any(t.groups == kept and t.worst >= goal for t in trials):
-                break
+    if trials[0].worst >= goal:
+        return trials
+    singles = [_trial(groups, [HEADS, name], source, target, scorer) for name in groups if name != HEADS]
+    trials += singles
+    # Every group in the order of what it gained alone: one that gained nothing alone may still help once
+    # the groups before it are float32 (the error it adds was hidden by theirs).
+    ranked = [t.groups[1] for t in sorted(singles, key=Trial.rank, reverse=True)]
+    kept = [HEADS]
+    for name in ranked:
+        kept = [*kept, name]
+        if len(kept) > 2:  # two groups were measured in the sensitivity pass already
+            trials.append(_trial(groups, kept, source, target, scorer))
+        if any(t.groups == kept and t.worst >= goal for t in trials):
+            break
+    return trials
+
+
+def _best(trials: list[Trial], goal: float) -> Trial:
+    """The trial with the fewest float32 nodes reaching `goal`, or the best-ranked where none does."""
     reaching = [t for t in trials if t.worst >= goal]
     if reaching:
-        best = min(reaching, key=lambda t: (len(t.nodes), -t.worst))
-    else:
-        best = max(trials, key=Trial.rank)
+        return min(reaching, key=lambda t: (len(t.nodes), -t.worst))
+    return max(trials, key=Trial.rank)
+
+
+def _refine(
+    groups: dict[str, list[str]], best: Trial, source: Path, target: Path, scorer: Scorer, goal: float
+) -> list[Trial]:
+    """The trials of quantizing the sub-modules of `best`'s encoder blocks one at a time (mtst.export.refine)."""
+    blocks, trials = block_units(source), []
+    units = {unit: nodes for block in blocks.values() for unit, nodes in block.items()}
+
+    def measure(kept: list[str]) -> float:
+        trials.append(_trial({**groups, **units}, kept, source, target, scorer))
+        return trials[-1].worst
+
+    refine_float_groups(best.groups, blocks, measure, goal)
+    return trials
+
+
+def choose_float_nodes(
+    source: Path, target: Path, scorer: Scorer, goal: float, refine: bool = True
+) -> tuple[Trial, list[Trial]]:
+    """Quantizes `source` into `target` with the smallest float32 list found reaching `goal`; returns that
+    trial and every trial measured (heads only first, then one per group, then the greedy additions, then
+    with `refine` the sub-modules of the chosen encoder blocks quantized one at a time)."""
+    groups = node_groups(source)
+    groups.setdefault(HEADS, [])
+    trials = _group_search(groups, source, target, scorer, goal)
+    best = _best(trials, goal)
+    if refine and best.worst >= goal:
+        trials += _refine(groups, best, source, target, scorer, goal)
+        best = _best(trials, goal)
     if trials[-1] is not best:
         quantize_int8(source, target, best.nodes)  # the file on disk is the last trial's; write the chosen one
     return best, trials
@@ -143,7 +180,7 @@ def choose_float_nodes(source: Path, target: Path, scorer: Scorer, goal: float) 
 def int8_with_agreement(checkpoint: Path, source: Path, target: Path, settings: AgreementSettings, examples, data):
     """Writes `target` (int8 of `source`) agreeing with float32 as far as the groups allow; returns its note."""
     scorer = Scorer(checkpoint, source, examples)
-    best, trials = choose_float_nodes(source, target, scorer, settings.target)
+    best, trials = choose_float_nodes(source, target, scorer, settings.target, settings.refine)
     reached = best.worst >= settings.target
     if not reached:
         logger.warning(

@@ -4,14 +4,18 @@ The quantizable nodes (the operator types onnxruntime's dynamic quantizer rewrit
 grouped by the part of the model they belong to: `heads`, `embeddings`, `layer.N` (encoder block N) or
 `other`. The group comes from the module path the exporter writes into each node's metadata
 (`pkg.torch.onnx.name_scopes`) and from the initializer names the node reads; the metadata is needed
-because the exporter folds a Linear's transposed weight into a new initializer named `val_N`.
+because the exporter folds a Linear's transposed weight into a new initializer named `val_N`. The same path
+splits an encoder block into units, its sub-modules (`layer.N.attention.self.query`, `layer.N.intermediate.dense`,
+...; `layer.N.rest` for nodes whose sub-module cannot be told), which mtst.export.refine keeps float32 one by one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from mtst.errors import MtstError
@@ -24,6 +28,8 @@ except ImportError:  # the optional `export` extra
 
 HEADS, EMBEDDINGS, OTHER = "heads", "embeddings", "other"
 _LAYER = re.compile(r"\.layers?\.(\d+)(?:\.|$|')")
+_BELOW_LAYER = re.compile(r"\.layers?\.\d+\.([\w.]+)")
+UNSCOPED = "rest"  # the unit of a block's nodes whose sub-module cannot be told
 SCOPES = "pkg.torch.onnx.name_scopes"
 
 
@@ -54,21 +60,48 @@ def _group_key(name: str) -> tuple:
     return order.get(name) or (1, int(name.split(".")[1]))
 
 
-def node_groups(path: Path) -> dict[str, list[str]]:
-    """Group -> the names of its quantizable nodes, in graph order; groups ordered embeddings, layers, other, heads."""
+def _quantizable(path: Path) -> Iterator[tuple[str, str, list[str]]]:
+    """(name, module scopes, initializers read) of each node the quantizer may rewrite, in graph order."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {init.name for init in graph.initializer}
-    groups: dict[str, list[str]] = {}
     for node in graph.node:
         reads = [name for name in node.input if name in initializers]
         # Only the nodes the quantizer rewrites count, plus any that multiply by a head's weights (a Gemm).
         if node.op_type not in IntegerOpsRegistry and not any(name.startswith("model.heads.") for name in reads):
             continue
         scopes = next((prop.value for prop in node.metadata_props if prop.key == SCOPES), "")
-        groups.setdefault(_group(" ".join([scopes, *reads])), []).append(node.name)
+        yield node.name, scopes, reads
+
+
+def node_groups(path: Path) -> dict[str, list[str]]:
+    """Group -> the names of its quantizable nodes, in graph order; groups ordered embeddings, layers, other, heads."""
+    groups: dict[str, list[str]] = {}
+    for name, scopes, reads in _quantizable(path):
+        groups.setdefault(_group(" ".join([scopes, *reads])), []).append(name)
     return {name: groups[name] for name in sorted(groups, key=_group_key)}
+
+
+def _sub_module(scopes: str, reads: list[str]) -> str:
+    """The module path below the node's encoder block (`attention.self.query`); UNSCOPED where it cannot be told."""
+    # The scopes nest, so the longest is the deepest; a weight's module is its name less the parameter's.
+    paths = [max(_BELOW_LAYER.findall(scopes), key=len, default="")]
+    paths += [found.group(1).rpartition(".")[0] for name in reads if (found := _BELOW_LAYER.search(name))]
+    parts = [path.split(".") for path in paths if path]
+    # A node fused from several sub-modules (one reading query, key and value) belongs to what they share.
+    return ".".join(os.path.commonprefix(parts)) or UNSCOPED
+
+
+def block_units(path: Path) -> dict[str, dict[str, list[str]]]:
+    """Encoder block (`layer.N`) -> unit (`layer.N.intermediate.dense`) -> its node names, in graph order."""
+    blocks: dict[str, dict[str, list[str]]] = {}
+    for name, scopes, reads in _quantizable(path):
+        block = _group(" ".join([scopes, *reads]))
+        if block.startswith("layer."):
+            unit = f"{block}.{_sub_module(scopes, reads)}"
+            blocks.setdefault(block, {}).setdefault(unit, []).append(name)
+    return blocks
 
 
 def quantize_int8(source: Path, target: Path, float_nodes: list[str]) -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from mtst.cli import app
 from mtst.config import load_config
 from mtst.data.example import Example
+from mtst.data.features import Features
 from mtst.data.labels import IGNORE_ID, tags_by_sentence_label
 from mtst.errors import ConfigError
 from mtst.inference import runner
@@ -191,6 +192,20 @@ def test_train_words_divisor_gives_a_word_the_same_weight_in_short_and_long_batc
     assert loss.item() == pytest.approx(summed.item() / (2 * 3))
     head.words_per_sentence = None  # the default divisor: the batch's 4 words
     assert head(features, short)[1].item() == pytest.approx(summed.item() / 4)
+
+
+def test_a_corpus_without_the_token_task_leaves_its_fitted_head_alone(tiny_checkpoint):
+    """Multi-corpus training fits the heads once per corpus; the topic corpus (no tags) comes second here."""
+    model = MultiTaskModel.from_pretrained(tiny_checkpoint)  # a softmax slot head: class weights apply
+    model.tasks["slots"] = model.tasks["slots"].model_copy(update={"loss_divisor": "train_words"})
+    head = model.heads["slots"]
+    tagged = [Features([101, 7, 9, 102], [1, 2], {"intent": 0, "slots": [IGNORE_ID, 1, 0, IGNORE_ID]})]
+    topic_only = [Features([101, 8, 102], [1], {"intent": 1}), Features([101, 102], [], {"slots": None})]
+    model.fit_heads(tagged)
+    weights, words = head.class_weights.clone(), head.words_per_sentence
+    assert words == 2.0 and not torch.allclose(weights, torch.ones_like(weights))
+    model.fit_heads(topic_only)
+    assert torch.equal(head.class_weights, weights) and head.words_per_sentence == words
 
 
 def test_label_smoothing_is_passed_to_both_losses():

@@ -78,9 +78,14 @@ class MultiTaskModel(nn.Module):
         self.info = self.info.model_copy(update={"max_length": value})
 
     def fit_heads(self, train_features) -> None:
-        """Each task sets on its head what its train labels imply (the token kind: loss weights per tag)."""
+        """Each task sets on its head what its train labels imply (the token kind: loss weights per tag).
+
+        Called once per corpus: a task that has no labels in these features (another corpus's task) keeps what
+        its own corpus set."""
         for name, task in self.tasks.items():
-            task.fit_head(self.heads[name], [f.labels[name] for f in train_features if name in f.labels])
+            encoded = [f.labels[name] for f in train_features if f.labels.get(name) is not None]
+            if encoded:
+                task.fit_head(self.heads[name], encoded)
 
     @property
     def needs_word_ids(self) -> bool:

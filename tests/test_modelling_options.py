@@ -340,6 +340,16 @@ def test_bad_option_combinations_are_config_errors(tmp_path, overrides, message)
         load_config(path)
 
 
+def test_a_task_level_error_names_the_task_as_the_yaml_does(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps({"tasks": [{"name": "slots", "type": "token", "label_smoothing": 0.1}]}))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).endswith(
+        "tasks.0: task 'slots': label_smoothing does not apply to a crf task (its loss is the CRF's)"
+    )  # not pydantic's `tasks.0.token: Value error, ...`
+
+
 @pytest.fixture
 def crf_run(tiny_config, tmp_path):
     tasks = [

@@ -155,4 +155,4 @@ def test_train_command_refuses_a_bad_strategy_in_one_line(tmp_path):
 
     result = CliRunner().invoke(app, ["train", "--strategy", "llrd:1.5", "--output-dir", str(tmp_path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "strategy: Value error, unknown strategy 'llrd:1.5'" in result.output
+    assert "strategy: unknown strategy 'llrd:1.5'" in result.output

@@ -229,7 +229,7 @@ def validation_message(error: dict) -> str:
     strategy name pydantic adds for a typed choice); an option of another task kind says which kinds have it."""
     location = list(error["loc"])
     kind = None
-    if location[:1] == ["tasks"] and len(location) >= 4:
+    if location[:1] == ["tasks"] and len(location) >= 3 and location[2] in KINDS:
         kind = location.pop(2)
     elif location[:1] in (["strategy"], ["task_sampling"]) and len(location) >= 3:
         location.pop(1)
@@ -239,4 +239,4 @@ def validation_message(error: dict) -> str:
         owners = [name for name, (config, _) in KINDS.items() if option in config.model_fields]
         if owners:
             return f"{where}: `{option}` is not an option of {kind} tasks; it applies to {', '.join(owners)} tasks only"
-    return f"{where}: {error['msg']}"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"

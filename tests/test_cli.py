@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtst.cli import app
+from mtst.training.reports import gradient_summary
 
 runner = CliRunner()
 
@@ -46,6 +47,13 @@ def test_train_flags_override_config(trained):
     written = (trained / "run" / "config.yaml").read_text()
     assert "seed: 3" in written and "group_by_length: true" in written and "report_to:\n  - tensorboard" in written
     assert list((trained / "run" / "tensorboard" / "run").glob("events.out.tfevents.*"))
+
+
+def test_each_epoch_records_its_gradient_norms_before_clipping(trained):
+    row = json.loads((trained / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    gradients = row["gradients"]
+    assert 0 < gradients["norm_mean"] <= gradients["norm_max"] and 0 <= gradients["clipped_share"] <= 1
+    assert gradient_summary([0.5, 1.5, 4.0], clip=1.0) == {"norm_mean": 2.0, "norm_max": 4.0, "clipped_share": 2 / 3}
 
 
 def test_evaluate_prints_metrics_and_json(trained):

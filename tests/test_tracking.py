@@ -50,13 +50,14 @@ def test_steps_and_epochs_reach_both_trackers(tmp_path, monkeypatch):
     for step, lr in ((1, 0.5), (2, 0.25)):
         optimizer.param_groups[0]["lr"] = lr
         losses = {"intent": torch.tensor(1.0 / step), "slots": torch.tensor(2.0)}
-        tracking.on_step(StepEnd(step, step, sum(losses.values()), losses, learning_rates(optimizer)))
+        tracking.on_step(StepEnd(step, step, sum(losses.values()), losses, learning_rates(optimizer), 2.0 * step))
     dev = {"intent.accuracy": 0.5, "score": 0.6}
     tracking.on_epoch_end(EpochEnd(1, 2, {"intent": 0.75}, dev, [], 0.0, 0.6, True))
     tracking.end()
 
     scalars = tensorboard_scalars(output / "tensorboard")
     assert scalars["train/loss"] == [(1, 3.0), (2, 2.5)] and scalars["lr/heads"] == [(1, 0.5), (2, 0.25)]
+    assert scalars["train/grad_norm"] == [(1, 2.0), (2, 4.0)]
     assert scalars["dev/score"] == [(2, pytest.approx(0.6))] and scalars["train/epoch_loss/intent"] == [(2, 0.75)]
 
     client, run = mlflow_run(output)

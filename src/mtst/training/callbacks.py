@@ -7,6 +7,7 @@ logged samples) and its checkpoints (best/ and training_state/) each listen, so 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ class StepEnd:
     loss: torch.Tensor | None  # None: no example of the batch is labelled, so no step was taken
     losses: dict[str, torch.Tensor]
     learning_rates: dict[str, float]  # those the step used, by parameter group
+    grad_norm: float | None = None  # the gradient's total L2 norm before clipping; None: no step, or not known
 
 
 @dataclass
@@ -52,12 +54,20 @@ class Callback:
 class RunRecords(Callback):
     """The epoch's row in the run's history, its log lines and sample predictions, metrics.jsonl and curves.png."""
 
-    def __init__(self, output: Path, history: list[dict], model, loss_weighting, samples: int, main: bool):
+    def __init__(self, output: Path, history: list[dict], model, loss_weighting, samples: int, main: bool, clip=1.0):
         self.output, self.history, self.model, self.loss_weighting = output, history, model, loss_weighting
         self.samples, self.main = samples, main
+        self.clip, self.grad_norms = clip, []  # this epoch's norms (a resumed epoch's: those since the resume)
+
+    def on_step(self, step: StepEnd) -> None:
+        if step.grad_norm is not None and math.isfinite(step.grad_norm):  # metrics.jsonl holds no infinity
+            self.grad_norms.append(step.grad_norm)
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         row = reports.epoch_row(end.epoch, end.train_loss, end.dev, end.started, self.model, self.loss_weighting)
+        if self.grad_norms:
+            row["gradients"] = reports.gradient_summary(self.grad_norms, self.clip)
+            self.grad_norms = []
         self.history.append(row)
         reports.record_epoch(self.output, self.history, self.model, end.dev_samples, self.samples, self.main)
 

@@ -127,11 +127,13 @@ class Trainer:
         for step, batch in enumerate(shown.wrap(batches, done), start=done + 1):
             shown.start()
             output, loss = self.module(**batch)
+            norm = None
             rates = learning_rates(self.optimizer)  # those this step uses, before the schedule moves on
             if loss is not None:  # else no example in this batch is labelled for any task
                 check_finite(loss, output.losses, progress.epoch, step)
                 self.accelerator.backward(loss)
-                self.accelerator.clip_grad_norm_(self.unwrapped.parameters(), cfg.max_grad_norm)
+                total = self.accelerator.clip_grad_norm_(self.unwrapped.parameters(), cfg.max_grad_norm)
+                norm = None if total is None else float(total)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -143,7 +145,7 @@ class Trainer:
             progress.step_in_epoch = step
             progress.epoch_loss_sums, progress.epoch_loss_counts = dict(sums), dict(counts)
             for callback in callbacks:
-                callback.on_step(StepEnd(progress.global_step, step, loss, output.losses, rates))
+                callback.on_step(StepEnd(progress.global_step, step, loss, output.losses, rates, norm))
         shown.close()
         return mean_over_processes(self.accelerator, list(self.unwrapped.tasks), sums, counts)
 
@@ -196,7 +198,7 @@ def _run(config: Config, trainer: Trainer, progress: Progress, corpora: list[Cor
 
     callbacks = [
         trainer.tracking,
-        RunRecords(output, history, model, trainer.loss_weighting, cfg.num_sample_predictions, main),
+        RunRecords(output, history, model, trainer.loss_weighting, cfg.num_sample_predictions, main, cfg.max_grad_norm),
         Checkpoints(output, model, save_state, cfg, main, run_card_facts(config, corpora)),
     ]
     for epoch in range(progress.epoch, cfg.epochs + 1):

@@ -110,6 +110,8 @@ class RunTracking(Callback):
         values = {f"train/loss/{name}": task_loss.item() for name, task_loss in step.losses.items()}
         values["train/loss"] = step.loss.item()
         values |= {f"lr/{group}": lr for group, lr in step.learning_rates.items()}
+        if step.grad_norm is not None:
+            values["train/grad_norm"] = step.grad_norm  # before clipping
         self.accelerator.log(values, step=step.global_step)
 
     def on_epoch_end(self, end: EpochEnd) -> None:

@@ -53,7 +53,12 @@ def test_each_epoch_records_its_gradient_norms_before_clipping(trained):
     row = json.loads((trained / "run" / "metrics.jsonl").read_text().splitlines()[0])
     gradients = row["gradients"]
     assert 0 < gradients["norm_mean"] <= gradients["norm_max"] and 0 <= gradients["clipped_share"] <= 1
-    assert gradient_summary([0.5, 1.5, 4.0], clip=1.0) == {"norm_mean": 2.0, "norm_max": 4.0, "clipped_share": 2 / 3}
+    assert gradient_summary([0.5, 1.5, 4.0], clip=1.0) == {
+        "steps": 3,
+        "norm_mean": 2.0,
+        "norm_max": 4.0,
+        "clipped_share": 2 / 3,
+    }
 
 
 def test_evaluate_prints_metrics_and_json(trained):

@@ -119,8 +119,10 @@ def epoch_row(epoch: int, train_loss: dict, dev: dict, started: float, model, lo
 
 
 def gradient_summary(norms: list[float], clip: float) -> dict:
-    """An epoch's gradient norms before clipping: their mean and largest, and the share of steps clipped."""
+    """An epoch's gradient norms before clipping: their mean and largest, the share of steps clipped, and how many
+    steps they cover (after a resume, those since it)."""
     return {
+        "steps": len(norms),
         "norm_mean": sum(norms) / len(norms),
         "norm_max": max(norms),
         "clipped_share": sum(norm > clip for norm in norms) / len(norms),

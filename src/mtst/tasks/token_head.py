@@ -73,17 +73,20 @@ class TokenHead(nn.Module):
             label_smoothing=self.label_smoothing,
             reduction="mean" if self.words_per_sentence is None else "sum",
         )
-        return losses if self.words_per_sentence is None else losses / self._fixed_words(labels)
+        if self.words_per_sentence is None:
+            return losses
+        return losses / self._fixed_words(int((labels != IGNORE_ID).any(1).sum()))
 
     def _crf_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood per word, so its scale matches the per-word cross-entropy."""
         emissions, tags, mask = pack_words(logits.float(), labels)
-        words = mask.sum() if self.words_per_sentence is None else self._fixed_words(labels)
+        # pack_words keeps only the labelled sentences, one row each.
+        words = mask.sum() if self.words_per_sentence is None else self._fixed_words(mask.size(0))
         return self.crf.neg_log_likelihood(emissions, tags, mask).sum() / words
 
-    def _fixed_words(self, labels: torch.Tensor) -> float:
+    def _fixed_words(self, sentences: int) -> float:
         """The batch's labelled sentences times train's mean words per sentence."""
-        return float((labels != IGNORE_ID).any(1).sum()) * self.words_per_sentence
+        return sentences * self.words_per_sentence
 
 
 def pack_words(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -60,8 +60,8 @@ def _group_key(name: str) -> tuple:
     return order.get(name) or (1, int(name.split(".")[1]))
 
 
-def _quantizable(path: Path) -> Iterator[tuple[str, str, list[str]]]:
-    """(name, module scopes, initializers read) of each node the quantizer may rewrite, in graph order."""
+def _quantizable(path: Path) -> Iterator[tuple[str, str, str, list[str]]]:
+    """(name, group, module scopes, initializers read) of each node the quantizer may rewrite, in graph order."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -72,14 +72,14 @@ def _quantizable(path: Path) -> Iterator[tuple[str, str, list[str]]]:
         if node.op_type not in IntegerOpsRegistry and not any(name.startswith("model.heads.") for name in reads):
             continue
         scopes = next((prop.value for prop in node.metadata_props if prop.key == SCOPES), "")
-        yield node.name, scopes, reads
+        yield node.name, _group(" ".join([scopes, *reads])), scopes, reads
 
 
 def node_groups(path: Path) -> dict[str, list[str]]:
     """Group -> the names of its quantizable nodes, in graph order; groups ordered embeddings, layers, other, heads."""
     groups: dict[str, list[str]] = {}
-    for name, scopes, reads in _quantizable(path):
-        groups.setdefault(_group(" ".join([scopes, *reads])), []).append(name)
+    for name, group, _, _ in _quantizable(path):
+        groups.setdefault(group, []).append(name)
     return {name: groups[name] for name in sorted(groups, key=_group_key)}
 
 
@@ -96,8 +96,7 @@ def _sub_module(scopes: str, reads: list[str]) -> str:
 def block_units(path: Path) -> dict[str, dict[str, list[str]]]:
     """Encoder block (`layer.N`) -> unit (`layer.N.intermediate.dense`) -> its node names, in graph order."""
     blocks: dict[str, dict[str, list[str]]] = {}
-    for name, scopes, reads in _quantizable(path):
-        block = _group(" ".join([scopes, *reads]))
+    for name, block, scopes, reads in _quantizable(path):
         if block.startswith("layer."):
             unit = f"{block}.{_sub_module(scopes, reads)}"
             blocks.setdefault(block, {}).setdefault(unit, []).append(name)

@@ -54,7 +54,7 @@ class Callback:
 class RunRecords(Callback):
     """The epoch's row in the run's history, its log lines and sample predictions, metrics.jsonl and curves.png."""
 
-    def __init__(self, output: Path, history: list[dict], model, loss_weighting, samples: int, main: bool, clip=1.0):
+    def __init__(self, output: Path, history: list[dict], model, loss_weighting, samples: int, main: bool, clip: float):
         self.output, self.history, self.model, self.loss_weighting = output, history, model, loss_weighting
         self.samples, self.main = samples, main
         self.clip, self.grad_norms = clip, []  # this epoch's norms (a resumed epoch's: those since the resume)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mtst.data.sampling import TaskSampling, TaskSamplingConfig
 from mtst.data.settings import DataConfig
-from mtst.errors import ConfigError
+from mtst.errors import ConfigError, validation_problem
 from mtst.model.pooling import Pooling
 from mtst.tasks import KINDS, TaskConfig, task_config
 from mtst.training.contrastive import ContrastiveConfig
@@ -239,4 +239,4 @@ def validation_message(error: dict) -> str:
         owners = [name for name, (config, _) in KINDS.items() if option in config.model_fields]
         if owners:
             return f"{where}: `{option}` is not an option of {kind} tasks; it applies to {', '.join(owners)} tasks only"
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+    return f"{where}: {validation_problem(error)}"

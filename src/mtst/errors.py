@@ -1,6 +1,11 @@
 """The project's own errors: each carries a one-line message fit to show a user as it is."""
 
 
+def validation_problem(error: dict) -> str:
+    """A pydantic error's message without the `Value error, ` that pydantic puts before a validator's own."""
+    return error["msg"].removeprefix("Value error, ")
+
+
 class MtstError(Exception):
     """Any problem mtst reports to a user instead of a traceback."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from mtst.errors import ConfigError
+from mtst.errors import ConfigError, validation_problem
 from mtst.tasks.spans import confident_tags, span_score, tag_spans
 
 CANDIDATES = tuple(round(0.05 * step, 2) for step in range(20))  # 0.0 (keep every entity) .. 0.95
@@ -101,7 +101,7 @@ def _message(error: Exception, source: str | None, task: str) -> str:
     problem = str(error)
     if isinstance(error, ValidationError):
         first = error.errors()[0]
-        where, message = ".".join(map(str, first["loc"])), first["msg"].removeprefix("Value error, ")
+        where, message = ".".join(map(str, first["loc"])), validation_problem(first)
         problem = f"{where}: {message}" if where else message
     prefix = f"{source}: " if source and "entity_thresholds" in problem else ""
     return f"{prefix}task {task!r}: {problem}"

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mtst.data.settings import DataConfig
-from mtst.errors import CheckpointError
+from mtst.errors import CheckpointError, validation_problem
 from mtst.model.pooling import Pooling
 from mtst.tasks import KINDS, Task, TrainedTask, task_from_dict
 
@@ -107,7 +107,7 @@ def read_tasks(entries, path: Path) -> list[Task]:
                 where = ".".join(str(part) for part in (f"tasks.{index}", *first["loc"][1:]))
                 raise CheckpointError(f"{path}: unreadable checkpoint config ({where}: missing)") from None
             where = ".".join(str(part) for part in first["loc"][1:])
-            problem = first["msg"].removeprefix("Value error, ")
+            problem = validation_problem(first)
             raise CheckpointError(f"{path}: task {name!r}: {where + ': ' if where else ''}{problem}") from None
     by_name = {task.name: task for task in tasks}
     for task in tasks:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from mtst.errors import validation_problem
 from mtst.serve.admission import Admission
 from mtst.serve.batching import MicroBatcher, PredictFn, QueueFull
 from mtst.serve.config import ServeConfig
@@ -50,7 +51,7 @@ def validation_message(error: dict) -> str:
         return f"the body must be a JSON object: {EXAMPLE}"
     if kind == "extra_forbidden":
         return f"{where}: unknown field; the body holds only `texts`"
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+    return f"{where}: {validation_problem(error)}"
 
 
 def _error(status: int, detail: str) -> JSONResponse:

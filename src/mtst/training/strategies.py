@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Protocol, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from mtst.errors import ConfigError
+from mtst.errors import ConfigError, validation_problem
 from mtst.training.param_groups import decay_groups, encoder_blocks
 
 if TYPE_CHECKING:
@@ -297,4 +297,4 @@ def parse_strategy(value: str | dict) -> Strategy:
         return _ADAPTER.validate_python(value)
     except ValidationError as error:
         first = error.errors()[0]
-        raise ConfigError(first["msg"].removeprefix("Value error, ")) from None
+        raise ConfigError(validation_problem(first)) from None
